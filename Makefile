@@ -1,0 +1,31 @@
+# order-management: every command a developer or CI needs.
+# `make test` is the one CI runs (see .ci/run).
+
+CARGO ?= cargo
+ID ?= 101
+
+.PHONY: test fmt-check clippy check-codegen codegen server client
+
+## Everything CI checks: formatting, lints, generated code, all tests.
+test: fmt-check clippy check-codegen
+	$(CARGO) test --workspace --locked
+
+fmt-check:
+	$(CARGO) fmt --all -- --check
+
+clippy:
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+## Fails when generated/ is not what proto/ produces.
+check-codegen:
+	$(CARGO) xtask codegen --check
+
+## Rewrites generated/ from proto/ (no protoc needed).
+codegen:
+	$(CARGO) xtask codegen
+
+server:
+	$(CARGO) run --bin server
+
+client:
+	$(CARGO) run --bin client -- $(ID)

@@ -1,0 +1,97 @@
+//! The server process: configuration, listening, logging and clean shutdown.
+
+use std::future::Future;
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use clap::Parser;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::Server;
+
+use crate::pb::order_management_server::OrderManagementServer;
+use crate::seed;
+use crate::service::OrderService;
+use crate::store::MemoryStore;
+
+/// The ecommerce.OrderManagement gRPC server.
+#[derive(Debug, Parser)]
+#[command(name = "server", version)]
+pub struct Config {
+    /// Address to listen on; `[::]` accepts IPv6 and IPv4 where the system allows.
+    #[arg(long, env = "ORDER_LISTEN", default_value = "[::]:50051")]
+    pub listen: SocketAddr,
+}
+
+/// Runs the server until Ctrl-C or SIGTERM. Used by `src/bin/server.rs`.
+pub async fn main(config: Config) -> Result<(), String> {
+    init_logging();
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| format!("cannot read the bound address: {e}"))?;
+    tracing::info!("listening on {local}");
+
+    let store = Arc::new(MemoryStore::with_orders([seed::order_101()]));
+    serve(listener, OrderService::new(store), shutdown_signal())
+        .await
+        .map_err(|e| format!("server failed: {e}"))?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Serves `service` on an already bound listener until `shutdown` resolves,
+/// then lets in-flight calls finish. Tests use this with an ephemeral port.
+pub async fn serve(
+    listener: TcpListener,
+    service: OrderService,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), tonic::transport::Error> {
+    Server::builder()
+        .add_service(OrderManagementServer::new(service))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await
+}
+
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM, the signals service managers send.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!("cannot listen for Ctrl-C: {e}");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!("cannot listen for SIGTERM: {e}");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("Ctrl-C received, shutting down"),
+        () = term => tracing::info!("SIGTERM received, shutting down"),
+    }
+}
+
+/// Logs to stderr; the level comes from `RUST_LOG` (default `info`).
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}

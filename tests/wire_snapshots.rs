@@ -1,0 +1,56 @@
+//! The exact bytes our messages put on the wire. A change here is a change to
+//! the protocol that the Python seed (and every deployed client) speaks:
+//! review it as such, never accept it blindly.
+
+mod common;
+
+use common::wire::annotate;
+use order_management::{Order, seed};
+use prost::Message;
+
+#[test]
+fn order_101() {
+    insta::assert_snapshot!(annotate(&seed::order_101().encode_to_vec()));
+}
+
+#[test]
+fn get_order_request_string_value_101() {
+    // getOrder's request is google.protobuf.StringValue; prost maps it to String.
+    insta::assert_snapshot!(annotate(&"101".to_owned().encode_to_vec()));
+}
+
+#[test]
+fn empty_order_encodes_to_nothing() {
+    let bytes = Order::default().encode_to_vec();
+    assert!(bytes.is_empty(), "proto3 omits default values: {bytes:?}");
+    insta::assert_snapshot!(annotate(&bytes));
+}
+
+#[test]
+fn order_with_non_ascii_text_and_many_items() {
+    let order = Order {
+        id: "주문-7".into(),
+        items: (1..=12).map(|i| format!("Item {i} – ünïcødé 🍜")).collect(),
+        description: "배송 전 연락 주세요.\nLine two\t\"quoted\"".into(),
+        price: 12.5,
+        destination: "Séoul, 구로구".into(),
+    };
+    let bytes = order.encode_to_vec();
+    assert_eq!(Order::decode(bytes.as_slice()).unwrap(), order);
+    insta::assert_snapshot!(annotate(&bytes));
+}
+
+/// The seed's Python client calls `stub.getOrder(order_pb2.Order(id='101'))`:
+/// it sends an Order where a StringValue is expected. That works only because
+/// both put the id in field 1 as a length-delimited string; this keeps it so.
+#[test]
+fn seed_client_order_with_id_is_the_same_bytes_as_string_value() {
+    let as_order = Order {
+        id: "101".into(),
+        ..Order::default()
+    }
+    .encode_to_vec();
+    let as_string_value = "101".to_owned().encode_to_vec();
+    assert_eq!(as_order, as_string_value);
+    assert_eq!(String::decode(as_order.as_slice()).unwrap(), "101");
+}
