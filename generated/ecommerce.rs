@@ -16,6 +16,16 @@ pub struct Order {
     #[prost(string, tag = "5")]
     pub destination: ::prost::alloc::string::String,
 }
+/// Orders of one batch of processOrders that share a destination.
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct CombinedShipment {
+    #[prost(string, tag = "1")]
+    pub id: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    pub status: ::prost::alloc::string::String,
+    #[prost(message, repeated, tag = "3")]
+    pub orders_list: ::prost::alloc::vec::Vec<Order>,
+}
 /// Generated client implementations.
 pub mod order_management_client {
     #![allow(
@@ -27,6 +37,9 @@ pub mod order_management_client {
     )]
     use tonic::codegen::*;
     use tonic::codegen::http::Uri;
+    /// The four gRPC communication patterns, one per method kind:
+    /// unary (addOrder, getOrder), server streaming (searchOrders),
+    /// client streaming (updateOrders) and bidirectional streaming (processOrders).
     #[derive(Debug, Clone)]
     pub struct OrderManagementClient<T> {
         inner: tonic::client::Grpc<T>,
@@ -107,6 +120,30 @@ pub mod order_management_client {
             self.inner = self.inner.max_encoding_message_size(limit);
             self
         }
+        pub async fn add_order(
+            &mut self,
+            request: impl tonic::IntoRequest<super::Order>,
+        ) -> std::result::Result<
+            tonic::Response<::prost::alloc::string::String>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/ecommerce.OrderManagement/addOrder",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("ecommerce.OrderManagement", "addOrder"));
+            self.inner.unary(req, path, codec).await
+        }
         pub async fn get_order(
             &mut self,
             request: impl tonic::IntoRequest<::prost::alloc::string::String>,
@@ -128,6 +165,80 @@ pub mod order_management_client {
                 .insert(GrpcMethod::new("ecommerce.OrderManagement", "getOrder"));
             self.inner.unary(req, path, codec).await
         }
+        pub async fn search_orders(
+            &mut self,
+            request: impl tonic::IntoRequest<::prost::alloc::string::String>,
+        ) -> std::result::Result<
+            tonic::Response<tonic::codec::Streaming<super::Order>>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/ecommerce.OrderManagement/searchOrders",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("ecommerce.OrderManagement", "searchOrders"));
+            self.inner.server_streaming(req, path, codec).await
+        }
+        pub async fn update_orders(
+            &mut self,
+            request: impl tonic::IntoStreamingRequest<Message = super::Order>,
+        ) -> std::result::Result<
+            tonic::Response<::prost::alloc::string::String>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/ecommerce.OrderManagement/updateOrders",
+            );
+            let mut req = request.into_streaming_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("ecommerce.OrderManagement", "updateOrders"));
+            self.inner.client_streaming(req, path, codec).await
+        }
+        pub async fn process_orders(
+            &mut self,
+            request: impl tonic::IntoStreamingRequest<
+                Message = ::prost::alloc::string::String,
+            >,
+        ) -> std::result::Result<
+            tonic::Response<tonic::codec::Streaming<super::CombinedShipment>>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/ecommerce.OrderManagement/processOrders",
+            );
+            let mut req = request.into_streaming_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("ecommerce.OrderManagement", "processOrders"));
+            self.inner.streaming(req, path, codec).await
+        }
     }
 }
 /// Generated server implementations.
@@ -143,11 +254,54 @@ pub mod order_management_server {
     /// Generated trait containing gRPC methods that should be implemented for use with OrderManagementServer.
     #[async_trait]
     pub trait OrderManagement: std::marker::Send + std::marker::Sync + 'static {
+        async fn add_order(
+            &self,
+            request: tonic::Request<super::Order>,
+        ) -> std::result::Result<
+            tonic::Response<::prost::alloc::string::String>,
+            tonic::Status,
+        >;
         async fn get_order(
             &self,
             request: tonic::Request<::prost::alloc::string::String>,
         ) -> std::result::Result<tonic::Response<super::Order>, tonic::Status>;
+        /// Server streaming response type for the searchOrders method.
+        type searchOrdersStream: tonic::codegen::tokio_stream::Stream<
+                Item = std::result::Result<super::Order, tonic::Status>,
+            >
+            + std::marker::Send
+            + 'static;
+        async fn search_orders(
+            &self,
+            request: tonic::Request<::prost::alloc::string::String>,
+        ) -> std::result::Result<
+            tonic::Response<Self::searchOrdersStream>,
+            tonic::Status,
+        >;
+        async fn update_orders(
+            &self,
+            request: tonic::Request<tonic::Streaming<super::Order>>,
+        ) -> std::result::Result<
+            tonic::Response<::prost::alloc::string::String>,
+            tonic::Status,
+        >;
+        /// Server streaming response type for the processOrders method.
+        type processOrdersStream: tonic::codegen::tokio_stream::Stream<
+                Item = std::result::Result<super::CombinedShipment, tonic::Status>,
+            >
+            + std::marker::Send
+            + 'static;
+        async fn process_orders(
+            &self,
+            request: tonic::Request<tonic::Streaming<::prost::alloc::string::String>>,
+        ) -> std::result::Result<
+            tonic::Response<Self::processOrdersStream>,
+            tonic::Status,
+        >;
     }
+    /// The four gRPC communication patterns, one per method kind:
+    /// unary (addOrder, getOrder), server streaming (searchOrders),
+    /// client streaming (updateOrders) and bidirectional streaming (processOrders).
     #[derive(Debug)]
     pub struct OrderManagementServer<T> {
         inner: Arc<T>,
@@ -224,6 +378,49 @@ pub mod order_management_server {
         }
         fn call(&mut self, req: http::Request<B>) -> Self::Future {
             match req.uri().path() {
+                "/ecommerce.OrderManagement/addOrder" => {
+                    #[allow(non_camel_case_types)]
+                    struct addOrderSvc<T: OrderManagement>(pub Arc<T>);
+                    impl<T: OrderManagement> tonic::server::UnaryService<super::Order>
+                    for addOrderSvc<T> {
+                        type Response = ::prost::alloc::string::String;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::Order>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as OrderManagement>::add_order(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = addOrderSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
                 "/ecommerce.OrderManagement/getOrder" => {
                     #[allow(non_camel_case_types)]
                     struct getOrderSvc<T: OrderManagement>(pub Arc<T>);
@@ -265,6 +462,147 @@ pub mod order_management_server {
                                 max_encoding_message_size,
                             );
                         let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/ecommerce.OrderManagement/searchOrders" => {
+                    #[allow(non_camel_case_types)]
+                    struct searchOrdersSvc<T: OrderManagement>(pub Arc<T>);
+                    impl<
+                        T: OrderManagement,
+                    > tonic::server::ServerStreamingService<
+                        ::prost::alloc::string::String,
+                    > for searchOrdersSvc<T> {
+                        type Response = super::Order;
+                        type ResponseStream = T::searchOrdersStream;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::ResponseStream>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<::prost::alloc::string::String>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as OrderManagement>::search_orders(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = searchOrdersSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.server_streaming(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/ecommerce.OrderManagement/updateOrders" => {
+                    #[allow(non_camel_case_types)]
+                    struct updateOrdersSvc<T: OrderManagement>(pub Arc<T>);
+                    impl<
+                        T: OrderManagement,
+                    > tonic::server::ClientStreamingService<super::Order>
+                    for updateOrdersSvc<T> {
+                        type Response = ::prost::alloc::string::String;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<tonic::Streaming<super::Order>>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as OrderManagement>::update_orders(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = updateOrdersSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.client_streaming(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/ecommerce.OrderManagement/processOrders" => {
+                    #[allow(non_camel_case_types)]
+                    struct processOrdersSvc<T: OrderManagement>(pub Arc<T>);
+                    impl<
+                        T: OrderManagement,
+                    > tonic::server::StreamingService<::prost::alloc::string::String>
+                    for processOrdersSvc<T> {
+                        type Response = super::CombinedShipment;
+                        type ResponseStream = T::processOrdersStream;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::ResponseStream>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<
+                                tonic::Streaming<::prost::alloc::string::String>,
+                            >,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as OrderManagement>::process_orders(&inner, request)
+                                    .await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = processOrdersSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.streaming(method, req).await;
                         Ok(res)
                     };
                     Box::pin(fut)
