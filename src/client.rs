@@ -1,21 +1,24 @@
-//! The command-line client: `client 101`, `client get 101`, ...
+//! The command-line client: `client 101`, `client get 101`, `client add ...`,
+//! `client search`, `client update`, `client process`.
 //!
 //! Every failure is one line on stderr and an exit code that tells scripts
 //! what kind of failure it was (see [`exit_code`]); never a panic.
 
+use std::io::{self, Read, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use tonic::transport::{Channel, Endpoint};
-use tonic::{Code, Status};
+use tonic::{Code, IntoRequest, IntoStreamingRequest, Request, Status, Streaming};
 
 use crate::format;
+use crate::pb::Order;
 use crate::pb::order_management_client::OrderManagementClient;
 
 /// Client for the ecommerce.OrderManagement gRPC service.
 ///
-/// Exit codes: 0 success, 1 other error, 2 bad usage, 3 not found,
+/// Exit codes: 0 success, 1 other error, 2 bad usage or input, 3 not found,
 /// 4 invalid argument, 5 already exists or conflict, 6 server unavailable,
 /// 7 deadline exceeded or cancelled, 8 not authenticated or permitted,
 /// 9 resource exhausted.
@@ -35,7 +38,7 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub json: bool,
 
-    /// Give up on a call (and on connecting) after this many seconds.
+    /// Deadline of each call, streams included, and of connecting, in seconds.
     #[arg(long, env = "ORDER_TIMEOUT", default_value_t = 10.0, global = true)]
     pub timeout: f64,
 
@@ -50,6 +53,33 @@ pub struct Cli {
 pub enum Command {
     /// Fetch one order by id (getOrder).
     Get { id: String },
+    /// Add an order and print its id (addOrder). Without --id the server picks one.
+    #[command(allow_negative_numbers = true)]
+    Add {
+        /// An item of the order; repeat for several.
+        #[arg(long = "item", required = true)]
+        items: Vec<String>,
+        #[arg(long)]
+        price: f32,
+        #[arg(long)]
+        destination: String,
+        #[arg(long, default_value = "")]
+        description: String,
+        #[arg(long, default_value = "")]
+        id: String,
+    },
+    /// Print every order with an item containing QUERY, case-insensitive, as they arrive (searchOrders).
+    Search { query: String },
+    /// Replace existing orders, all or none, from JSON: one order per line or an array (updateOrders).
+    Update {
+        /// A file of orders in the proto3 JSON mapping, or `-` for standard input.
+        file: String,
+    },
+    /// Ship orders: print the combined shipments as the server sends them (processOrders).
+    Process {
+        #[arg(required = true)]
+        ids: Vec<String>,
+    },
 }
 
 /// Exit codes by gRPC status class; documented in `client --help`.
@@ -95,6 +125,12 @@ impl Failure {
     }
 }
 
+impl From<Status> for Failure {
+    fn from(status: Status) -> Self {
+        Self::status(&status)
+    }
+}
+
 /// Runs the parsed command line. Used by `src/bin/client.rs`.
 pub async fn main(cli: Cli) -> ExitCode {
     match run(cli).await {
@@ -117,18 +153,81 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         }
     };
     let timeout = timeout(cli.timeout)?;
-    let mut client = connect(&cli.server, timeout).await?;
-    match command {
-        Command::Get { id } => {
-            let order = client
-                .get_order(id)
-                .await
-                .map_err(|s| Failure::status(&s))?
-                .into_inner();
-            print(cli.json, "ecommerce.Order", &order);
+    // Read local input before connecting: a bad file is reported as such.
+    let updates = match &command {
+        Command::Update { file } => Some(read_orders(file)?),
+        _ => None,
+    };
+    let mut out = Output::new(cli.json);
+    let call = async {
+        let mut client = connect(&cli.server).await?;
+        match command {
+            Command::Get { id } => {
+                let order = client.get_order(with_deadline(id, timeout)).await?;
+                out.emit("ecommerce.Order", order.get_ref())
+            }
+            Command::Add {
+                items,
+                price,
+                destination,
+                description,
+                id,
+            } => {
+                let order = Order {
+                    id,
+                    items,
+                    description,
+                    price,
+                    destination,
+                };
+                let id = client.add_order(with_deadline(order, timeout)).await?;
+                out.emit_string(id.get_ref())
+            }
+            Command::Search { query } => {
+                let stream = client.search_orders(with_deadline(query, timeout)).await?;
+                out.emit_all("ecommerce.Order", stream.into_inner()).await
+            }
+            Command::Update { .. } => {
+                let orders = updates.unwrap_or_default();
+                let mut request = tokio_stream::iter(orders).into_streaming_request();
+                request.set_timeout(timeout);
+                let reply = client.update_orders(request).await?;
+                out.emit_string(reply.get_ref())
+            }
+            Command::Process { ids } => {
+                let mut request = tokio_stream::iter(ids).into_streaming_request();
+                request.set_timeout(timeout);
+                let stream = client.process_orders(request).await?;
+                out.emit_all("ecommerce.CombinedShipment", stream.into_inner())
+                    .await
+            }
         }
+    };
+    // The deadline covers the whole call, streams included; the server gets
+    // it too (grpc-timeout) and stops its work when it passes.
+    let deadline_exceeded = || Failure {
+        message: format!(
+            "DeadlineExceeded: no complete answer within {}",
+            humantime(timeout)
+        ),
+        code: exit_code(Code::DeadlineExceeded),
+    };
+    match tokio::time::timeout(timeout, call).await {
+        Err(_elapsed) => Err(deadline_exceeded()),
+        // tonic's channel enforces grpc-timeout locally too, until the response
+        // headers arrive, and reports it as CANCELLED "Timeout expired" (with
+        // no error source to downcast). It is the same deadline: say so.
+        Ok(Err(f)) if f.message == format!("{:?}: Timeout expired", Code::Cancelled) => {
+            Err(deadline_exceeded())
+        }
+        Ok(result) => result,
     }
-    Ok(())
+}
+
+fn with_deadline<T>(message: T, timeout: Duration) -> Request<T> {
+    let mut request = message.into_request();
+    request.set_timeout(timeout);
+    request
 }
 
 fn timeout(seconds: f64) -> Result<Duration, Failure> {
@@ -142,15 +241,15 @@ fn timeout(seconds: f64) -> Result<Duration, Failure> {
         })
 }
 
+fn humantime(d: Duration) -> String {
+    format!("{}s", d.as_secs_f64())
+}
+
 /// Connects eagerly so that an unreachable server is reported by address.
-async fn connect(
-    server: &str,
-    timeout: Duration,
-) -> Result<OrderManagementClient<Channel>, Failure> {
+/// Connecting counts against the call's deadline (the caller's timeout).
+async fn connect(server: &str) -> Result<OrderManagementClient<Channel>, Failure> {
     let endpoint = Endpoint::from_shared(server.to_owned())
-        .map_err(|e| Failure::usage(format!("invalid --server URL {server:?}: {e}")))?
-        .connect_timeout(timeout)
-        .timeout(timeout);
+        .map_err(|e| Failure::usage(format!("invalid --server URL {server:?}: {e}")))?;
     let channel = endpoint.connect().await.map_err(|e| Failure {
         message: format!("cannot reach the server at {server}: {}", root_cause(&e)),
         code: exit_code(Code::Unavailable),
@@ -168,10 +267,102 @@ fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
     current.to_string()
 }
 
-fn print<M: prost::Message>(json: bool, full_name: &str, message: &M) {
-    if json {
-        println!("{}", format::to_json(full_name, message));
+/// Orders in the proto3 JSON mapping: a JSON array, or one object per line.
+fn read_orders(file: &str) -> Result<Vec<Order>, Failure> {
+    let mut text = String::new();
+    let read = if file == "-" {
+        io::stdin().read_to_string(&mut text).map(drop)
     } else {
-        print!("{}", format::text(full_name, message));
+        std::fs::File::open(file).and_then(|mut f| f.read_to_string(&mut text).map(drop))
+    };
+    read.map_err(|e| Failure::usage(format!("cannot read {file}: {e}")))?;
+    parse_orders(&text).map_err(|e| Failure::usage(format!("{file}: {e}")))
+}
+
+/// Parses orders from JSON text: an array of orders, or one order per line
+/// (blank lines ignored). Errors name the element or line.
+pub fn parse_orders(text: &str) -> Result<Vec<Order>, String> {
+    let parse = |value: serde_json::Value| format::from_json::<Order>("ecommerce.Order", value);
+    if text.trim_start().starts_with('[') {
+        let values: Vec<serde_json::Value> =
+            serde_json::from_str(text).map_err(|e| format!("not a JSON array of orders: {e}"))?;
+        values
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| parse(v).map_err(|e| format!("element {i}: {e}")))
+            .collect()
+    } else {
+        text.lines()
+            .enumerate()
+            .filter(|(_, line)| !line.trim().is_empty())
+            .map(|(i, line)| {
+                let value = serde_json::from_str(line)
+                    .map_err(|e| format!("line {}: not JSON: {e}", i + 1))?;
+                parse(value).map_err(|e| format!("line {}: {e}", i + 1))
+            })
+            .collect()
+    }
+}
+
+/// Writes messages to stdout as text blocks separated by a blank line, or
+/// as one JSON document per line.
+struct Output {
+    json: bool,
+    written: usize,
+}
+
+impl Output {
+    fn new(json: bool) -> Self {
+        Self { json, written: 0 }
+    }
+
+    fn emit<M: prost::Message>(&mut self, full_name: &str, message: &M) -> Result<(), Failure> {
+        let text = if self.json {
+            format!("{}\n", format::to_json(full_name, message))
+        } else if self.written == 0 {
+            format::text(full_name, message)
+        } else {
+            format!("\n{}", format::text(full_name, message))
+        };
+        self.written += 1;
+        write_stdout(&text)
+    }
+
+    /// A StringValue reply: the bare string, or a JSON string with `--json`.
+    fn emit_string(&mut self, value: &str) -> Result<(), Failure> {
+        let text = if self.json {
+            serde_json::Value::from(value).to_string()
+        } else {
+            value.to_owned()
+        };
+        write_stdout(&format!("{text}\n"))
+    }
+
+    /// Prints each message of a response stream as it arrives.
+    async fn emit_all<M: prost::Message + Default>(
+        &mut self,
+        full_name: &str,
+        mut stream: Streaming<M>,
+    ) -> Result<(), Failure> {
+        while let Some(message) = stream.message().await? {
+            self.emit(full_name, &message)?;
+        }
+        Ok(())
+    }
+}
+
+fn write_stdout(text: &str) -> Result<(), Failure> {
+    let mut stdout = io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Ok(()) => Ok(()),
+        // `client search x | head -1`: the reader has what it wanted.
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(e) => Err(Failure {
+            message: format!("cannot write to stdout: {e}"),
+            code: 1,
+        }),
     }
 }

@@ -118,13 +118,13 @@ pub fn to_json<M: Message>(full_name: &str, message: &M) -> String {
 }
 
 /// Parses one message from its proto3 JSON mapping (either field-name style).
-pub fn from_json<M: Message + Default>(full_name: &str, json: &str) -> Result<M, String> {
-    let mut de = serde_json::Deserializer::from_str(json);
-    let dynamic = DynamicMessage::deserialize(descriptor(full_name), &mut de)
-        .map_err(|e| format!("not a valid {full_name} in JSON: {e}"))?;
-    de.end()
-        .map_err(|e| format!("trailing data after the JSON {full_name}: {e}"))?;
+pub fn from_json<M: Message + Default>(
+    full_name: &str,
+    json: serde_json::Value,
+) -> Result<M, String> {
+    let dynamic = DynamicMessage::deserialize(descriptor(full_name), json)
+        .map_err(|e| format!("not a valid {full_name}: {e}"))?;
     dynamic
         .transcode_to()
-        .map_err(|e| format!("cannot convert the JSON {full_name}: {e}"))
+        .map_err(|e| format!("cannot convert to {full_name}: {e}"))
 }

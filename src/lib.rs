@@ -8,11 +8,14 @@
 //! around [`server`] and [`client`].
 
 pub mod client;
+pub mod deadline;
 pub mod format;
 pub mod seed;
 pub mod server;
 pub mod service;
+pub mod shipments;
 pub mod store;
+pub mod validate;
 
 /// Messages, client and server generated from `proto/order.proto`.
 ///
@@ -32,4 +35,4 @@ pub mod pb {
     pub const SERVICE_NAME: &str = "ecommerce.OrderManagement";
 }
 
-pub use pb::Order;
+pub use pb::{CombinedShipment, Order};

@@ -12,7 +12,7 @@ use tonic::transport::Server;
 
 use crate::pb::order_management_server::OrderManagementServer;
 use crate::seed;
-use crate::service::OrderService;
+use crate::service::{OrderService, ServiceConfig};
 use crate::store::MemoryStore;
 
 /// The ecommerce.OrderManagement gRPC server.
@@ -22,6 +22,23 @@ pub struct Config {
     /// Address to listen on; `[::]` accepts IPv6 and IPv4 where the system allows.
     #[arg(long, env = "ORDER_LISTEN", default_value = "[::]:50051")]
     pub listen: SocketAddr,
+
+    /// processOrders sends the shipments so far every this many order ids.
+    #[arg(long, env = "ORDER_BATCH_SIZE", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub batch_size: u32,
+
+    /// The most orders one updateOrders call may carry (RESOURCE_EXHAUSTED beyond).
+    #[arg(long, env = "ORDER_MAX_UPDATE_ORDERS", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_update_orders: u32,
+}
+
+impl Config {
+    pub fn service_config(&self) -> ServiceConfig {
+        ServiceConfig {
+            batch_size: self.batch_size as usize,
+            max_update_orders: self.max_update_orders as usize,
+        }
+    }
 }
 
 /// Runs the server until Ctrl-C or SIGTERM. Used by `src/bin/server.rs`.
@@ -36,7 +53,8 @@ pub async fn main(config: Config) -> Result<(), String> {
     tracing::info!("listening on {local}");
 
     let store = Arc::new(MemoryStore::with_orders([seed::order_101()]));
-    serve(listener, OrderService::new(store), shutdown_signal())
+    let service = OrderService::with_config(store, config.service_config());
+    serve(listener, service, shutdown_signal())
         .await
         .map_err(|e| format!("server failed: {e}"))?;
     tracing::info!("stopped");

@@ -1,55 +1,333 @@
 //! The OrderManagement RPC handlers: validate, ask the store, map outcomes to
 //! gRPC statuses. Transport concerns (listening, shutdown) live in `server`.
+//!
+//! Reads go to the store directly (every store serves them from memory);
+//! writes run on the blocking pool, since a durable store waits for the disk.
+//! Streams are produced by a task feeding a small bounded channel: the task
+//! waits while the client is slow (backpressure) and stops when the client
+//! goes away (the channel closes).
 
+use std::collections::HashSet;
+use std::pin::Pin;
 use std::sync::Arc;
 
-use tonic::{Request, Response, Status};
+use tokio::sync::mpsc;
+use tokio_stream::Stream;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
 
-use crate::pb::Order;
+use crate::deadline::{self, WithDeadline};
 use crate::pb::order_management_server::OrderManagement;
+use crate::pb::{CombinedShipment, Order};
+use crate::shipments::Batcher;
 use crate::store::{OrderStore, StoreError};
+use crate::validate::{self, Violation};
+
+/// Tunables of the service, set from the server's command line.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// processOrders sends the shipments so far every `batch_size` ids.
+    pub batch_size: usize,
+    /// The most orders one updateOrders call may carry.
+    pub max_update_orders: usize,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        Self {
+            batch_size: 3,
+            max_update_orders: 1_000,
+        }
+    }
+}
+
+/// How many orders a search examines per step before yielding.
+const SEARCH_STEP: usize = 256;
+/// Messages buffered between a stream's producer and the connection.
+const STREAM_BUFFER: usize = 32;
+
+type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 /// The service, over any store.
 #[derive(Clone)]
 pub struct OrderService {
     store: Arc<dyn OrderStore>,
+    config: ServiceConfig,
 }
 
 impl OrderService {
     pub fn new(store: Arc<dyn OrderStore>) -> Self {
-        Self { store }
+        Self::with_config(store, ServiceConfig::default())
+    }
+
+    pub fn with_config(store: Arc<dyn OrderStore>, config: ServiceConfig) -> Self {
+        Self { store, config }
+    }
+
+    /// Runs a write on the blocking pool, so a slow disk never stalls the runtime.
+    async fn write<T: Send + 'static>(
+        &self,
+        op: impl FnOnce(&dyn OrderStore) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let store = Arc::clone(&self.store);
+        tokio::task::spawn_blocking(move || op(store.as_ref()))
+            .await
+            .unwrap_or_else(|e| Err(StoreError::Failed(format!("store task failed: {e}"))))
     }
 }
 
 #[tonic::async_trait]
 impl OrderManagement for OrderService {
+    async fn add_order(&self, request: Request<Order>) -> Result<Response<String>, Status> {
+        let deadline = deadline::from_metadata(request.metadata());
+        let order = request.into_inner();
+        let requested_id = order.id.clone();
+        let result = deadline::run(deadline, self.add(order)).await;
+        log("addOrder", &requested_id, &result);
+        result.map(Response::new)
+    }
+
     async fn get_order(&self, request: Request<String>) -> Result<Response<Order>, Status> {
         let id = request.into_inner();
-        let result = get_order(self.store.as_ref(), &id);
-        match &result {
-            Ok(_) => tracing::info!(method = "getOrder", order_id = %id, outcome = "OK"),
-            Err(status) => tracing::info!(
-                method = "getOrder",
-                order_id = %id,
-                outcome = ?status.code(),
-                error = status.message()
-            ),
-        }
+        let result = get(self.store.as_ref(), &id);
+        log("getOrder", &id, &result);
         result.map(Response::new)
+    }
+
+    type searchOrdersStream = ResponseStream<Order>;
+
+    async fn search_orders(
+        &self,
+        request: Request<String>,
+    ) -> Result<Response<Self::searchOrdersStream>, Status> {
+        let deadline = deadline::from_metadata(request.metadata());
+        let query = request.into_inner();
+        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        tokio::spawn(search(Arc::clone(&self.store), query, tx));
+        let stream = WithDeadline::new(ReceiverStream::new(rx), deadline);
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn update_orders(
+        &self,
+        request: Request<Streaming<Order>>,
+    ) -> Result<Response<String>, Status> {
+        let deadline = deadline::from_metadata(request.metadata());
+        let result = deadline::run(deadline, self.update(request.into_inner())).await;
+        log("updateOrders", "", &result);
+        result.map(Response::new)
+    }
+
+    type processOrdersStream = ResponseStream<CombinedShipment>;
+
+    async fn process_orders(
+        &self,
+        request: Request<Streaming<String>>,
+    ) -> Result<Response<Self::processOrdersStream>, Status> {
+        let deadline = deadline::from_metadata(request.metadata());
+        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        tokio::spawn(process(
+            Arc::clone(&self.store),
+            self.config.batch_size,
+            request.into_inner(),
+            tx,
+        ));
+        let stream = WithDeadline::new(ReceiverStream::new(rx), deadline);
+        Ok(Response::new(Box::pin(stream)))
     }
 }
 
-fn get_order(store: &dyn OrderStore, id: &str) -> Result<Order, Status> {
+impl OrderService {
+    async fn add(&self, mut order: Order) -> Result<String, Status> {
+        let violations = validate::order(&order, validate::Id::Optional);
+        if !violations.is_empty() {
+            return Err(invalid_order(&order.id, &violations));
+        }
+        let generate = order.id.is_empty();
+        // A fresh id collides only if someone stored that exact id by hand; try again then.
+        for _ in 0..3 {
+            if generate {
+                order.id = new_id();
+            }
+            let id = order.id.clone();
+            let attempt = order.clone();
+            match self.write(move |store| store.insert(attempt)).await {
+                Ok(()) => return Ok(id),
+                Err(StoreError::AlreadyExists(_)) if generate => continue,
+                Err(StoreError::AlreadyExists(id)) => {
+                    return Err(Status::already_exists(format!("order {id} already exists")));
+                }
+                Err(e) => return Err(internal(e)),
+            }
+        }
+        Err(Status::internal("could not generate an unused order id"))
+    }
+
+    async fn update(&self, mut inbound: Streaming<Order>) -> Result<String, Status> {
+        let max = self.config.max_update_orders;
+        let mut orders = Vec::new();
+        let mut ids = HashSet::new();
+        while let Some(order) = inbound.message().await? {
+            if orders.len() == max {
+                return Err(Status::resource_exhausted(format!(
+                    "at most {max} orders per updateOrders call; none was updated"
+                )));
+            }
+            let violations = validate::order(&order, validate::Id::Required);
+            if !violations.is_empty() {
+                return Err(invalid_order(&order.id, &violations));
+            }
+            if !ids.insert(order.id.clone()) {
+                return Err(Status::invalid_argument(format!(
+                    "order {} appears more than once in this call; none was updated",
+                    order.id
+                )));
+            }
+            orders.push(order);
+        }
+        let updated: Vec<String> = orders.iter().map(|o| o.id.clone()).collect();
+        match self.write(move |store| store.update_all(&orders)).await {
+            Ok(()) => Ok(format!("Updated Order IDs : {}", updated.join(", "))),
+            Err(StoreError::NotFound(id)) => Err(Status::not_found(format!(
+                "Order : {id} Not Found. None of the orders in this call was updated."
+            ))),
+            Err(e) => Err(internal(e)),
+        }
+    }
+}
+
+fn get(store: &dyn OrderStore, id: &str) -> Result<Order, Status> {
     if id.is_empty() {
         return Err(Status::invalid_argument("order id must not be empty"));
     }
     store
         .get(id)
         .map_err(internal)?
-        .ok_or_else(|| Status::not_found(format!("Order : {id} Not Found.")))
+        .ok_or_else(|| not_found(id))
+}
+
+/// Streams every order with an item containing `query` (case-insensitive),
+/// in id order, a bounded step at a time, until done or the client leaves.
+async fn search(
+    store: Arc<dyn OrderStore>,
+    query: String,
+    tx: mpsc::Sender<Result<Order, Status>>,
+) {
+    let needle = query.to_lowercase();
+    let matches = |order: &Order| {
+        order
+            .items
+            .iter()
+            .any(|item| item.to_lowercase().contains(&needle))
+    };
+    let mut after: Option<String> = None;
+    let mut sent = 0usize;
+    loop {
+        let page = match store.scan(after.as_deref(), SEARCH_STEP, &matches) {
+            Ok(page) => page,
+            Err(e) => {
+                let _ = tx.send(Err(internal(e))).await;
+                return;
+            }
+        };
+        for order in page.orders {
+            if tx.send(Ok(order)).await.is_err() {
+                tracing::info!(
+                    method = "searchOrders",
+                    query,
+                    sent,
+                    outcome = "client gone"
+                );
+                return;
+            }
+            sent += 1;
+        }
+        match page.next {
+            Some(next) if !tx.is_closed() => after = Some(next),
+            Some(_) => return,
+            None => break,
+        }
+        // A step that matched nothing never waits on the channel: yield anyway.
+        tokio::task::yield_now().await;
+    }
+    tracing::info!(method = "searchOrders", query, sent, outcome = "OK");
+}
+
+/// Reads order ids as they come and sends the shipments of each full batch,
+/// then the rest when the client's stream ends.
+async fn process(
+    store: Arc<dyn OrderStore>,
+    batch_size: usize,
+    mut inbound: Streaming<String>,
+    tx: mpsc::Sender<Result<CombinedShipment, Status>>,
+) {
+    let mut batcher = Batcher::new(batch_size);
+    let outcome: Result<(), Status> = async {
+        loop {
+            let next = tokio::select! {
+                // The response side is gone (client cancelled or deadline): stop.
+                () = tx.closed() => return Ok(()),
+                next = inbound.message() => next?,
+            };
+            let Some(id) = next else { break };
+            let order = get(store.as_ref(), &id)?;
+            if let Some(batch) = batcher.add(order) {
+                send_all(&tx, batch).await?;
+            }
+        }
+        send_all(&tx, batcher.finish()).await
+    }
+    .await;
+    log("processOrders", "", &outcome);
+    if let Err(status) = outcome {
+        let _ = tx.send(Err(status)).await;
+    }
+}
+
+async fn send_all(
+    tx: &mpsc::Sender<Result<CombinedShipment, Status>>,
+    shipments: Vec<CombinedShipment>,
+) -> Result<(), Status> {
+    for shipment in shipments {
+        tx.send(Ok(shipment))
+            .await
+            .map_err(|_| Status::cancelled("the client went away"))?;
+    }
+    Ok(())
+}
+
+/// A fresh order id: a UUIDv7, unique and roughly ordered by creation time.
+fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+fn not_found(id: &str) -> Status {
+    Status::not_found(format!("Order : {id} Not Found."))
+}
+
+fn invalid_order(id: &str, violations: &[Violation]) -> Status {
+    let what = if id.is_empty() {
+        "invalid order".to_owned()
+    } else {
+        format!("invalid order {id}")
+    };
+    let details: Vec<String> = violations.iter().map(Violation::to_string).collect();
+    Status::invalid_argument(format!("{what}: {}", details.join("; ")))
 }
 
 fn internal(err: StoreError) -> Status {
     tracing::error!(error = %err, "store failure");
     Status::internal("the order store failed; see the server log")
+}
+
+fn log<T>(method: &str, order_id: &str, result: &Result<T, Status>) {
+    match result {
+        Ok(_) => tracing::info!(method, order_id, outcome = "OK"),
+        Err(status) => tracing::info!(
+            method,
+            order_id,
+            outcome = ?status.code(),
+            error = status.message()
+        ),
+    }
 }
