@@ -4,8 +4,8 @@
 
 mod common;
 
-use common::wire::annotate;
-use order_management::{Order, seed};
+use common::wire::{annotate, annotate_nested};
+use order_management::{CombinedShipment, Order, seed};
 use prost::Message;
 
 #[test]
@@ -53,4 +53,28 @@ fn seed_client_order_with_id_is_the_same_bytes_as_string_value() {
     let as_string_value = "101".to_owned().encode_to_vec();
     assert_eq!(as_order, as_string_value);
     assert_eq!(String::decode(as_order.as_slice()).unwrap(), "101");
+}
+
+#[test]
+fn combined_shipment_with_nested_orders() {
+    let shipment = CombinedShipment {
+        id: "cmb - Seoul".into(),
+        status: "Processed!".into(),
+        orders_list: vec![
+            seed::order_101(),
+            Order {
+                id: "102".into(),
+                items: vec!["Google Pixel 3A".into()],
+                price: 0.5,
+                destination: "Seoul".into(),
+                ..Order::default()
+            },
+        ],
+    };
+    let bytes = shipment.encode_to_vec();
+    assert_eq!(
+        CombinedShipment::decode(bytes.as_slice()).unwrap(),
+        shipment
+    );
+    insta::assert_snapshot!(annotate_nested(&bytes, &[3]));
 }

@@ -6,10 +6,10 @@ pub mod wire;
 use std::net::SocketAddr;
 use std::process::{Command, Output};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 
+use order_management::pb::order_management_client::OrderManagementClient;
 use order_management::server;
-use order_management::service::OrderService;
+use order_management::service::{OrderService, ServiceConfig};
 use order_management::store::OrderStore;
 use tokio::sync::oneshot;
 
@@ -18,33 +18,47 @@ use tokio::sync::oneshot;
 pub struct TestServer {
     pub addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
 }
 
 impl TestServer {
     pub fn start(store: Arc<dyn OrderStore>) -> Self {
-        let runtime = tokio::runtime::Runtime::new().expect("test runtime");
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .expect("bind an ephemeral loopback port");
+        Self::start_with(store, ServiceConfig::default())
+    }
+
+    pub fn start_with(store: Arc<dyn OrderStore>, config: ServiceConfig) -> Self {
+        let service = OrderService::with_config(store, config);
+        // Bind synchronously so this works from sync and async tests alike.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+        listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Runtime::new().expect("test runtime");
             runtime
-                .block_on(server::serve(listener, OrderService::new(store), async {
-                    let _ = stopped.await;
-                }))
+                .block_on(async {
+                    let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                    server::serve(listener, service, async {
+                        let _ = stopped.await;
+                    })
+                    .await
+                })
                 .expect("test server failed");
         });
         Self {
             addr,
             stop: Some(stop),
-            thread: Some(thread),
         }
     }
 
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// A generated client connected to this server.
+    pub async fn connect(&self) -> OrderManagementClient<tonic::transport::Channel> {
+        OrderManagementClient::connect(self.url())
+            .await
+            .expect("connect to the test server")
     }
 
     /// Runs the real client binary against this server.
@@ -54,12 +68,12 @@ impl TestServer {
 }
 
 impl Drop for TestServer {
+    /// Starts a graceful shutdown without waiting for it: an async test's
+    /// client connections only close once its runtime runs again, so joining
+    /// here could wait forever. The thread ends when the last one closes.
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
         }
     }
 }

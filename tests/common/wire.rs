@@ -5,12 +5,18 @@ use std::fmt::Write as _;
 
 /// The length, then one line per top-level field: its bytes, number and value.
 pub fn annotate(bytes: &[u8]) -> String {
+    annotate_nested(bytes, &[])
+}
+
+/// Like [`annotate`], but the length-delimited fields numbered in `nested`
+/// hold messages: their fields are listed, indented, below them.
+pub fn annotate_nested(bytes: &[u8], nested: &[u64]) -> String {
     let mut out = format!("{} bytes\n", bytes.len());
-    annotate_fields(&mut out, bytes, 0);
+    annotate_fields(&mut out, bytes, 0, nested);
     out
 }
 
-fn annotate_fields(out: &mut String, mut rest: &[u8], depth: usize) {
+fn annotate_fields(out: &mut String, mut rest: &[u8], depth: usize, nested: &[u64]) {
     let pad = "  ".repeat(depth);
     while !rest.is_empty() {
         let start = rest;
@@ -33,6 +39,22 @@ fn annotate_fields(out: &mut String, mut rest: &[u8], depth: usize) {
                     f32::from_le_bytes(b.try_into().unwrap())
                 )
             }),
+            2 if nested.contains(&field) && depth == 0 => {
+                let Some(b) = varint(&mut rest).and_then(|len| take(&mut rest, len as usize))
+                else {
+                    let _ = writeln!(out, "{pad}{}  # field {field}: truncated", hex(start));
+                    return;
+                };
+                let header = &start[..start.len() - rest.len() - b.len()];
+                let _ = writeln!(
+                    out,
+                    "{pad}{}  # field {field}: message, len {}",
+                    hex(header),
+                    b.len()
+                );
+                annotate_fields(out, b, depth + 1, nested);
+                continue;
+            }
             2 => varint(&mut rest)
                 .and_then(|len| take(&mut rest, len as usize))
                 .map(|b| match std::str::from_utf8(b) {
