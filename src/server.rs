@@ -3,6 +3,7 @@
 use std::future::Future;
 use std::io::IsTerminal;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::Parser;
@@ -13,7 +14,7 @@ use tonic::transport::Server;
 use crate::pb::order_management_server::OrderManagementServer;
 use crate::seed;
 use crate::service::{OrderService, ServiceConfig};
-use crate::store::MemoryStore;
+use crate::store::{MemoryStore, OrderStore, RedbStore};
 
 /// The ecommerce.OrderManagement gRPC server.
 #[derive(Debug, Parser)]
@@ -22,6 +23,18 @@ pub struct Config {
     /// Address to listen on; `[::]` accepts IPv6 and IPv4 where the system allows.
     #[arg(long, env = "ORDER_LISTEN", default_value = "[::]:50051")]
     pub listen: SocketAddr,
+
+    /// Directory of the durable store (created if missing); holds orders.redb.
+    #[arg(long, env = "ORDER_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+
+    /// Keep orders in memory only: nothing survives a restart.
+    #[arg(long, env = "ORDER_IN_MEMORY", conflicts_with = "data_dir")]
+    pub in_memory: bool,
+
+    /// Do not insert the seed's order 101 into an empty store.
+    #[arg(long, env = "ORDER_NO_SEED")]
+    pub no_seed: bool,
 
     /// processOrders sends the shipments so far every this many order ids.
     #[arg(long, env = "ORDER_BATCH_SIZE", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
@@ -44,6 +57,7 @@ impl Config {
 /// Runs the server until Ctrl-C or SIGTERM. Used by `src/bin/server.rs`.
 pub async fn main(config: Config) -> Result<(), String> {
     init_logging();
+    let store = open_store(&config)?;
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
@@ -52,13 +66,43 @@ pub async fn main(config: Config) -> Result<(), String> {
         .map_err(|e| format!("cannot read the bound address: {e}"))?;
     tracing::info!("listening on {local}");
 
-    let store = Arc::new(MemoryStore::with_orders([seed::order_101()]));
     let service = OrderService::with_config(store, config.service_config());
     serve(listener, service, shutdown_signal())
         .await
         .map_err(|e| format!("server failed: {e}"))?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Opens the store the configuration asks for and seeds it if it is empty.
+pub fn open_store(config: &Config) -> Result<Arc<dyn OrderStore>, String> {
+    let store: Arc<dyn OrderStore> = if config.in_memory {
+        tracing::info!("orders are kept in memory only (--in-memory): nothing survives a restart");
+        Arc::new(MemoryStore::new())
+    } else {
+        let store = RedbStore::open(&config.data_dir).map_err(|e| e.to_string())?;
+        let path = std::path::absolute(store.path()).unwrap_or_else(|_| store.path().to_owned());
+        tracing::info!(
+            "orders are stored in {} ({} orders)",
+            path.display(),
+            store.len()
+        );
+        Arc::new(store)
+    };
+    if !config.no_seed && is_empty(store.as_ref())? {
+        store
+            .insert(seed::order_101())
+            .map_err(|e| format!("cannot insert the seed order 101: {e}"))?;
+        tracing::info!("empty store: inserted the seed's order 101");
+    }
+    Ok(store)
+}
+
+fn is_empty(store: &dyn OrderStore) -> Result<bool, String> {
+    let page = store
+        .scan(None, 1, &|_| true)
+        .map_err(|e| format!("cannot read the store: {e}"))?;
+    Ok(page.orders.is_empty())
 }
 
 /// Serves `service` on an already bound listener until `shutdown` resolves,

@@ -9,22 +9,22 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::TestServer;
+use common::{Backend, TestServer, raw};
 use order_management::pb::order_management_client::OrderManagementClient;
 use order_management::service::ServiceConfig;
-use order_management::store::{MemoryStore, OrderStore, ScanPage, StoreError};
+use order_management::store::{OrderStore, ScanPage, StoreError};
 use order_management::{CombinedShipment, Order, seed};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
-use tonic::{Code, IntoRequest, IntoStreamingRequest, Status};
+use tonic::{Code, IntoRequest, Status};
 
 type Client = OrderManagementClient<Channel>;
 
 /// Counts how many orders searches have examined, to see the server's
 /// search work stop or wait.
 struct CountingStore {
-    inner: MemoryStore,
+    inner: Arc<dyn OrderStore>,
     examined: AtomicUsize,
 }
 
@@ -62,12 +62,16 @@ fn order(id: &str, items: &[&str], destination: &str) -> Order {
     }
 }
 
-fn seeded_server() -> TestServer {
-    TestServer::start(Arc::new(MemoryStore::with_orders([seed::order_101()])))
+fn seeded_server(backend: Backend) -> TestServer {
+    TestServer::start(backend.store([seed::order_101()]))
 }
 
-fn server_with(orders: impl IntoIterator<Item = Order>, config: ServiceConfig) -> TestServer {
-    TestServer::start_with(Arc::new(MemoryStore::with_orders(orders)), config)
+fn server_with(
+    backend: Backend,
+    orders: impl IntoIterator<Item = Order>,
+    config: ServiceConfig,
+) -> TestServer {
+    TestServer::start_with(backend.store(orders), config)
 }
 
 async fn search_ids(client: &mut Client, query: &str) -> Vec<String> {
@@ -117,9 +121,8 @@ fn assert_status(status: &Status, code: Code, mentions: &str) {
 
 // ---------- addOrder ----------
 
-#[tokio::test]
-async fn add_then_get_returns_the_same_order() {
-    let server = seeded_server();
+async fn add_then_get_returns_the_same_order(backend: Backend) {
+    let server = seeded_server(backend);
     let mut client = server.connect().await;
     let new = order(
         "102",
@@ -138,9 +141,8 @@ async fn add_then_get_returns_the_same_order() {
     );
 }
 
-#[tokio::test]
-async fn add_without_id_gets_a_fresh_unique_id() {
-    let server = seeded_server();
+async fn add_without_id_gets_a_fresh_unique_id(backend: Backend) {
+    let server = seeded_server(backend);
     let mut client = server.connect().await;
     let mut ids = HashSet::new();
     for _ in 0..20 {
@@ -156,9 +158,8 @@ async fn add_without_id_gets_a_fresh_unique_id() {
     }
 }
 
-#[tokio::test]
-async fn add_existing_id_is_already_exists_and_keeps_the_original() {
-    let server = seeded_server();
+async fn add_existing_id_is_already_exists_and_keeps_the_original(backend: Backend) {
+    let server = seeded_server(backend);
     let mut client = server.connect().await;
     let err = client
         .add_order(order("101", &["other"], "Busan"))
@@ -173,9 +174,8 @@ async fn add_existing_id_is_already_exists_and_keeps_the_original() {
     assert_eq!(kept, seed::order_101());
 }
 
-#[tokio::test]
-async fn add_invalid_order_is_invalid_argument_naming_the_field() {
-    let server = seeded_server();
+async fn add_invalid_order_is_invalid_argument_naming_the_field(backend: Backend) {
+    let server = seeded_server(backend);
     let mut client = server.connect().await;
     let cases = [
         (order("200", &[], "Seoul"), "items"),
@@ -218,9 +218,8 @@ async fn add_invalid_order_is_invalid_argument_naming_the_field() {
 
 // ---------- getOrder ----------
 
-#[tokio::test]
-async fn get_unknown_and_empty_ids() {
-    let server = seeded_server();
+async fn get_unknown_and_empty_ids(backend: Backend) {
+    let server = seeded_server(backend);
     let mut client = server.connect().await;
     let err = client.get_order("102".to_owned()).await.unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
@@ -231,9 +230,8 @@ async fn get_unknown_and_empty_ids() {
 
 /// The seed's Python client sends `Order(id='101')` to getOrder. Send exactly
 /// that message type over the wire and get order 101 back.
-#[tokio::test]
-async fn seed_client_request_order_with_id_returns_order_101() {
-    let server = seeded_server();
+async fn seed_client_request_order_with_id_returns_order_101(backend: Backend) {
+    let server = seeded_server(backend);
     let channel = Channel::from_shared(server.url())
         .unwrap()
         .connect()
@@ -256,24 +254,22 @@ async fn seed_client_request_order_with_id_returns_order_101() {
 
 // ---------- searchOrders ----------
 
-#[tokio::test]
-async fn search_matches_items_case_insensitively_each_order_once_by_id() {
+async fn search_matches_items_case_insensitively_each_order_once_by_id(backend: Backend) {
     let orders = [
         order("c", &["Apple Watch", "apple pie"], "A"),
         order("a", &["APPLE"], "A"),
         order("b", &["Banana"], "A"),
         order("d", &["Pineapple"], "A"),
     ];
-    let server = server_with(orders, ServiceConfig::default());
+    let server = server_with(backend, orders, ServiceConfig::default());
     let mut client = server.connect().await;
     assert_eq!(search_ids(&mut client, "aPpLe").await, ["a", "c", "d"]);
     assert_eq!(search_ids(&mut client, "banana").await, ["b"]);
     assert_eq!(search_ids(&mut client, "").await, ["a", "b", "c", "d"]);
 }
 
-#[tokio::test]
-async fn search_with_no_match_is_an_empty_ok_stream() {
-    let server = seeded_server();
+async fn search_with_no_match_is_an_empty_ok_stream(backend: Backend) {
+    let server = seeded_server(backend);
     let mut client = server.connect().await;
     assert_eq!(
         search_ids(&mut client, "no such item").await,
@@ -281,7 +277,7 @@ async fn search_with_no_match_is_an_empty_ok_stream() {
     );
 }
 
-fn big_store(n: usize) -> Arc<CountingStore> {
+fn big_store(backend: Backend, n: usize) -> Arc<CountingStore> {
     // ~1 KiB per order, so the result (n KiB) is far larger than the HTTP/2
     // flow-control window and the stream buffers together.
     let filler = "x".repeat(1000);
@@ -291,7 +287,7 @@ fn big_store(n: usize) -> Arc<CountingStore> {
         ..Order::default()
     });
     Arc::new(CountingStore {
-        inner: MemoryStore::with_orders(orders),
+        inner: backend.store(orders),
         examined: AtomicUsize::new(0),
     })
 }
@@ -321,10 +317,9 @@ async fn settle(store: &CountingStore) -> usize {
     }
 }
 
-#[tokio::test]
-async fn search_streams_with_backpressure_instead_of_collecting_everything() {
+async fn search_streams_with_backpressure_instead_of_collecting_everything(backend: Backend) {
     let total = 20_000;
-    let store = big_store(total);
+    let store = big_store(backend, total);
     let server = TestServer::start(store.clone());
     let mut client = server.connect().await;
     let mut stream = client
@@ -346,10 +341,9 @@ async fn search_streams_with_backpressure_instead_of_collecting_everything() {
     assert_eq!(received, total);
 }
 
-#[tokio::test]
-async fn cancelling_a_search_stops_the_servers_work() {
+async fn cancelling_a_search_stops_the_servers_work(backend: Backend) {
     let total = 20_000;
-    let store = big_store(total);
+    let store = big_store(backend, total);
     let server = TestServer::start(store.clone());
     let mut client = server.connect().await;
     let mut stream = client
@@ -379,9 +373,9 @@ async fn cancelling_a_search_stops_the_servers_work() {
 
 // ---------- updateOrders ----------
 
-#[tokio::test]
-async fn update_replaces_all_orders_and_lists_their_ids() {
+async fn update_replaces_all_orders_and_lists_their_ids(backend: Backend) {
     let server = server_with(
+        backend,
         [
             order("1", &["a"], "X"),
             order("2", &["b"], "X"),
@@ -410,9 +404,9 @@ async fn update_replaces_all_orders_and_lists_their_ids() {
     );
 }
 
-#[tokio::test]
-async fn update_with_an_unknown_or_invalid_order_applies_none() {
+async fn update_with_an_unknown_or_invalid_order_applies_none(backend: Backend) {
     let server = server_with(
+        backend,
         [order("1", &["a"], "X"), order("2", &["b"], "X")],
         ServiceConfig::default(),
     );
@@ -468,8 +462,7 @@ async fn update_with_an_unknown_or_invalid_order_applies_none() {
     );
 }
 
-#[tokio::test]
-async fn update_beyond_the_bound_is_resource_exhausted_and_applies_none() {
+async fn update_beyond_the_bound_is_resource_exhausted_and_applies_none(backend: Backend) {
     let orders: Vec<Order> = (0..6)
         .map(|i| order(&i.to_string(), &["old"], "X"))
         .collect();
@@ -477,7 +470,7 @@ async fn update_beyond_the_bound_is_resource_exhausted_and_applies_none() {
         max_update_orders: 5,
         ..ServiceConfig::default()
     };
-    let server = server_with(orders.clone(), config);
+    let server = server_with(backend, orders.clone(), config);
     let mut client = server.connect().await;
     let changed: Vec<Order> = orders
         .iter()
@@ -500,9 +493,8 @@ async fn update_beyond_the_bound_is_resource_exhausted_and_applies_none() {
     update(&mut client, changed[..5].to_vec()).await.unwrap();
 }
 
-#[tokio::test]
-async fn update_with_an_empty_stream_updates_nothing() {
-    let server = seeded_server();
+async fn update_with_an_empty_stream_updates_nothing(backend: Backend) {
+    let server = seeded_server(backend);
     let mut client = server.connect().await;
     assert_eq!(
         update(&mut client, vec![]).await.unwrap(),
@@ -542,9 +534,8 @@ fn shape(shipments: &[CombinedShipment]) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test]
-async fn process_batches_at_1_3_4_and_7_ids() {
-    let server = server_with(orders_to_ship(), ServiceConfig::default());
+async fn process_batches_at_1_3_4_and_7_ids(backend: Backend) {
+    let server = server_with(backend, orders_to_ship(), ServiceConfig::default());
     let mut client = server.connect().await;
 
     let (s, err) = process(&mut client, &["1"]).await;
@@ -583,13 +574,12 @@ async fn process_batches_at_1_3_4_and_7_ids() {
     assert_eq!(full, &orders_to_ship()[0], "shipments carry whole orders");
 }
 
-#[tokio::test]
-async fn process_batch_size_is_configurable() {
+async fn process_batch_size_is_configurable(backend: Backend) {
     let config = ServiceConfig {
         batch_size: 2,
         ..ServiceConfig::default()
     };
-    let server = server_with(orders_to_ship(), config);
+    let server = server_with(backend, orders_to_ship(), config);
     let mut client = server.connect().await;
     let (s, _) = process(&mut client, &["1", "3", "5"]).await;
     assert_eq!(
@@ -598,9 +588,8 @@ async fn process_batch_size_is_configurable() {
     );
 }
 
-#[tokio::test]
-async fn process_unknown_id_ends_with_not_found_after_the_shipments_sent() {
-    let server = server_with(orders_to_ship(), ServiceConfig::default());
+async fn process_unknown_id_ends_with_not_found_after_the_shipments_sent(backend: Backend) {
+    let server = server_with(backend, orders_to_ship(), ServiceConfig::default());
     let mut client = server.connect().await;
     let (s, err) = process(&mut client, &["1", "2", "3", "4", "nope", "5"]).await;
     assert_eq!(
@@ -610,9 +599,8 @@ async fn process_unknown_id_ends_with_not_found_after_the_shipments_sent() {
     assert_status(&err.expect("a status"), Code::NotFound, "nope");
 }
 
-#[tokio::test]
-async fn process_with_no_ids_sends_nothing() {
-    let server = seeded_server();
+async fn process_with_no_ids_sends_nothing(backend: Backend) {
+    let server = seeded_server(backend);
     let mut client = server.connect().await;
     let (s, err) = process(&mut client, &[]).await;
     assert!(s.is_empty() && err.is_none(), "{s:?} {err:?}");
@@ -620,9 +608,8 @@ async fn process_with_no_ids_sends_nothing() {
 
 /// Shipments of a full batch arrive while the client's stream is still open:
 /// a real bidirectional stream, not collect-then-answer.
-#[tokio::test]
-async fn process_answers_each_batch_while_the_client_is_still_sending() {
-    let server = server_with(orders_to_ship(), ServiceConfig::default());
+async fn process_answers_each_batch_while_the_client_is_still_sending(backend: Backend) {
+    let server = server_with(backend, orders_to_ship(), ServiceConfig::default());
     let mut client = server.connect().await;
     let (tx, rx) = mpsc::channel::<String>(8);
     let mut replies = client
@@ -653,36 +640,33 @@ async fn process_answers_each_batch_while_the_client_is_still_sending() {
 
 // ---------- deadlines ----------
 
-#[tokio::test]
-async fn deadlines_end_open_streams_with_deadline_exceeded() {
-    let server = seeded_server();
-    let mut client = server.connect().await;
-
-    // processOrders: the client never ends its stream.
-    let (_tx, rx) = mpsc::channel::<String>(1);
-    let mut request = ReceiverStream::new(rx).into_streaming_request();
-    request.set_timeout(Duration::from_millis(300));
-    let mut replies = client.process_orders(request).await.unwrap().into_inner();
-    let err = tokio::time::timeout(Duration::from_secs(10), replies.message())
+/// The server itself ends calls whose client stream is still open at the
+/// deadline with DEADLINE_EXCEEDED. Sent with a raw HTTP/2 client, because
+/// tonic's client enforces grpc-timeout locally and might answer first.
+async fn deadlines_end_open_streams_with_deadline_exceeded(backend: Backend) {
+    let server = seeded_server(backend);
+    for path in [
+        "/ecommerce.OrderManagement/processOrders",
+        "/ecommerce.OrderManagement/updateOrders",
+    ] {
+        let request = raw::grpc_request(server.addr, path, &[("grpc-timeout", "300m")]);
+        let response = tokio::time::timeout(
+            Duration::from_secs(10),
+            raw::call(server.addr, request, &[], false),
+        )
         .await
         .expect("the server ends the call at the deadline")
-        .unwrap_err();
-    assert_eq!(err.code(), Code::DeadlineExceeded, "{err:?}");
-
-    // updateOrders: the same, on a client stream.
-    let (_tx, rx) = mpsc::channel::<Order>(1);
-    let mut request = ReceiverStream::new(rx).into_streaming_request();
-    request.set_timeout(Duration::from_millis(300));
-    let err = tokio::time::timeout(Duration::from_secs(10), client.update_orders(request))
-        .await
-        .expect("the server ends the call at the deadline")
-        .unwrap_err();
-    assert_eq!(err.code(), Code::DeadlineExceeded, "{err:?}");
+        .unwrap();
+        assert_eq!(
+            response.grpc_status(),
+            Some(Code::DeadlineExceeded as i32),
+            "{path}: {response:?}"
+        );
+    }
 }
 
-#[tokio::test]
-async fn a_search_still_streaming_at_its_deadline_ends_with_deadline_exceeded() {
-    let store = big_store(20_000);
+async fn a_search_still_streaming_at_its_deadline_ends_with_deadline_exceeded(backend: Backend) {
+    let store = big_store(backend, 20_000);
     let server = TestServer::start(store.clone());
     let mut client = server.connect().await;
     let mut request = "widget".to_owned().into_request();
@@ -706,9 +690,8 @@ async fn a_search_still_streaming_at_its_deadline_ends_with_deadline_exceeded() 
 
 // ---------- concurrency ----------
 
-#[tokio::test]
-async fn concurrent_writers_lose_nothing_and_never_share_a_generated_id() {
-    let server = seeded_server();
+async fn concurrent_writers_lose_nothing_and_never_share_a_generated_id(backend: Backend) {
+    let server = seeded_server(backend);
     let mut tasks = Vec::new();
     for writer in 0..8 {
         let mut client = server.connect().await;
@@ -755,3 +738,28 @@ async fn concurrent_writers_lose_nothing_and_never_share_a_generated_id() {
     }
     assert_eq!(search_ids(&mut client, "-updated").await.len(), 200);
 }
+
+for_each_backend!(
+    add_then_get_returns_the_same_order,
+    add_without_id_gets_a_fresh_unique_id,
+    add_existing_id_is_already_exists_and_keeps_the_original,
+    add_invalid_order_is_invalid_argument_naming_the_field,
+    get_unknown_and_empty_ids,
+    seed_client_request_order_with_id_returns_order_101,
+    search_matches_items_case_insensitively_each_order_once_by_id,
+    search_with_no_match_is_an_empty_ok_stream,
+    search_streams_with_backpressure_instead_of_collecting_everything,
+    cancelling_a_search_stops_the_servers_work,
+    update_replaces_all_orders_and_lists_their_ids,
+    update_with_an_unknown_or_invalid_order_applies_none,
+    update_beyond_the_bound_is_resource_exhausted_and_applies_none,
+    update_with_an_empty_stream_updates_nothing,
+    process_batches_at_1_3_4_and_7_ids,
+    process_batch_size_is_configurable,
+    process_unknown_id_ends_with_not_found_after_the_shipments_sent,
+    process_with_no_ids_sends_nothing,
+    process_answers_each_batch_while_the_client_is_still_sending,
+    deadlines_end_open_streams_with_deadline_exceeded,
+    a_search_still_streaming_at_its_deadline_ends_with_deadline_exceeded,
+    concurrent_writers_lose_nothing_and_never_share_a_generated_id,
+);

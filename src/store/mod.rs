@@ -5,8 +5,10 @@
 //! `update_all`) may block on disk; the service runs them on the runtime's
 //! blocking pool.
 
+mod durable;
 mod memory;
 
+pub use durable::{FILE_NAME, OpenError, RedbStore};
 pub use memory::MemoryStore;
 
 use crate::pb::Order;

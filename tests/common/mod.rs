@@ -1,16 +1,19 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod process;
+pub mod raw;
 pub mod wire;
 
 use std::net::SocketAddr;
 use std::process::{Command, Output};
 use std::sync::Arc;
 
+use order_management::Order;
 use order_management::pb::order_management_client::OrderManagementClient;
 use order_management::server;
 use order_management::service::{OrderService, ServiceConfig};
-use order_management::store::OrderStore;
+use order_management::store::{MemoryStore, OrderStore, RedbStore, ScanPage, StoreError};
 use tokio::sync::oneshot;
 
 /// A real server on an ephemeral loopback port, on its own thread and
@@ -95,4 +98,74 @@ pub fn stdout(out: &Output) -> String {
 
 pub fn stderr(out: &Output) -> String {
     String::from_utf8(out.stderr.clone()).expect("client stderr is UTF-8")
+}
+
+/// The store implementations every behaviour test runs against.
+#[derive(Debug, Clone, Copy)]
+pub enum Backend {
+    Memory,
+    Redb,
+}
+
+impl Backend {
+    /// A fresh store of this kind holding `orders`.
+    pub fn store(self, orders: impl IntoIterator<Item = Order>) -> Arc<dyn OrderStore> {
+        match self {
+            Backend::Memory => Arc::new(MemoryStore::with_orders(orders)),
+            Backend::Redb => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let store = RedbStore::open(dir.path()).expect("open a redb store");
+                store
+                    .insert_many(orders.into_iter().collect())
+                    .expect("load orders");
+                Arc::new(TempRedb { store, _dir: dir })
+            }
+        }
+    }
+}
+
+/// A redb store in a temporary directory deleted with it.
+struct TempRedb {
+    store: RedbStore,
+    _dir: tempfile::TempDir,
+}
+
+impl OrderStore for TempRedb {
+    fn get(&self, id: &str) -> Result<Option<Order>, StoreError> {
+        self.store.get(id)
+    }
+    fn scan(
+        &self,
+        after: Option<&str>,
+        max: usize,
+        keep: &dyn Fn(&Order) -> bool,
+    ) -> Result<ScanPage, StoreError> {
+        self.store.scan(after, max, keep)
+    }
+    fn insert(&self, order: Order) -> Result<(), StoreError> {
+        self.store.insert(order)
+    }
+    fn update_all(&self, orders: &[Order]) -> Result<(), StoreError> {
+        self.store.update_all(orders)
+    }
+}
+
+/// Generates one `#[tokio::test]` per backend for each named
+/// `async fn name(backend: Backend)`: `memory::name` and `redb::name`.
+#[macro_export]
+macro_rules! for_each_backend {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name($crate::common::Backend::Memory).await
+            })*
+        }
+        mod redb {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name($crate::common::Backend::Redb).await
+            })*
+        }
+    };
 }
