@@ -8,9 +8,18 @@ use std::io::{self, Read, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
+use std::path::PathBuf;
+
 use clap::{Parser, Subcommand};
-use tonic::transport::{Channel, Endpoint};
+use tonic::codec::CompressionEncoding;
+use tonic::metadata::{AsciiMetadataValue, MetadataValue};
+use tonic::service::Interceptor;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tonic::{Code, IntoRequest, IntoStreamingRequest, Request, Status, Streaming};
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_types::StatusExt as _;
 
 use crate::format;
 use crate::pb::Order;
@@ -41,6 +50,30 @@ pub struct Cli {
     /// Deadline of each call, streams included, and of connecting, in seconds.
     #[arg(long, env = "ORDER_TIMEOUT", default_value_t = 10.0, global = true)]
     pub timeout: f64,
+
+    /// PEM CA certificate to verify the server with (use an https:// URL).
+    #[arg(long, env = "ORDER_CA_CERT", global = true)]
+    pub ca_cert: Option<PathBuf>,
+
+    /// PEM client certificate, for servers that require mTLS (with --key).
+    #[arg(long, env = "ORDER_CLIENT_CERT", global = true, requires = "key")]
+    pub cert: Option<PathBuf>,
+
+    /// PEM private key of --cert.
+    #[arg(long, env = "ORDER_CLIENT_KEY", global = true, requires = "cert")]
+    pub key: Option<PathBuf>,
+
+    /// Name to verify in the server's certificate, if not the URL's host.
+    #[arg(long, env = "ORDER_TLS_DOMAIN", global = true)]
+    pub tls_domain: Option<String>,
+
+    /// File holding the bearer token to send as `authorization: Bearer <token>`.
+    #[arg(long, env = "ORDER_TOKEN_FILE", global = true)]
+    pub token_file: Option<PathBuf>,
+
+    /// Compress requests with gzip and ask for gzip responses.
+    #[arg(long, global = true)]
+    pub gzip: bool,
 
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -80,6 +113,12 @@ pub enum Command {
         #[arg(required = true)]
         ids: Vec<String>,
     },
+    /// Ask the server's health service (grpc.health.v1); exit 0 only if SERVING.
+    Health {
+        /// The service to ask about; empty for the server as a whole.
+        #[arg(default_value = "")]
+        service: String,
+    },
 }
 
 /// Exit codes by gRPC status class; documented in `client --help`.
@@ -112,12 +151,19 @@ impl Failure {
         }
     }
 
+    /// The status on one line, then one indented line per field violation
+    /// (`google.rpc.BadRequest`) the server attached.
     fn status(status: &Status) -> Self {
-        let message = if status.message().is_empty() {
+        let mut message = if status.message().is_empty() {
             format!("{:?}", status.code())
         } else {
             format!("{:?}: {}", status.code(), status.message())
         };
+        if let Some(bad_request) = status.get_details_bad_request() {
+            for v in &bad_request.field_violations {
+                message.push_str(&format!("\n  {}: {}", v.field, v.description));
+            }
+        }
         Self {
             message,
             code: exit_code(status.code()),
@@ -143,6 +189,7 @@ pub async fn main(cli: Cli) -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<(), Failure> {
+    let tls = tls_config(&cli)?;
     let command = match (cli.command, cli.id) {
         (Some(command), _) => command,
         (None, Some(id)) => Command::Get { id },
@@ -159,8 +206,34 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         _ => None,
     };
     let mut out = Output::new(cli.json);
+    let credentials = Credentials::from_file(cli.token_file.as_deref())?;
     let call = async {
-        let mut client = connect(&cli.server).await?;
+        let channel = connect(&cli.server, tls).await?;
+        if let Command::Health { service } = &command {
+            let mut health = HealthClient::with_interceptor(channel, credentials);
+            let request = HealthCheckRequest {
+                service: service.clone(),
+            };
+            let reply = health
+                .check(with_deadline(request, timeout))
+                .await?
+                .into_inner();
+            let status = ServingStatus::try_from(reply.status).unwrap_or(ServingStatus::Unknown);
+            out.emit_string(status.as_str_name())?;
+            return match status {
+                ServingStatus::Serving => Ok(()),
+                _ => Err(Failure {
+                    message: format!("the server reports {}", status.as_str_name()),
+                    code: exit_code(Code::Unavailable),
+                }),
+            };
+        }
+        let mut client = OrderManagementClient::with_interceptor(channel, credentials);
+        if cli.gzip {
+            client = client
+                .send_compressed(CompressionEncoding::Gzip)
+                .accept_compressed(CompressionEncoding::Gzip);
+        }
         match command {
             Command::Get { id } => {
                 let order = client.get_order(with_deadline(id, timeout)).await?;
@@ -201,6 +274,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 out.emit_all("ecommerce.CombinedShipment", stream.into_inner())
                     .await
             }
+            Command::Health { .. } => unreachable!("answered above"),
         }
     };
     // The deadline covers the whole call, streams included; the server gets
@@ -247,14 +321,84 @@ fn humantime(d: Duration) -> String {
 
 /// Connects eagerly so that an unreachable server is reported by address.
 /// Connecting counts against the call's deadline (the caller's timeout).
-async fn connect(server: &str) -> Result<OrderManagementClient<Channel>, Failure> {
-    let endpoint = Endpoint::from_shared(server.to_owned())
+async fn connect(server: &str, tls: Option<ClientTlsConfig>) -> Result<Channel, Failure> {
+    let mut endpoint = Endpoint::from_shared(server.to_owned())
         .map_err(|e| Failure::usage(format!("invalid --server URL {server:?}: {e}")))?;
-    let channel = endpoint.connect().await.map_err(|e| Failure {
+    if let Some(tls) = tls {
+        if !server.starts_with("https://") {
+            return Err(Failure::usage(format!(
+                "TLS options need an https:// --server URL, got {server}"
+            )));
+        }
+        endpoint = endpoint.tls_config(tls).map_err(|e| {
+            Failure::usage(format!("invalid TLS configuration: {}", root_cause(&e)))
+        })?;
+    }
+    endpoint.connect().await.map_err(|e| Failure {
         message: format!("cannot reach the server at {server}: {}", root_cause(&e)),
         code: exit_code(Code::Unavailable),
-    })?;
-    Ok(OrderManagementClient::new(channel))
+    })
+}
+
+/// TLS settings from the command line, if any TLS option was given.
+fn tls_config(cli: &Cli) -> Result<Option<ClientTlsConfig>, Failure> {
+    if cli.ca_cert.is_none() && cli.cert.is_none() && cli.tls_domain.is_none() {
+        return Ok(None);
+    }
+    let read = |path: &PathBuf, what: &str| {
+        std::fs::read(path)
+            .map_err(|e| Failure::usage(format!("cannot read the {what} {}: {e}", path.display())))
+    };
+    let mut tls = ClientTlsConfig::new();
+    if let Some(ca) = &cli.ca_cert {
+        tls = tls.ca_certificate(Certificate::from_pem(read(ca, "CA certificate")?));
+    }
+    if let (Some(cert), Some(key)) = (&cli.cert, &cli.key) {
+        tls = tls.identity(Identity::from_pem(
+            read(cert, "client certificate")?,
+            read(key, "client key")?,
+        ));
+    }
+    if let Some(domain) = &cli.tls_domain {
+        tls = tls.domain_name(domain.clone());
+    }
+    Ok(Some(tls))
+}
+
+/// Adds `authorization: Bearer <token>` to every call when a token is set.
+#[derive(Clone)]
+struct Credentials(Option<AsciiMetadataValue>);
+
+impl Credentials {
+    fn from_file(path: Option<&std::path::Path>) -> Result<Self, Failure> {
+        let Some(path) = path else {
+            return Ok(Self(None));
+        };
+        let token = std::fs::read_to_string(path).map_err(|e| {
+            Failure::usage(format!(
+                "cannot read the token file {}: {e}",
+                path.display()
+            ))
+        })?;
+        let value = MetadataValue::try_from(format!("Bearer {}", token.trim())).map_err(|_| {
+            Failure::usage(format!(
+                "the token in {} is not valid metadata",
+                path.display()
+            ))
+        })?;
+        Ok(Self(Some(value)))
+    }
+}
+
+impl Interceptor for Credentials {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        if let Some(value) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
 }
 
 /// The innermost error message, which names the actual problem

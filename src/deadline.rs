@@ -1,16 +1,20 @@
-//! The caller's deadline, from the `grpc-timeout` request header.
+//! When a call must end: the caller's deadline (`grpc-timeout`), the
+//! server's own per-call limit, and the end of the shutdown grace period.
 //!
 //! tonic stops a handler whose *response* is late, but reports that as
 //! `CANCELLED`, and does nothing once a response stream has started. So the
-//! handlers read the deadline themselves: they stop their work and answer
-//! `DEADLINE_EXCEEDED` when it passes, on unary calls and streams alike.
+//! handlers watch the end of the call themselves: they stop their work and
+//! answer `DEADLINE_EXCEEDED` when the deadline passes, or `UNAVAILABLE`
+//! when the server stops, on unary calls and streams alike.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use futures_util::FutureExt as _;
 use tokio::time::{Instant, Sleep};
 use tokio_stream::Stream;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tonic::Status;
 use tonic::metadata::MetadataMap;
 
@@ -20,11 +24,70 @@ use tonic::metadata::MetadataMap;
 /// given up by then either way.
 const MARGIN: Duration = Duration::from_millis(2);
 
-/// When the call must be over, if the caller set a deadline.
-pub fn from_metadata(metadata: &MetadataMap) -> Option<Instant> {
-    let value = metadata.get("grpc-timeout")?.to_str().ok()?;
-    let timeout = parse_grpc_timeout(value)?;
-    Some(Instant::now() + timeout.saturating_sub(MARGIN))
+/// The end of one call.
+#[derive(Debug, Clone)]
+pub struct CallEnd {
+    deadline: Option<Instant>,
+    /// Cancelled when the shutdown grace period is over.
+    abort: CancellationToken,
+}
+
+impl CallEnd {
+    /// The earlier of the caller's deadline and `max_duration` from now;
+    /// `abort` ends the call early with `UNAVAILABLE`.
+    pub fn new(
+        metadata: &MetadataMap,
+        max_duration: Option<Duration>,
+        abort: CancellationToken,
+    ) -> Self {
+        let now = Instant::now();
+        let caller = metadata
+            .get("grpc-timeout")
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_grpc_timeout)
+            .map(|t| now + t.saturating_sub(MARGIN));
+        let server = max_duration.map(|d| now + d);
+        let deadline = match (caller, server) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        Self { deadline, abort }
+    }
+
+    /// No deadline, never aborted: for tests and tools.
+    pub fn unbounded() -> Self {
+        Self {
+            deadline: None,
+            abort: CancellationToken::new(),
+        }
+    }
+
+    /// Runs `work`, or answers `DEADLINE_EXCEEDED` / `UNAVAILABLE` if the
+    /// call ends first (dropping `work`, which stops it).
+    pub async fn run<T>(&self, work: impl Future<Output = Result<T, Status>>) -> Result<T, Status> {
+        let deadline = async {
+            match self.deadline {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            result = work => result,
+            () = deadline => Err(exceeded()),
+            () = self.abort.cancelled() => Err(shutting_down()),
+        }
+    }
+
+    /// Ends `stream` with `DEADLINE_EXCEEDED` / `UNAVAILABLE` when the call ends.
+    pub fn bound<S>(&self, stream: S) -> Bounded<S> {
+        Bounded {
+            inner: Some(stream),
+            sleep: self
+                .deadline
+                .map(|at| Box::pin(tokio::time::sleep_until(at))),
+            abort: Box::pin(self.abort.clone().cancelled_owned()),
+        }
+    }
 }
 
 /// Parses `grpc-timeout`: 1 to 8 ASCII digits and a unit (`H`, `M`, `S`,
@@ -50,37 +113,19 @@ pub fn exceeded() -> Status {
     Status::deadline_exceeded("the call's deadline passed before the server finished")
 }
 
-/// Runs `work`, or answers `DEADLINE_EXCEEDED` if the deadline comes first
-/// (dropping `work`, which stops it).
-pub async fn run<T>(
-    deadline: Option<Instant>,
-    work: impl Future<Output = Result<T, Status>>,
-) -> Result<T, Status> {
-    match deadline {
-        None => work.await,
-        Some(at) => tokio::time::timeout_at(at, work)
-            .await
-            .unwrap_or_else(|_| Err(exceeded())),
-    }
+pub fn shutting_down() -> Status {
+    Status::unavailable("the server is shutting down; retry on another instance")
 }
 
-/// A response stream that ends with `DEADLINE_EXCEEDED` when the deadline
-/// passes. Dropping the inner stream at that point stops its producer.
-pub struct WithDeadline<S> {
+/// A response stream that ends with an error status when its call ends.
+/// Dropping the inner stream at that point stops its producer.
+pub struct Bounded<S> {
     inner: Option<S>,
     sleep: Option<Pin<Box<Sleep>>>,
+    abort: Pin<Box<WaitForCancellationFutureOwned>>,
 }
 
-impl<S> WithDeadline<S> {
-    pub fn new(inner: S, deadline: Option<Instant>) -> Self {
-        Self {
-            inner: Some(inner),
-            sleep: deadline.map(|at| Box::pin(tokio::time::sleep_until(at))),
-        }
-    }
-}
-
-impl<S, T> Stream for WithDeadline<S>
+impl<S, T> Stream for Bounded<S>
 where
     S: Stream<Item = Result<T, Status>> + Unpin,
 {
@@ -96,13 +141,22 @@ where
             }
             return Poll::Ready(item);
         }
-        if let Some(sleep) = self.sleep.as_mut()
+        let ended = if let Some(sleep) = self.sleep.as_mut()
             && sleep.as_mut().poll(cx).is_ready()
         {
-            self.inner = None;
-            return Poll::Ready(Some(Err(exceeded())));
+            Some(exceeded())
+        } else if self.abort.poll_unpin(cx).is_ready() {
+            Some(shutting_down())
+        } else {
+            None
+        };
+        match ended {
+            Some(status) => {
+                self.inner = None;
+                Poll::Ready(Some(Err(status)))
+            }
+            None => Poll::Pending,
         }
-        Poll::Pending
     }
 }
 
@@ -134,5 +188,33 @@ mod tests {
         ] {
             assert_eq!(parse_grpc_timeout(bad), None, "{bad:?}");
         }
+    }
+
+    #[tokio::test]
+    async fn the_earlier_of_caller_and_server_limits_wins() {
+        let mut metadata = MetadataMap::new();
+        metadata.insert("grpc-timeout", "20S".parse().unwrap());
+        let end = CallEnd::new(
+            &metadata,
+            Some(Duration::from_millis(50)),
+            CancellationToken::new(),
+        );
+        let err = end
+            .run(std::future::pending::<Result<(), Status>>())
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), tonic::Code::DeadlineExceeded);
+    }
+
+    #[tokio::test]
+    async fn abort_ends_calls_with_unavailable() {
+        let abort = CancellationToken::new();
+        let end = CallEnd::new(&MetadataMap::new(), None, abort.clone());
+        abort.cancel();
+        let err = end
+            .run(std::future::pending::<Result<(), Status>>())
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), tonic::Code::Unavailable);
     }
 }

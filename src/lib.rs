@@ -10,6 +10,7 @@
 pub mod client;
 pub mod deadline;
 pub mod format;
+pub mod middleware;
 pub mod seed;
 pub mod server;
 pub mod service;

@@ -1,23 +1,37 @@
-//! The server process: configuration, listening, logging and clean shutdown.
+//! The server process: configuration, store, services, transport, logging
+//! and graceful shutdown. The RPC handlers live in `service`; what wraps
+//! every call (auth, limits, logs) in `middleware`.
 
 use std::future::Future;
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
-use tonic::transport::Server;
+use tokio_util::sync::CancellationToken;
+use tonic::codec::CompressionEncoding;
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
 
+use crate::middleware::CallLayer;
+use crate::middleware::admission::Admission;
+use crate::middleware::auth::Auth;
 use crate::pb::order_management_server::OrderManagementServer;
+use crate::pb::{FILE_DESCRIPTOR_SET, SERVICE_NAME};
 use crate::seed;
 use crate::service::{OrderService, ServiceConfig};
 use crate::store::{MemoryStore, OrderStore, RedbStore};
 
 /// The ecommerce.OrderManagement gRPC server.
-#[derive(Debug, Parser)]
+///
+/// Every flag can also be set with the environment variable shown.
+/// Limits default to gRPC core's and grpc-go's choices where they have one.
+#[derive(Debug, Clone, Parser)]
 #[command(name = "server", version)]
 pub struct Config {
     /// Address to listen on; `[::]` accepts IPv6 and IPv4 where the system allows.
@@ -43,20 +57,93 @@ pub struct Config {
     /// The most orders one updateOrders call may carry (RESOURCE_EXHAUSTED beyond).
     #[arg(long, env = "ORDER_MAX_UPDATE_ORDERS", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_update_orders: u32,
+
+    /// Log format: human-readable text, or one JSON object per line.
+    #[arg(long, env = "ORDER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// On SIGINT/SIGTERM, in-flight calls get this long (seconds) to finish;
+    /// then they end with UNAVAILABLE and the process exits 0.
+    #[arg(long, env = "ORDER_SHUTDOWN_GRACE", default_value_t = 10.0)]
+    pub shutdown_grace: f64,
+
+    /// PEM certificate chain: serve TLS (with --tls-key).
+    #[arg(long, env = "ORDER_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "ORDER_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// PEM CA certificate(s): require client certificates signed by it (mTLS).
+    #[arg(long, env = "ORDER_CLIENT_CA", requires = "tls_cert")]
+    pub client_ca: Option<PathBuf>,
+
+    /// File holding a bearer token that every call but health checks must present.
+    #[arg(long, env = "ORDER_AUTH_TOKEN_FILE")]
+    pub auth_token_file: Option<PathBuf>,
+
+    /// Largest request message accepted, in bytes (RESOURCE_EXHAUSTED beyond).
+    #[arg(long, env = "ORDER_MAX_REQUEST_BYTES", default_value_t = 4 * 1024 * 1024)]
+    pub max_request_bytes: usize,
+
+    /// Largest response message sent, in bytes.
+    #[arg(long, env = "ORDER_MAX_RESPONSE_BYTES", default_value_t = 4 * 1024 * 1024)]
+    pub max_response_bytes: usize,
+
+    /// HTTP/2 streams (calls) one connection may have open at once.
+    #[arg(long, env = "ORDER_MAX_CONCURRENT_STREAMS", default_value_t = 100)]
+    pub max_concurrent_streams: u32,
+
+    /// Calls in flight across the server; beyond it, RESOURCE_EXHAUSTED at once.
+    #[arg(long, env = "ORDER_MAX_CONCURRENT_CALLS", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_concurrent_calls: u32,
+
+    /// Largest request header list (metadata), in bytes.
+    #[arg(long, env = "ORDER_MAX_HEADER_LIST_BYTES", default_value_t = 16 * 1024)]
+    pub max_header_list_bytes: u32,
+
+    /// Seconds between HTTP/2 keepalive pings on idle connections.
+    #[arg(long, env = "ORDER_KEEPALIVE_INTERVAL", default_value_t = 60.0)]
+    pub keepalive_interval: f64,
+
+    /// Seconds to wait for a keepalive ping's answer before closing the connection.
+    #[arg(long, env = "ORDER_KEEPALIVE_TIMEOUT", default_value_t = 20.0)]
+    pub keepalive_timeout: f64,
+
+    /// The longest any call may run, in seconds, whatever its own deadline
+    /// (DEADLINE_EXCEEDED beyond); 0 for no limit.
+    #[arg(long, env = "ORDER_MAX_CALL_SECONDS", default_value_t = 300.0)]
+    pub max_call_seconds: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 impl Config {
-    pub fn service_config(&self) -> ServiceConfig {
-        ServiceConfig {
+    pub fn service_config(&self) -> Result<ServiceConfig, String> {
+        Ok(ServiceConfig {
             batch_size: self.batch_size as usize,
             max_update_orders: self.max_update_orders as usize,
-        }
+            max_call_duration: match self.max_call_seconds {
+                0.0 => None,
+                s => Some(seconds("--max-call-seconds", s)?),
+            },
+        })
     }
 }
 
-/// Runs the server until Ctrl-C or SIGTERM. Used by `src/bin/server.rs`.
+fn seconds(flag: &str, value: f64) -> Result<Duration, String> {
+    Duration::try_from_secs_f64(value)
+        .map_err(|_| format!("{flag} must be a number of seconds >= 0, got {value}"))
+}
+
+/// Runs the server until SIGINT or SIGTERM. Used by `src/bin/server.rs`.
 pub async fn main(config: Config) -> Result<(), String> {
-    init_logging();
+    init_logging(config.log_format);
     let store = open_store(&config)?;
     let listener = TcpListener::bind(config.listen)
         .await
@@ -64,14 +151,163 @@ pub async fn main(config: Config) -> Result<(), String> {
     let local = listener
         .local_addr()
         .map_err(|e| format!("cannot read the bound address: {e}"))?;
+    let running = Running::start(&config, store, listener)?;
     tracing::info!("listening on {local}");
+    running.until(shutdown_signal()).await
+}
 
-    let service = OrderService::with_config(store, config.service_config());
-    serve(listener, service, shutdown_signal())
-        .await
-        .map_err(|e| format!("server failed: {e}"))?;
-    tracing::info!("stopped");
-    Ok(())
+/// A server that is serving; see [`Running::until`].
+pub struct Running {
+    serve: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
+    stop_accepting: tokio::sync::oneshot::Sender<()>,
+    abort: CancellationToken,
+    health: HealthReporter,
+    grace: Duration,
+}
+
+impl Running {
+    /// Builds every service and starts serving on `listener`.
+    pub fn start(
+        config: &Config,
+        store: Arc<dyn OrderStore>,
+        listener: TcpListener,
+    ) -> Result<Self, String> {
+        let abort = CancellationToken::new();
+        let service =
+            OrderService::with_config(store, config.service_config()?).with_abort(abort.clone());
+        let orders = OrderManagementServer::new(service)
+            .max_decoding_message_size(config.max_request_bytes)
+            .max_encoding_message_size(config.max_response_bytes)
+            .accept_compressed(CompressionEncoding::Gzip)
+            .send_compressed(CompressionEncoding::Gzip);
+
+        let (health, health_service) = tonic_health::server::health_reporter();
+        let reflection_v1 = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+            .build_v1()
+            .map_err(|e| format!("cannot build the reflection service: {e}"))?;
+        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+            .build_v1alpha()
+            .map_err(|e| format!("cannot build the reflection service: {e}"))?;
+
+        let auth = config
+            .auth_token_file
+            .as_deref()
+            .map(Auth::from_file)
+            .transpose()?;
+        let layer = CallLayer::new(auth, Admission::new(config.max_concurrent_calls as usize));
+
+        let mut builder = Server::builder()
+            .max_concurrent_streams(config.max_concurrent_streams)
+            .http2_max_header_list_size(config.max_header_list_bytes)
+            .http2_keepalive_interval(Some(seconds(
+                "--keepalive-interval",
+                config.keepalive_interval,
+            )?))
+            .http2_keepalive_timeout(Some(seconds(
+                "--keepalive-timeout",
+                config.keepalive_timeout,
+            )?))
+            .tcp_nodelay(true);
+        if let Some(tls) = tls_config(config)? {
+            builder = builder
+                .tls_config(tls)
+                .map_err(|e| format!("invalid TLS configuration: {e}"))?;
+        }
+        let router = builder
+            .layer(layer)
+            .add_service(health_service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(orders);
+
+        let (stop_accepting, stopped) = tokio::sync::oneshot::channel::<()>();
+        let serve = tokio::spawn(router.serve_with_incoming_shutdown(
+            TcpListenerStream::new(listener),
+            async {
+                let _ = stopped.await;
+            },
+        ));
+        Ok(Self {
+            serve,
+            stop_accepting,
+            abort,
+            health,
+            grace: seconds("--shutdown-grace", config.shutdown_grace)?,
+        })
+    }
+
+    /// Marks the services SERVING, serves until `signal`, then shuts down:
+    /// health goes NOT_SERVING, the listener closes, in-flight calls get the
+    /// grace period to finish, the rest end with UNAVAILABLE.
+    pub async fn until(self, signal: impl Future<Output = ()>) -> Result<(), String> {
+        let Running {
+            mut serve,
+            stop_accepting,
+            abort,
+            health,
+            grace,
+        } = self;
+        for name in ["", SERVICE_NAME] {
+            health
+                .set_service_status(name, ServingStatus::Serving)
+                .await;
+        }
+        tokio::select! {
+            () = signal => {}
+            result = &mut serve => return flatten(result),
+        }
+        for name in ["", SERVICE_NAME] {
+            health
+                .set_service_status(name, ServingStatus::NotServing)
+                .await;
+        }
+        let _ = stop_accepting.send(());
+        tracing::info!("shutting down: waiting up to {grace:?} for calls in flight");
+        if let Ok(result) = tokio::time::timeout(grace, &mut serve).await {
+            tracing::info!("stopped");
+            return flatten(result);
+        }
+        abort.cancel();
+        // Calls still open now end with UNAVAILABLE; give their last frames
+        // a moment to leave, then stop even if a peer does not answer.
+        match tokio::time::timeout(Duration::from_secs(2), &mut serve).await {
+            Ok(result) => flatten(result)?,
+            Err(_) => serve.abort(),
+        }
+        tracing::warn!(
+            "stopped after the grace period; calls still open were ended with UNAVAILABLE"
+        );
+        Ok(())
+    }
+}
+
+fn flatten(
+    result: Result<Result<(), tonic::transport::Error>, tokio::task::JoinError>,
+) -> Result<(), String> {
+    match result {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(format!("server failed: {e}")),
+        Err(e) => Err(format!("server task failed: {e}")),
+    }
+}
+
+fn tls_config(config: &Config) -> Result<Option<ServerTlsConfig>, String> {
+    let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) else {
+        return Ok(None);
+    };
+    let read = |path: &PathBuf, what: &str| {
+        std::fs::read(path).map_err(|e| format!("cannot read the {what} {}: {e}", path.display()))
+    };
+    let mut tls = ServerTlsConfig::new().identity(Identity::from_pem(
+        read(cert, "TLS certificate")?,
+        read(key, "TLS key")?,
+    ));
+    if let Some(ca) = &config.client_ca {
+        tls = tls.client_ca_root(Certificate::from_pem(read(ca, "client CA")?));
+    }
+    Ok(Some(tls))
 }
 
 /// Opens the store the configuration asks for and seeds it if it is empty.
@@ -105,8 +341,8 @@ fn is_empty(store: &dyn OrderStore) -> Result<bool, String> {
     Ok(page.orders.is_empty())
 }
 
-/// Serves `service` on an already bound listener until `shutdown` resolves,
-/// then lets in-flight calls finish. Tests use this with an ephemeral port.
+/// Serves `service` alone on an already bound listener until `shutdown`
+/// resolves: the bare service, without the production layers. Tests use it.
 pub async fn serve(
     listener: TcpListener,
     service: OrderService,
@@ -147,13 +383,20 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// Logs to stderr; the level comes from `RUST_LOG` (default `info`).
-fn init_logging() {
+/// Logs to stderr, as text or JSON lines; the level comes from `RUST_LOG`
+/// (default `info`).
+fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+    }
 }

@@ -8,15 +8,21 @@
 //! goes away (the channel closes).
 
 use std::collections::HashSet;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::FutureExt as _;
+use tokio_util::sync::CancellationToken;
+use tonic_types::{ErrorDetails, StatusExt as _};
 
 use tokio::sync::mpsc;
 use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::deadline::{self, WithDeadline};
+use crate::deadline::CallEnd;
 use crate::pb::order_management_server::OrderManagement;
 use crate::pb::{CombinedShipment, Order};
 use crate::shipments::Batcher;
@@ -30,6 +36,8 @@ pub struct ServiceConfig {
     pub batch_size: usize,
     /// The most orders one updateOrders call may carry.
     pub max_update_orders: usize,
+    /// The longest any call may run, whatever the caller's deadline.
+    pub max_call_duration: Option<Duration>,
 }
 
 impl Default for ServiceConfig {
@@ -37,6 +45,7 @@ impl Default for ServiceConfig {
         Self {
             batch_size: 3,
             max_update_orders: 1_000,
+            max_call_duration: None,
         }
     }
 }
@@ -53,6 +62,8 @@ type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 pub struct OrderService {
     store: Arc<dyn OrderStore>,
     config: ServiceConfig,
+    /// Cancelled when the shutdown grace period ends: open calls end with UNAVAILABLE.
+    abort: CancellationToken,
 }
 
 impl OrderService {
@@ -61,7 +72,21 @@ impl OrderService {
     }
 
     pub fn with_config(store: Arc<dyn OrderStore>, config: ServiceConfig) -> Self {
-        Self { store, config }
+        Self {
+            store,
+            config,
+            abort: CancellationToken::new(),
+        }
+    }
+
+    /// Open calls end with `UNAVAILABLE` once `abort` is cancelled.
+    pub fn with_abort(mut self, abort: CancellationToken) -> Self {
+        self.abort = abort;
+        self
+    }
+
+    fn call_end(&self, metadata: &tonic::metadata::MetadataMap) -> CallEnd {
+        CallEnd::new(metadata, self.config.max_call_duration, self.abort.clone())
     }
 
     /// Runs a write on the blocking pool, so a slow disk never stalls the runtime.
@@ -79,19 +104,16 @@ impl OrderService {
 #[tonic::async_trait]
 impl OrderManagement for OrderService {
     async fn add_order(&self, request: Request<Order>) -> Result<Response<String>, Status> {
-        let deadline = deadline::from_metadata(request.metadata());
+        let end = self.call_end(request.metadata());
         let order = request.into_inner();
-        let requested_id = order.id.clone();
-        let result = deadline::run(deadline, self.add(order)).await;
-        log("addOrder", &requested_id, &result);
-        result.map(Response::new)
+        record_order_id(&order.id);
+        end.run(self.add(order)).await.map(Response::new)
     }
 
     async fn get_order(&self, request: Request<String>) -> Result<Response<Order>, Status> {
         let id = request.into_inner();
-        let result = get(self.store.as_ref(), &id);
-        log("getOrder", &id, &result);
-        result.map(Response::new)
+        record_order_id(&id);
+        get(self.store.as_ref(), &id).map(Response::new)
     }
 
     type searchOrdersStream = ResponseStream<Order>;
@@ -100,22 +122,21 @@ impl OrderManagement for OrderService {
         &self,
         request: Request<String>,
     ) -> Result<Response<Self::searchOrdersStream>, Status> {
-        let deadline = deadline::from_metadata(request.metadata());
+        let end = self.call_end(request.metadata());
         let query = request.into_inner();
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
-        tokio::spawn(search(Arc::clone(&self.store), query, tx));
-        let stream = WithDeadline::new(ReceiverStream::new(rx), deadline);
-        Ok(Response::new(Box::pin(stream)))
+        spawn_producer(tx.clone(), search(Arc::clone(&self.store), query, tx));
+        Ok(Response::new(Box::pin(end.bound(ReceiverStream::new(rx)))))
     }
 
     async fn update_orders(
         &self,
         request: Request<Streaming<Order>>,
     ) -> Result<Response<String>, Status> {
-        let deadline = deadline::from_metadata(request.metadata());
-        let result = deadline::run(deadline, self.update(request.into_inner())).await;
-        log("updateOrders", "", &result);
-        result.map(Response::new)
+        let end = self.call_end(request.metadata());
+        end.run(self.update(request.into_inner()))
+            .await
+            .map(Response::new)
     }
 
     type processOrdersStream = ResponseStream<CombinedShipment>;
@@ -124,17 +145,39 @@ impl OrderManagement for OrderService {
         &self,
         request: Request<Streaming<String>>,
     ) -> Result<Response<Self::processOrdersStream>, Status> {
-        let deadline = deadline::from_metadata(request.metadata());
+        let end = self.call_end(request.metadata());
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
-        tokio::spawn(process(
+        let producer = process(
             Arc::clone(&self.store),
             self.config.batch_size,
             request.into_inner(),
-            tx,
-        ));
-        let stream = WithDeadline::new(ReceiverStream::new(rx), deadline);
-        Ok(Response::new(Box::pin(stream)))
+            tx.clone(),
+        );
+        spawn_producer(tx, producer);
+        Ok(Response::new(Box::pin(end.bound(ReceiverStream::new(rx)))))
     }
+}
+
+/// Runs a stream's producer as its own task. A panic in it must not look
+/// like a normal end of the stream: the client gets `INTERNAL` instead.
+fn spawn_producer<T: Send + 'static>(
+    tx: mpsc::Sender<Result<T, Status>>,
+    producer: impl Future<Output = ()> + Send + 'static,
+) {
+    tokio::spawn(async move {
+        if let Err(panic) = AssertUnwindSafe(producer).catch_unwind().await {
+            let what = crate::middleware::panic_message(panic.as_ref());
+            tracing::error!(panic = what, "a response stream's producer panicked");
+            let _ = tx
+                .send(Err(Status::internal("internal error while streaming")))
+                .await;
+        }
+    });
+}
+
+/// Adds the order id to the call's log line (see `middleware::call_log`).
+fn record_order_id(id: &str) {
+    tracing::Span::current().record("order_id", id);
 }
 
 impl OrderService {
@@ -221,7 +264,6 @@ async fn search(
             .any(|item| item.to_lowercase().contains(&needle))
     };
     let mut after: Option<String> = None;
-    let mut sent = 0usize;
     loop {
         let page = match store.scan(after.as_deref(), SEARCH_STEP, &matches) {
             Ok(page) => page,
@@ -232,15 +274,8 @@ async fn search(
         };
         for order in page.orders {
             if tx.send(Ok(order)).await.is_err() {
-                tracing::info!(
-                    method = "searchOrders",
-                    query,
-                    sent,
-                    outcome = "client gone"
-                );
-                return;
+                return; // the client is gone
             }
-            sent += 1;
         }
         match page.next {
             Some(next) if !tx.is_closed() => after = Some(next),
@@ -250,7 +285,6 @@ async fn search(
         // A step that matched nothing never waits on the channel: yield anyway.
         tokio::task::yield_now().await;
     }
-    tracing::info!(method = "searchOrders", query, sent, outcome = "OK");
 }
 
 /// Reads order ids as they come and sends the shipments of each full batch,
@@ -278,7 +312,6 @@ async fn process(
         send_all(&tx, batcher.finish()).await
     }
     .await;
-    log("processOrders", "", &outcome);
     if let Err(status) = outcome {
         let _ = tx.send(Err(status)).await;
     }
@@ -305,6 +338,8 @@ fn not_found(id: &str) -> Status {
     Status::not_found(format!("Order : {id} Not Found."))
 }
 
+/// `INVALID_ARGUMENT` naming every bad field, in the message for people and
+/// as `google.rpc.BadRequest` field violations for programs.
 fn invalid_order(id: &str, violations: &[Violation]) -> Status {
     let what = if id.is_empty() {
         "invalid order".to_owned()
@@ -312,22 +347,18 @@ fn invalid_order(id: &str, violations: &[Violation]) -> Status {
         format!("invalid order {id}")
     };
     let details: Vec<String> = violations.iter().map(Violation::to_string).collect();
-    Status::invalid_argument(format!("{what}: {}", details.join("; ")))
+    let mut bad_request = ErrorDetails::new();
+    for v in violations {
+        bad_request.add_bad_request_violation(v.field.clone(), v.description.clone());
+    }
+    Status::with_error_details(
+        tonic::Code::InvalidArgument,
+        format!("{what}: {}", details.join("; ")),
+        bad_request,
+    )
 }
 
 fn internal(err: StoreError) -> Status {
     tracing::error!(error = %err, "store failure");
     Status::internal("the order store failed; see the server log")
-}
-
-fn log<T>(method: &str, order_id: &str, result: &Result<T, Status>) {
-    match result {
-        Ok(_) => tracing::info!(method, order_id, outcome = "OK"),
-        Err(status) => tracing::info!(
-            method,
-            order_id,
-            outcome = ?status.code(),
-            error = status.message()
-        ),
-    }
 }
