@@ -4,7 +4,7 @@
 CARGO ?= cargo
 ID ?= 101
 
-.PHONY: test fmt-check clippy check-codegen codegen server client
+.PHONY: test fmt-check clippy check-codegen check-contract codegen server client
 
 ## Everything CI checks: formatting, lints, generated code, all tests.
 test: fmt-check clippy check-codegen
@@ -19,6 +19,10 @@ clippy:
 ## Fails when generated/ is not what proto/ produces.
 check-codegen:
 	$(CARGO) xtask codegen --check
+
+## Fails when proto/ (uncommitted edits included) breaks the wire contract committed at HEAD.
+check-contract:
+	$(CARGO) xtask breaking --against HEAD
 
 ## Rewrites generated/ from proto/ (no protoc needed).
 codegen:

@@ -1,8 +1,12 @@
 //! Project automation, run as `cargo xtask <command>`.
 //!
+//! `codegen` writes generated/ from proto/; `breaking` checks proto/ against a
+//! baseline for wire-breaking changes.
+//!
 //! Everything that needs protox or tonic-prost-build lives here, so the main
 //! package builds with neither `protoc` nor a build script.
 
+pub mod breaking;
 pub mod codegen;
 
 use std::path::{Path, PathBuf};
