@@ -173,8 +173,9 @@ impl Running {
         listener: TcpListener,
     ) -> Result<Self, String> {
         let abort = CancellationToken::new();
-        let service =
-            OrderService::with_config(store, config.service_config()?).with_abort(abort.clone());
+        let service_config = config.service_config()?;
+        let max_call = service_config.max_call_duration;
+        let service = OrderService::with_config(store, service_config).with_abort(abort.clone());
         let orders = OrderManagementServer::new(service)
             .max_decoding_message_size(config.max_request_bytes)
             .max_encoding_message_size(config.max_response_bytes)
@@ -196,7 +197,8 @@ impl Running {
             .as_deref()
             .map(Auth::from_file)
             .transpose()?;
-        let layer = CallLayer::new(auth, Admission::new(config.max_concurrent_calls as usize));
+        let admission = Admission::new(config.max_concurrent_calls as usize);
+        let layer = CallLayer::new(auth, admission, max_call);
 
         let mut builder = Server::builder()
             .max_concurrent_streams(config.max_concurrent_streams)

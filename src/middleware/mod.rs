@@ -1,5 +1,6 @@
 //! What happens around every call, before and after the handlers:
 //!
+//! 0. a request that is not gRPC (wrong content-type) gets HTTP 415;
 //! 1. a request id (the caller's `x-request-id`, or a fresh one) that is
 //!    echoed in the response headers and tags the call's log line;
 //! 2. authentication ([`auth`]): `UNAUTHENTICATED` without the bearer token;
@@ -21,7 +22,7 @@ use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures_util::FutureExt as _;
 use http::{HeaderValue, Request, Response};
@@ -46,12 +47,20 @@ pub struct CallLayer {
 struct Shared {
     auth: Option<Auth>,
     admission: Admission,
+    /// The longest a call may take to produce its response head. Handlers
+    /// bound their own work; this also covers the time before a handler
+    /// runs, e.g. a client that sends headers and never its message.
+    max_call: Option<Duration>,
 }
 
 impl CallLayer {
-    pub fn new(auth: Option<Auth>, admission: Admission) -> Self {
+    pub fn new(auth: Option<Auth>, admission: Admission, max_call: Option<Duration>) -> Self {
         Self {
-            shared: Arc::new(Shared { auth, admission }),
+            shared: Arc::new(Shared {
+                auth,
+                admission,
+                max_call,
+            }),
         }
     }
 }
@@ -113,6 +122,15 @@ where
         let record = CallRecord::new(span.clone(), Instant::now());
 
         let future = async move {
+            // gRPC over HTTP/2: "If Content-Type does not begin with
+            // application/grpc, gRPC servers SHOULD respond with HTTP status
+            // of 415". tonic would instead try to parse the body as frames.
+            if !is_grpc(request.headers()) {
+                let status = Status::internal("content-type must be application/grpc");
+                let mut response = respond(status, &request_id, record);
+                *response.status_mut() = http::StatusCode::UNSUPPORTED_MEDIA_TYPE;
+                return Ok(response);
+            }
             let path = request.uri().path();
             let health = path.starts_with("/grpc.health.v1.Health/");
             if let (Some(auth), false) = (&shared.auth, health)
@@ -128,7 +146,17 @@ where
                     Err(status) => return Ok(respond(status, &request_id, record)),
                 }
             };
-            let response = match AssertUnwindSafe(inner.call(request)).catch_unwind().await {
+            let handled = AssertUnwindSafe(inner.call(request)).catch_unwind();
+            let outcome = match shared.max_call {
+                Some(max) => match tokio::time::timeout(max, handled).await {
+                    Ok(outcome) => outcome,
+                    Err(_elapsed) => {
+                        return Ok(respond(crate::deadline::exceeded(), &request_id, record));
+                    }
+                },
+                None => handled.await,
+            };
+            let response = match outcome {
                 Ok(result) => result?,
                 Err(panic) => {
                     tracing::error!(panic = panic_message(panic.as_ref()), "handler panicked");
@@ -153,6 +181,12 @@ fn respond(status: Status, request_id: &HeaderValue, record: CallRecord) -> Resp
         .headers_mut()
         .insert(REQUEST_ID, request_id.clone());
     response
+}
+
+fn is_grpc(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
 }
 
 fn peer<B>(request: &Request<B>) -> Option<SocketAddr> {
