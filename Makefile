@@ -4,7 +4,7 @@
 CARGO ?= cargo
 ID ?= 101
 
-.PHONY: test fmt-check clippy check-codegen check-contract codegen server client
+.PHONY: test fmt-check clippy check-codegen check-contract codegen server client interop
 
 ## Everything CI checks: formatting, lints, generated code, all tests.
 test: fmt-check clippy check-codegen
@@ -27,6 +27,10 @@ check-contract:
 ## Rewrites generated/ from proto/ (no protoc needed).
 codegen:
 	$(CARGO) xtask codegen
+
+## Interop with the Python reference (grpcio/protobuf from PyPI): both directions, wire fixtures.
+interop:
+	bash tests/interop/run.sh
 
 server:
 	$(CARGO) run --bin server
