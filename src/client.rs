@@ -113,6 +113,26 @@ pub enum Command {
         #[arg(required = true)]
         ids: Vec<String>,
     },
+    /// Bounded load of all five RPCs at random, with random cancellations and
+    /// deadlines, checking every answer and the final state; exit 1 on any
+    /// unexpected status or inconsistency.
+    Soak {
+        /// Connections to open.
+        #[arg(long, default_value_t = 8)]
+        connections: usize,
+        /// Concurrent workers per connection.
+        #[arg(long, default_value_t = 4)]
+        workers: usize,
+        /// How long to run, in seconds.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// Random seed (a run is repeatable up to timing).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// The server's pid, to report its resident memory before and after.
+        #[arg(long)]
+        server_pid: Option<u32>,
+    },
     /// Ask the server's health service (grpc.health.v1); exit 0 only if SERVING.
     Health {
         /// The service to ask about; empty for the server as a whole.
@@ -207,6 +227,25 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     };
     let mut out = Output::new(cli.json);
     let credentials = Credentials::from_file(cli.token_file.as_deref())?;
+    if let Command::Soak {
+        connections,
+        workers,
+        seconds,
+        seed,
+        server_pid,
+    } = command
+    {
+        return soak(
+            &cli.server,
+            tls,
+            connections,
+            workers,
+            seconds,
+            seed,
+            server_pid,
+        )
+        .await;
+    }
     let call = async {
         let channel = connect(&cli.server, tls).await?;
         if let Command::Health { service } = &command {
@@ -274,7 +313,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 out.emit_all("ecommerce.CombinedShipment", stream.into_inner())
                     .await
             }
-            Command::Health { .. } => unreachable!("answered above"),
+            Command::Health { .. } | Command::Soak { .. } => unreachable!("answered above"),
         }
     };
     // The deadline covers the whole call, streams included; the server gets
@@ -295,6 +334,39 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             Err(deadline_exceeded())
         }
         Ok(result) => result,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn soak(
+    server: &str,
+    tls: Option<ClientTlsConfig>,
+    connections: usize,
+    workers: usize,
+    seconds: u64,
+    seed: u64,
+    server_pid: Option<u32>,
+) -> Result<(), Failure> {
+    let mut channels = Vec::with_capacity(connections);
+    for _ in 0..connections.max(1) {
+        channels.push(connect(server, tls.clone()).await?);
+    }
+    let config = crate::soak::SoakConfig {
+        connections,
+        workers_per_connection: workers.max(1),
+        duration: Duration::from_secs(seconds),
+        seed,
+        server_pid,
+    };
+    let report = crate::soak::run(channels, &config).await;
+    write_stdout(&report.render())?;
+    if report.passed() {
+        Ok(())
+    } else {
+        Err(Failure {
+            message: "soak found unexpected statuses or inconsistent orders (see above)".into(),
+            code: 1,
+        })
     }
 }
 

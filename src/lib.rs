@@ -15,6 +15,7 @@ pub mod seed;
 pub mod server;
 pub mod service;
 pub mod shipments;
+pub mod soak;
 pub mod store;
 pub mod validate;
 

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use order_management::client::{self, Cli};
 
-#[tokio::main(flavor = "current_thread")]
+#[tokio::main]
 async fn main() -> ExitCode {
     client::main(Cli::parse()).await
 }
