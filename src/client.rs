@@ -174,6 +174,22 @@ impl Failure {
     /// The status on one line, then one indented line per field violation
     /// (`google.rpc.BadRequest`) the server attached.
     fn status(status: &Status) -> Self {
+        // A call that failed below gRPC (TLS refused, connection reset) comes
+        // back as UNKNOWN or CANCELLED with the transport error as source:
+        // report it as the connection failure it is, with its cause.
+        // (tonic's own deadline, "Timeout expired", is handled by the caller.)
+        if let Some(source) = std::error::Error::source(status)
+            && source.is::<tonic::transport::Error>()
+            && status.message() != "Timeout expired"
+        {
+            return Self {
+                message: format!(
+                    "the connection to the server failed: {}",
+                    root_cause(source)
+                ),
+                code: exit_code(Code::Unavailable),
+            };
+        }
         let mut message = if status.message().is_empty() {
             format!("{:?}", status.code())
         } else {

@@ -83,7 +83,8 @@ pub struct Config {
     #[arg(long, env = "ORDER_AUTH_TOKEN_FILE")]
     pub auth_token_file: Option<PathBuf>,
 
-    /// Largest request message accepted, in bytes (RESOURCE_EXHAUSTED beyond).
+    /// Largest request message accepted, in bytes (OUT_OF_RANGE beyond, as tonic
+    /// reports it; RESOURCE_EXHAUSTED if a compressed message inflates past it).
     #[arg(long, env = "ORDER_MAX_REQUEST_BYTES", default_value_t = 4 * 1024 * 1024)]
     pub max_request_bytes: usize,
 
@@ -151,7 +152,7 @@ pub async fn main(config: Config) -> Result<(), String> {
     let local = listener
         .local_addr()
         .map_err(|e| format!("cannot read the bound address: {e}"))?;
-    let running = Running::start(&config, store, listener)?;
+    let running = Running::start(&config, store, listener).await?;
     tracing::info!("listening on {local}");
     running.until(shutdown_signal()).await
 }
@@ -166,8 +167,9 @@ pub struct Running {
 }
 
 impl Running {
-    /// Builds every service and starts serving on `listener`.
-    pub fn start(
+    /// Builds every service, marks them SERVING, and starts serving on
+    /// `listener`: health answers SERVING from the first call on.
+    pub async fn start(
         config: &Config,
         store: Arc<dyn OrderStore>,
         listener: TcpListener,
@@ -183,12 +185,20 @@ impl Running {
             .send_compressed(CompressionEncoding::Gzip);
 
         let (health, health_service) = tonic_health::server::health_reporter();
-        let reflection_v1 = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+        for name in ["", SERVICE_NAME] {
+            health
+                .set_service_status(name, ServingStatus::Serving)
+                .await;
+        }
+        let reflection = || {
+            tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        };
+        let reflection_v1 = reflection()
             .build_v1()
             .map_err(|e| format!("cannot build the reflection service: {e}"))?;
-        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+        let reflection_v1alpha = reflection()
             .build_v1alpha()
             .map_err(|e| format!("cannot build the reflection service: {e}"))?;
 
@@ -198,7 +208,7 @@ impl Running {
             .map(Auth::from_file)
             .transpose()?;
         let admission = Admission::new(config.max_concurrent_calls as usize);
-        let layer = CallLayer::new(auth, admission, max_call);
+        let layer = CallLayer::new(auth, admission, max_call, abort.clone());
 
         let mut builder = Server::builder()
             .max_concurrent_streams(config.max_concurrent_streams)
@@ -240,9 +250,10 @@ impl Running {
         })
     }
 
-    /// Marks the services SERVING, serves until `signal`, then shuts down:
-    /// health goes NOT_SERVING, the listener closes, in-flight calls get the
-    /// grace period to finish, the rest end with UNAVAILABLE.
+    /// Serves until `signal`, then shuts down: health goes NOT_SERVING, the
+    /// listener closes, in-flight calls get the grace period to finish, the
+    /// rest (any service's streams, health watches included) end with
+    /// UNAVAILABLE.
     pub async fn until(self, signal: impl Future<Output = ()>) -> Result<(), String> {
         let Running {
             mut serve,

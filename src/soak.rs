@@ -440,6 +440,24 @@ impl Worker {
         }
     }
 
+    /// getOrder for the final check. A full server (RESOURCE_EXHAUSTED) is
+    /// asked again with backoff: reads are safe to retry.
+    async fn read_back(&mut self, id: &str) -> Result<Option<Order>, Status> {
+        let mut backoff = Duration::from_millis(5);
+        for _ in 0..50 {
+            match self.client.get_order(id.to_owned()).await {
+                Ok(o) => return Ok(Some(o.into_inner())),
+                Err(s) if s.code() == Code::NotFound => return Ok(None),
+                Err(s) if s.code() == Code::ResourceExhausted => {
+                    tokio::time::sleep(backoff + Duration::from_millis(self.rng.u64(0..5))).await;
+                    backoff = (backoff * 2).min(Duration::from_millis(200));
+                }
+                Err(s) => return Err(s),
+            }
+        }
+        Err(Status::resource_exhausted("still refused after 50 tries"))
+    }
+
     fn may_be_absent(&self, orders: &[Order]) -> bool {
         orders
             .iter()
@@ -455,9 +473,8 @@ impl Worker {
     async fn verify(&mut self) {
         let known = std::mem::take(&mut self.known);
         for (id, expected) in known {
-            let actual = match self.client.get_order(id.clone()).await {
-                Ok(o) => Some(o.into_inner()),
-                Err(s) if s.code() == Code::NotFound => None,
+            let actual = match self.read_back(&id).await {
+                Ok(order) => order,
                 Err(s) => {
                     self.unexpected(&format!("final getOrder {id}"), &s);
                     continue;

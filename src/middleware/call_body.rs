@@ -1,12 +1,15 @@
-//! The response body wrapper that logs the call's line when it ends, and
-//! holds the call's admission permit until then.
+//! The response body wrapper that logs the call's line when it ends, holds
+//! the call's admission permit until then, and ends the response with
+//! `UNAVAILABLE` trailers when the server's shutdown grace period is over.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
+use futures_util::FutureExt as _;
 use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
+use tokio_util::sync::WaitForCancellationFutureOwned;
 use tonic::Code;
 
 use super::admission::Permit;
@@ -60,13 +63,22 @@ pin_project_lite::pin_project! {
         inner: B,
         record: Option<CallRecord>,
         permit: Option<Permit>,
+        abort: Pin<Box<WaitForCancellationFutureOwned>>,
+        // Set once the body has ended (naturally or by the abort).
+        done: bool,
     }
 }
 
 impl<B> CallBody<B> {
     /// A trailers-only response already carries `grpc-status` in `headers`:
     /// the call is over as far as the log is concerned.
-    pub fn new(inner: B, record: CallRecord, permit: Option<Permit>, headers: &HeaderMap) -> Self {
+    pub fn new(
+        inner: B,
+        record: CallRecord,
+        permit: Option<Permit>,
+        abort: WaitForCancellationFutureOwned,
+        headers: &HeaderMap,
+    ) -> Self {
         let record = match grpc_status(headers) {
             Some(code) => {
                 record.finish(Some(code));
@@ -78,6 +90,8 @@ impl<B> CallBody<B> {
             inner,
             record,
             permit,
+            abort: Box::pin(abort),
+            done: false,
         }
     }
 }
@@ -101,13 +115,37 @@ impl<B: Body> Body for CallBody<B> {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         let this = self.project();
-        let frame = std::task::ready!(this.inner.poll_frame(cx));
+        if *this.done {
+            return Poll::Ready(None);
+        }
+        let frame = match this.inner.poll_frame(cx) {
+            Poll::Ready(frame) => frame,
+            Poll::Pending => {
+                if this.abort.poll_unpin(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                // The grace period is over and this response is still open:
+                // end it with a status rather than cutting the stream.
+                *this.done = true;
+                if let Some(record) = this.record.take() {
+                    record.finish(Some(Code::Unavailable));
+                }
+                this.permit.take();
+                let status = crate::deadline::shutting_down();
+                let mut trailers = HeaderMap::new();
+                if status.add_header(&mut trailers).is_err() {
+                    trailers.insert("grpc-status", (Code::Unavailable as i32).into());
+                }
+                return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
+            }
+        };
         let end = match &frame {
             Some(Ok(frame)) => frame.trailers_ref().map(grpc_status),
             Some(Err(_)) => Some(Some(Code::Internal)),
             None => Some(None),
         };
         if let Some(code) = end {
+            *this.done = true;
             if let Some(record) = this.record.take() {
                 record.finish(code);
             }
@@ -117,7 +155,7 @@ impl<B: Body> Body for CallBody<B> {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.done || self.inner.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {

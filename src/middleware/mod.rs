@@ -7,7 +7,9 @@
 //! 3. admission ([`admission`]): `RESOURCE_EXHAUSTED` beyond the limit of
 //!    concurrent calls, at once rather than after a queue;
 //! 4. panics in a handler become `INTERNAL` for that call only ([`panic_message`]);
-//! 5. one log line per call when it ends, with method, status, duration,
+//! 5. at the end of the shutdown grace period, responses still streaming
+//!    end with `UNAVAILABLE` ([`call_body`]);
+//! 6. one log line per call when it ends, with method, status, duration,
 //!    peer, request id and order id ([`call_body`]).
 //!
 //! It is one tower layer, so each call pays for one wrapper, not five.
@@ -26,6 +28,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::FutureExt as _;
 use http::{HeaderValue, Request, Response};
+use tokio_util::sync::CancellationToken;
 use tonic::Status;
 use tonic::body::Body;
 use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
@@ -51,15 +54,24 @@ struct Shared {
     /// bound their own work; this also covers the time before a handler
     /// runs, e.g. a client that sends headers and never its message.
     max_call: Option<Duration>,
+    /// Cancelled when the shutdown grace period ends: every response still
+    /// streaming, of any service, ends with UNAVAILABLE.
+    abort: CancellationToken,
 }
 
 impl CallLayer {
-    pub fn new(auth: Option<Auth>, admission: Admission, max_call: Option<Duration>) -> Self {
+    pub fn new(
+        auth: Option<Auth>,
+        admission: Admission,
+        max_call: Option<Duration>,
+        abort: CancellationToken,
+    ) -> Self {
         Self {
             shared: Arc::new(Shared {
                 auth,
                 admission,
                 max_call,
+                abort,
             }),
         }
     }
@@ -166,7 +178,8 @@ where
             };
             let (mut parts, body) = response.into_parts();
             parts.headers.insert(REQUEST_ID, request_id);
-            let body = CallBody::new(body, record, permit, &parts.headers);
+            let abort = shared.abort.clone().cancelled_owned();
+            let body = CallBody::new(body, record, permit, abort, &parts.headers);
             Ok(Response::from_parts(parts, Body::new(body)))
         };
         Box::pin(future.instrument(span))

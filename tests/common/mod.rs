@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod certs;
 pub mod process;
 pub mod raw;
 pub mod wire;

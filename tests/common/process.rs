@@ -89,6 +89,68 @@ impl ServerProcess {
     }
 }
 
+impl ServerProcess {
+    /// Like [`ServerProcess::start`], with extra environment variables, and
+    /// reading the listening address from text or JSON (`--log-format json`)
+    /// log lines alike.
+    pub fn start_with_env(
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Self, (ExitStatus, String)> {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_server"));
+        command
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stderr(Stdio::piped());
+        for (name, _) in std::env::vars() {
+            if name.starts_with("ORDER_") {
+                command.env_remove(name);
+            }
+        }
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let mut child = command.spawn().expect("start the server binary");
+        let log = BufReader::new(child.stderr.take().unwrap());
+        let mut server = Self {
+            child,
+            log,
+            url: String::new(),
+            startup: String::new(),
+        };
+        loop {
+            let mut line = String::new();
+            if server.log.read_line(&mut line).expect("read server log") == 0 {
+                let status = server.child.wait().unwrap();
+                return Err((status, std::mem::take(&mut server.startup)));
+            }
+            server.startup.push_str(&line);
+            if let Some(rest) = line.split("listening on ").nth(1) {
+                let addr: String = rest
+                    .chars()
+                    .take_while(|c| c.is_ascii_hexdigit() || matches!(c, '.' | ':' | '[' | ']'))
+                    .collect();
+                server.url = format!("http://{addr}");
+                return Ok(server);
+            }
+        }
+    }
+
+    /// The address the server listens on (`127.0.0.1:PORT`).
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.url
+            .trim_start_matches("http://")
+            .parse()
+            .expect("a socket address")
+    }
+
+    /// The `https://` URL of a server started with `--tls-cert`.
+    pub fn https_url(&self) -> String {
+        format!("https://{}", self.addr())
+    }
+}
+
 impl Drop for ServerProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
