@@ -4,7 +4,7 @@
 CARGO ?= cargo
 ID ?= 101
 
-.PHONY: test fmt-check clippy check-codegen check-contract codegen server client interop
+.PHONY: test fmt-check clippy check-codegen check-contract codegen server client interop soak
 
 ## Everything CI checks: formatting, lints, generated code, all tests.
 test: fmt-check clippy check-codegen
@@ -31,6 +31,10 @@ codegen:
 ## Interop with the Python reference (grpcio/protobuf from PyPI): both directions, wire fixtures.
 interop:
 	bash tests/interop/run.sh
+
+## A 60 s soak of the release server (SOAK_SECONDS to change); see RELIABILITY.md.
+soak:
+	bash tests/load/soak.sh
 
 server:
 	$(CARGO) run --bin server
