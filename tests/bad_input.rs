@@ -32,7 +32,7 @@ async fn start(extra: &[&str]) -> Server {
     let store = open_store(&config).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let running = Running::start(&config, store, listener).unwrap();
+    let running = Running::start(&config, store, listener).await.unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(running.until(async {
         let _ = stopped.await;
