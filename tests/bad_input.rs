@@ -311,3 +311,67 @@ async fn headers_then_nothing_is_ended_after_a_bound() {
     }
     still_serving(server.addr).await;
 }
+
+/// The server announces its per-connection stream limit in its HTTP/2
+/// SETTINGS (tonic's own default is unlimited): 100, like gRPC core.
+#[tokio::test]
+async fn the_connection_stream_limit_is_announced() {
+    let server = start(&[]).await;
+    assert_eq!(announced_stream_limit(server.addr).await, 100);
+    let server = start(&["--max-concurrent-streams", "7"]).await;
+    assert_eq!(announced_stream_limit(server.addr).await, 7);
+}
+
+async fn announced_stream_limit(addr: SocketAddr) -> usize {
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (client, connection) = h2::client::handshake(tcp).await.unwrap();
+    let mut connection = Box::pin(connection);
+    // One exchange, so the server's SETTINGS have certainly arrived.
+    let exchange = async {
+        let mut client = client.ready().await.unwrap();
+        let request = raw::grpc_request(addr, GET, &[]);
+        let (response, mut send) = client.send_request(request, false).unwrap();
+        send.send_data(raw::frame(&string_value("101")).into(), true)
+            .unwrap();
+        response.await.unwrap();
+    };
+    tokio::select! {
+        () = exchange => {}
+        result = &mut connection => panic!("connection ended early: {result:?}"),
+    }
+    connection.max_concurrent_send_streams()
+}
+
+/// A peer that stops answering (its keepalive pings go unanswered) is
+/// disconnected after the keepalive interval plus timeout.
+#[tokio::test]
+async fn a_peer_that_stops_answering_pings_is_disconnected() {
+    let server = start(&["--keepalive-interval", "0.3", "--keepalive-timeout", "0.3"]).await;
+    let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let (client, connection) = h2::client::handshake(tcp).await.unwrap();
+    let mut connection = Box::pin(connection);
+    // Serve one call while polling the connection (so pings are answered)...
+    let call = async {
+        let mut client = client.ready().await.unwrap();
+        let request = raw::grpc_request(server.addr, GET, &[]);
+        let (response, mut send) = client.send_request(request, false).unwrap();
+        send.send_data(raw::frame(&string_value("101")).into(), true)
+            .unwrap();
+        response.await.unwrap();
+        client
+    };
+    let client = tokio::select! {
+        client = call => client,
+        result = &mut connection => panic!("connection ended early: {result:?}"),
+    };
+    // ...then go silent: nothing reads the socket, no ping is answered.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Reading again finds the connection closed by the server.
+    let ended = tokio::time::timeout(Duration::from_secs(5), &mut connection).await;
+    assert!(
+        ended.is_ok(),
+        "the server kept a silent peer's connection open"
+    );
+    drop(client);
+    still_serving(server.addr).await;
+}
