@@ -64,6 +64,8 @@ pub struct OrderService {
     config: ServiceConfig,
     /// Cancelled when the shutdown grace period ends: open calls end with UNAVAILABLE.
     abort: CancellationToken,
+    /// Writes take turns, first come first served; see [`OrderService::write`].
+    writes: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl OrderService {
@@ -76,6 +78,7 @@ impl OrderService {
             store,
             config,
             abort: CancellationToken::new(),
+            writes: Arc::new(tokio::sync::Mutex::new(())),
         }
     }
 
@@ -90,14 +93,25 @@ impl OrderService {
     }
 
     /// Runs a write on the blocking pool, so a slow disk never stalls the runtime.
+    ///
+    /// Writes queue for a fair (FIFO) lock that the blocking task holds until
+    /// its commit is done. So a call abandoned while queued (its deadline
+    /// passed, its client left) never writes, and one abandoned mid-commit
+    /// still lands before any write that queued after it: a write answered
+    /// DEADLINE_EXCEEDED can never overwrite a later, acknowledged one.
     async fn write<T: Send + 'static>(
         &self,
         op: impl FnOnce(&dyn OrderStore) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
+        let turn = Arc::clone(&self.writes).lock_owned().await;
         let store = Arc::clone(&self.store);
-        tokio::task::spawn_blocking(move || op(store.as_ref()))
-            .await
-            .unwrap_or_else(|e| Err(StoreError::Failed(format!("store task failed: {e}"))))
+        tokio::task::spawn_blocking(move || {
+            let result = op(store.as_ref());
+            drop(turn);
+            result
+        })
+        .await
+        .unwrap_or_else(|e| Err(StoreError::Failed(format!("store task failed: {e}"))))
     }
 }
 

@@ -22,6 +22,9 @@ use crate::pb::Order;
 /// id -> protobuf-encoded `ecommerce.Order`.
 const ORDERS: TableDefinition<&str, &[u8]> = TableDefinition::new("orders");
 
+/// redb's page cache: enough for the pages a write touches.
+const CACHE_BYTES: usize = 16 * 1024 * 1024;
+
 /// The data file's name inside the data directory.
 pub const FILE_NAME: &str = "orders.redb";
 
@@ -63,6 +66,9 @@ impl RedbStore {
         let path = dir.join(FILE_NAME);
         let db = Database::builder()
             .set_check_integrity_on_open(true)
+            // Reads are served from memory, so redb's page cache only helps
+            // writes; its default (1 GiB) would just grow the process.
+            .set_cache_size(CACHE_BYTES)
             .create(&path)
             .map_err(|e| open_error(&path, e))?;
         let memory = load(&db, &path)?;

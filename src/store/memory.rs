@@ -58,17 +58,19 @@ impl OrderStore for MemoryStore {
         let orders = self.read()?;
         let start = after.map_or(Bound::Unbounded, Bound::Excluded);
         let mut page = ScanPage::default();
+        let mut last: Option<&String> = None;
         let range = orders.range::<str, _>((start, Bound::Unbounded));
         for (examined, (id, order)) in range.enumerate() {
             if examined == max_examined {
+                // More may follow: resume after the last id examined.
+                page.next = last.cloned();
                 return Ok(page);
             }
-            page.next = Some(id.clone());
+            last = Some(id);
             if keep(order) {
                 page.orders.push(order.clone());
             }
         }
-        page.next = None;
         Ok(page)
     }
 
