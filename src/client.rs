@@ -133,6 +133,34 @@ pub enum Command {
         #[arg(long)]
         server_pid: Option<u32>,
     },
+    /// Load generator: runs one RPC over many connections for a while, checks
+    /// every answer, prints throughput and latency percentiles.
+    Bench {
+        /// Which RPC to drive.
+        #[arg(long, value_enum, default_value_t = crate::bench::Rpc::Get)]
+        rpc: crate::bench::Rpc,
+        /// Connections to open.
+        #[arg(long, default_value_t = 50)]
+        connections: usize,
+        /// Concurrent calls per connection.
+        #[arg(long, default_value_t = 10)]
+        concurrency: usize,
+        /// How long to run, in seconds.
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        /// Stop after this many calls in all, if sooner.
+        #[arg(long)]
+        count: Option<u64>,
+        /// The order getOrder and processOrders ask for.
+        #[arg(long, default_value = "101")]
+        order_id: String,
+        /// What searchOrders looks for.
+        #[arg(long, default_value = "item")]
+        query: String,
+        /// Orders per updateOrders call, ids per processOrders call.
+        #[arg(long, default_value_t = 3)]
+        batch: usize,
+    },
     /// Ask the server's health service (grpc.health.v1); exit 0 only if SERVING.
     Health {
         /// The service to ask about; empty for the server as a whole.
@@ -243,6 +271,53 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     };
     let mut out = Output::new(cli.json);
     let credentials = Credentials::from_file(cli.token_file.as_deref())?;
+    if let Command::Bench {
+        rpc,
+        connections,
+        concurrency,
+        seconds,
+        count,
+        order_id,
+        query,
+        batch,
+    } = command
+    {
+        let mut channels = Vec::with_capacity(connections);
+        for _ in 0..connections.max(1) {
+            channels.push(connect(&cli.server, tls.clone()).await?);
+        }
+        let config = crate::bench::BenchConfig {
+            rpc,
+            concurrency: concurrency.max(1),
+            duration: Duration::try_from_secs_f64(seconds)
+                .map_err(|_| Failure::usage("--seconds must be a number of seconds >= 0"))?,
+            count,
+            key: if rpc == crate::bench::Rpc::Search {
+                query
+            } else {
+                order_id
+            },
+            batch: batch.max(1),
+        };
+        let report = crate::bench::run(channels, &config).await?;
+        let text = if cli.json {
+            format!(
+                "{}\n",
+                serde_json::to_string(&report).expect("a report serializes")
+            )
+        } else {
+            report.render()
+        };
+        write_stdout(&text)?;
+        return if report.ok > 0 && report.wrong == 0 {
+            Ok(())
+        } else {
+            Err(Failure {
+                message: "the benchmark got no right answer, or a wrong one (see above)".into(),
+                code: 1,
+            })
+        };
+    }
     if let Command::Soak {
         connections,
         workers,
@@ -329,7 +404,9 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 out.emit_all("ecommerce.CombinedShipment", stream.into_inner())
                     .await
             }
-            Command::Health { .. } | Command::Soak { .. } => unreachable!("answered above"),
+            Command::Health { .. } | Command::Soak { .. } | Command::Bench { .. } => {
+                unreachable!("answered above")
+            }
         }
     };
     // The deadline covers the whole call, streams included; the server gets
@@ -596,5 +673,18 @@ fn write_stdout(text: &str) -> Result<(), Failure> {
             message: format!("cannot write to stdout: {e}"),
             code: 1,
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// clap checks the whole definition (names, conflicts, globals) here
+    /// rather than when a user first types the clashing subcommand.
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
     }
 }

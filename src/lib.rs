@@ -7,6 +7,7 @@
 //! [`store`] (where orders live). The binaries in `src/bin/` are thin shells
 //! around [`server`] and [`client`].
 
+pub mod bench;
 pub mod client;
 pub mod deadline;
 pub mod format;

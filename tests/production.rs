@@ -1315,6 +1315,7 @@ const FLAGS: &[(&str, &str)] = &[
     ("max-update-orders", "ORDER_MAX_UPDATE_ORDERS"),
     ("log-format", "ORDER_LOG_FORMAT"),
     ("shutdown-grace", "ORDER_SHUTDOWN_GRACE"),
+    ("threads", "ORDER_THREADS"),
     ("tls-cert", "ORDER_TLS_CERT"),
     ("tls-key", "ORDER_TLS_KEY"),
     ("client-ca", "ORDER_CLIENT_CA"),

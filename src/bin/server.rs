@@ -5,9 +5,21 @@ use std::process::ExitCode;
 use clap::Parser;
 use order_management::server::{self, Config};
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    match server::main(Config::parse()).await {
+// mimalloc: fewer cycles per allocation than the system allocator on the
+// many small, short-lived buffers of each call.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() -> ExitCode {
+    let config = Config::parse();
+    let runtime = match server::runtime(config.threads) {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("server: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(server::main(config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("server: {message}");

@@ -33,10 +33,11 @@ Only for the interop tests (none of this changes the five RPCs' semantics):
   "deadline" | "completed", "sent": N, "request_id": <its x-request-id>}`),
   so a test can see that a cancellation reached the server.
 
-Run: python peer_server.py --listen 127.0.0.1:0 [--test-hooks]; it prints
-`listening on HOST:PORT` on stderr once it accepts calls. The generated
-stubs (order_pb2, order_pb2_grpc) must be importable (run.sh puts them on
-PYTHONPATH).
+Run: python peer_server.py --listen 127.0.0.1:0 [--test-hooks] [--quiet]; it
+prints `listening on HOST:PORT` on stderr once it accepts calls. --quiet (for
+benchmarks) drops the per-call log lines; the start and stop lines remain.
+The generated stubs (order_pb2, order_pb2_grpc) must be importable (run.sh
+puts them on PYTHONPATH).
 """
 
 import argparse
@@ -383,7 +384,12 @@ def events_handler(servicer):
     )
 
 
-def log(line):
+QUIET = False  # --quiet: only the lines logged with always=True
+
+
+def log(line, always=False):
+    if QUIET and not always:
+        return
     print(f"peer_server: {line}", file=sys.stderr, flush=True)
 
 
@@ -395,7 +401,12 @@ def main():
         action="store_true",
         help=f"enable the slow search ({SLOW_QUERY!r}) and interop.PeerControl/Events",
     )
+    parser.add_argument(
+        "--quiet", action="store_true", help="no log line per call (for benchmarks)"
+    )
     args = parser.parse_args()
+    global QUIET
+    QUIET = args.quiet
 
     host = args.listen.rsplit(":", 1)[0]
     if host not in ("127.0.0.1", "[::1]", "localhost"):
@@ -408,17 +419,17 @@ def main():
         server.add_generic_rpc_handlers((events_handler(servicer),))
     port = server.add_insecure_port(args.listen)
     if port == 0:
-        log(f"cannot listen on {args.listen}")
+        log(f"cannot listen on {args.listen}", always=True)
         return 1
     server.start()
-    log(f"listening on {host}:{port}")
+    log(f"listening on {host}:{port}", always=True)
 
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     stop.wait()
     server.stop(grace=1).wait()
-    log("stopped")
+    log("stopped", always=True)
     return 0
 
 
