@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use std::sync::LazyLock;
 
 use prost::Message;
-use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor};
+use prost_reflect::{DescriptorPool, DynamicMessage, Kind, MessageDescriptor};
 
 use crate::pb::FILE_DESCRIPTOR_SET;
 
@@ -120,11 +120,104 @@ pub fn to_json<M: Message>(full_name: &str, message: &M) -> String {
 /// Parses one message from its proto3 JSON mapping (either field-name style).
 pub fn from_json<M: Message + Default>(
     full_name: &str,
-    json: serde_json::Value,
+    mut json: serde_json::Value,
 ) -> Result<M, String> {
-    let dynamic = DynamicMessage::deserialize(descriptor(full_name), json)
+    let descriptor = descriptor(full_name);
+    round_floats(&descriptor, &mut json);
+    let dynamic = DynamicMessage::deserialize(descriptor, json)
         .map_err(|e| format!("not a valid {full_name}: {e}"))?;
     dynamic
         .transcode_to()
         .map_err(|e| format!("cannot convert to {full_name}: {e}"))
+}
+
+/// Rounds the JSON numbers of `float` fields to f32 before parsing. The
+/// shortest decimal of f32::MAX (`3.4028235e38`, which serde_json, Go and
+/// Python all write) is just above `f32::MAX as f64`, and prost-reflect's
+/// range check rejects it: without this, our own `--json` output of a valid
+/// order priced f32::MAX could not be read back. Found by `make fuzz`.
+fn round_floats(descriptor: &MessageDescriptor, json: &mut serde_json::Value) {
+    let serde_json::Value::Object(fields) = json else {
+        return;
+    };
+    for field in descriptor.fields() {
+        for key in [field.json_name(), field.name()] {
+            let Some(value) = fields.get_mut(key) else {
+                continue;
+            };
+            let values: Vec<&mut serde_json::Value> = match value {
+                serde_json::Value::Array(list) if field.is_list() => list.iter_mut().collect(),
+                v => vec![v],
+            };
+            for v in values {
+                match field.kind() {
+                    Kind::Float => {
+                        if let Some(x) = v.as_f64() {
+                            let f = x as f32;
+                            if f.is_finite()
+                                && let Some(n) = serde_json::Number::from_f64(f64::from(f))
+                            {
+                                *v = n.into();
+                            }
+                        }
+                    }
+                    Kind::Message(m) => round_floats(&m, v),
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pb::{CombinedShipment, Order};
+
+    #[test]
+    fn json_round_trips_the_extreme_finite_prices() {
+        for price in [f32::MAX, f32::MIN, f32::MIN_POSITIVE, 1e-45, 0.1, 1000.0] {
+            let order = Order {
+                id: "1".into(),
+                price,
+                ..Order::default()
+            };
+            let json: serde_json::Value =
+                serde_json::from_str(&to_json("ecommerce.Order", &order)).unwrap();
+            let back: Order = from_json("ecommerce.Order", json).unwrap();
+            assert_eq!(back.price.to_bits(), price.to_bits(), "{price}");
+        }
+        let shipment = CombinedShipment {
+            orders_list: vec![Order {
+                price: f32::MAX,
+                ..Order::default()
+            }],
+            ..CombinedShipment::default()
+        };
+        let json: serde_json::Value =
+            serde_json::from_str(&to_json("ecommerce.CombinedShipment", &shipment)).unwrap();
+        let back: CombinedShipment = from_json("ecommerce.CombinedShipment", json).unwrap();
+        assert_eq!(back, shipment);
+    }
+
+    #[test]
+    fn prices_beyond_f32_are_still_refused() {
+        for price in ["3.5e38", "-3.4028236e38", "3.4028235677973366e38"] {
+            let json: serde_json::Value =
+                serde_json::from_str(&format!("{{\"price\":{price}}}")).unwrap();
+            assert!(
+                from_json::<Order>("ecommerce.Order", json).is_err(),
+                "{price}"
+            );
+        }
+    }
+
+    #[test]
+    fn text_prints_the_seed_layout() {
+        assert_eq!(
+            text("ecommerce.Order", &crate::seed::order_101()),
+            "id: \"101\"\nitems: \"Item - A\"\nitems: \"Item - B\"\n\
+             description: \"Sample order description.\"\nprice: 1000.0\ndestination: \"Seoul\"\n"
+        );
+    }
 }
