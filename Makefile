@@ -4,7 +4,7 @@
 CARGO ?= cargo
 ID ?= 101
 
-.PHONY: test fmt-check clippy check-codegen check-contract codegen server client interop soak
+.PHONY: test fmt-check clippy check-codegen check-contract codegen server client interop soak fuzz
 
 ## Everything CI checks: formatting, lints, generated code, all tests.
 test: fmt-check clippy check-codegen
@@ -35,6 +35,12 @@ interop:
 ## A 60 s soak of the release server (SOAK_SECONDS to change); see RELIABILITY.md.
 soak:
 	bash tests/load/soak.sh
+
+FUZZ_SECONDS ?= 60
+
+## Every cargo-fuzz target for FUZZ_SECONDS each, on the stable toolchain (fuzz/run.sh).
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) bash fuzz/run.sh $(FUZZ_TARGETS)
 
 server:
 	$(CARGO) run --bin server
