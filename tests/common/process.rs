@@ -18,36 +18,7 @@ impl ServerProcess {
     /// Starts `server --listen 127.0.0.1:0 ARGS` and waits for its
     /// "listening on ADDR" log line. `Err` holds the log if it exited first.
     pub fn start(args: &[&str]) -> Result<Self, (ExitStatus, String)> {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_server"))
-            .args(["--listen", "127.0.0.1:0"])
-            .args(args)
-            .env("RUST_LOG", "info")
-            .env_remove("ORDER_LISTEN")
-            .env_remove("ORDER_DATA_DIR")
-            .env_remove("ORDER_IN_MEMORY")
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start the server binary");
-        let log = BufReader::new(child.stderr.take().unwrap());
-        // From here on, Drop kills and reaps the child whatever happens.
-        let mut server = Self {
-            child,
-            log,
-            url: String::new(),
-            startup: String::new(),
-        };
-        loop {
-            let mut line = String::new();
-            if server.log.read_line(&mut line).expect("read server log") == 0 {
-                let status = server.child.wait().unwrap();
-                return Err((status, std::mem::take(&mut server.startup)));
-            }
-            server.startup.push_str(&line);
-            if let Some(addr) = line.trim_end().split("listening on ").nth(1) {
-                server.url = format!("http://{addr}");
-                return Ok(server);
-            }
-        }
+        Self::start_with_env(args, &[])
     }
 
     pub fn pid(&self) -> u32 {
