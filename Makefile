@@ -4,7 +4,7 @@
 CARGO ?= cargo
 ID ?= 101
 
-.PHONY: test fmt-check clippy check-codegen check-contract codegen server client interop soak fuzz
+.PHONY: test fmt-check clippy check-codegen check-contract codegen server client interop soak fuzz bench
 
 ## Everything CI checks: formatting, lints, generated code, all tests.
 test: fmt-check clippy check-codegen
@@ -41,6 +41,11 @@ FUZZ_SECONDS ?= 60
 ## Every cargo-fuzz target for FUZZ_SECONDS each, on the stable toolchain (fuzz/run.sh).
 fuzz:
 	FUZZ_SECONDS=$(FUZZ_SECONDS) bash fuzz/run.sh $(FUZZ_TARGETS)
+
+## Our server vs bare tonic, Python grpcio and Node grpc-js on this machine (~10 min; see BENCHMARKS.md).
+## BENCH_ARGS=--quick for a smoke test, BENCH_ARGS=--write-report to rewrite BENCHMARKS.md.
+bench:
+	$(CARGO) xtask bench $(BENCH_ARGS)
 
 server:
 	$(CARGO) run --bin server

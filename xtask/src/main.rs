@@ -35,6 +35,32 @@ enum Command {
         #[arg(long)]
         allow_if_commit_says: bool,
     },
+    /// Benchmark our server against bare tonic, Python grpcio and Node grpc-js
+    /// on this machine (release build, loopback, pinned cores; takes minutes).
+    /// Prints a table and the targets; writes bench-results.json and
+    /// benchmarks.svg, and BENCHMARKS.md with --write-report.
+    #[cfg(feature = "bench")]
+    Bench {
+        /// Rounds; the servers take turns within each [default: 3, 1 with --quick].
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+        rounds: Option<u32>,
+        /// Seconds of load per run [default: 10, 3 with --quick].
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        seconds: Option<u64>,
+        /// A smoke test: 1 round of 3 s.
+        #[arg(long)]
+        quick: bool,
+        /// Peers to leave out, comma-separated.
+        #[arg(long, value_enum, value_delimiter = ',')]
+        skip: Vec<xtask::bench::Peer>,
+        /// Where to write the files [default: the repo root with
+        /// --write-report, else target/bench].
+        #[arg(long, value_name = "DIR")]
+        out: Option<std::path::PathBuf>,
+        /// Also write BENCHMARKS.md (the full report) into the output dir.
+        #[arg(long)]
+        write_report: bool,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -50,6 +76,36 @@ fn main() -> ExitCode {
     let root = project_root();
     let (proto, generated) = (root.join("proto"), root.join("generated"));
     let result = match cli.command {
+        #[cfg(feature = "bench")]
+        Command::Bench {
+            rounds,
+            seconds,
+            quick,
+            skip,
+            out,
+            write_report,
+        } => {
+            let options = xtask::bench::Options {
+                rounds: rounds.unwrap_or(if quick { 1 } else { 3 }) as usize,
+                seconds: seconds.unwrap_or(if quick { 3 } else { 10 }),
+                skip,
+                // A casual run writes under target/ only: the tree stays clean.
+                out: out.unwrap_or_else(|| match write_report {
+                    true => root.clone(),
+                    false => root.join("target/bench"),
+                }),
+                write_report,
+                quick,
+            };
+            return match xtask::bench::run_bench(&root, options) {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::FAILURE,
+                Err(e) => {
+                    eprintln!("bench: error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
         Command::Breaking {
             against,
             format,
