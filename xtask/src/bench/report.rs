@@ -917,7 +917,7 @@ impl Summary<'_> {
              /proc/stat's busy ticks minus the server's and h2load's, over the same period.\n\
              - Streaming (our server only): the searchOrders data set ({orders} orders, each with an \
              item containing \"{query}\") is written into a fresh data dir by the bench itself \
-             (`RedbStore::insert_many`, one transaction), then our server starts on it; the server's \
+             (`examples/bulk_load`: `RedbStore::insert_many`, one transaction per 10,000 orders), then our server starts on it; the server's \
              VmRSS is sampled every {sample} ms while the streams run.\n\n",
             warm = thousands(WARM_UP_REQUESTS as f64),
             b = r.answer_bytes,
