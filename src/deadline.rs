@@ -54,14 +54,6 @@ impl CallEnd {
         Self { deadline, abort }
     }
 
-    /// No deadline, never aborted: for tests and tools.
-    pub fn unbounded() -> Self {
-        Self {
-            deadline: None,
-            abort: CancellationToken::new(),
-        }
-    }
-
     /// Runs `work`, or answers `DEADLINE_EXCEEDED` / `UNAVAILABLE` if the
     /// call ends first (dropping `work`, which stops it).
     pub async fn run<T>(&self, work: impl Future<Output = Result<T, Status>>) -> Result<T, Status> {
