@@ -11,6 +11,8 @@ pub mod bench;
 pub mod client;
 pub mod deadline;
 pub mod format;
+pub mod log_format;
+pub mod log_writer;
 pub mod middleware;
 pub mod seed;
 pub mod server;

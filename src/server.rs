@@ -17,7 +17,10 @@ use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
+use tracing_subscriber::fmt::format::JsonFields;
 
+use crate::log_format::LineFormat;
+use crate::log_writer::LogWriter;
 use crate::middleware::CallLayer;
 use crate::middleware::admission::Admission;
 use crate::middleware::auth::Auth;
@@ -170,10 +173,9 @@ pub fn runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
 pub async fn main(config: Config) -> Result<(), String> {
     // Log lines are written by a background thread, in batches: a call
     // pays for formatting its line, not for a write to stderr. Nothing is
-    // dropped: if stderr cannot keep up, calls wait (lossy = false).
-    let (writer, _flush_on_exit) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        .finish(std::io::BufWriter::new(std::io::stderr()));
+    // dropped: if stderr cannot keep up, calls wait.
+    let (writer, _flush_on_exit) = LogWriter::start(std::io::stderr())
+        .map_err(|e| format!("cannot start the log writer thread: {e}"))?;
     init_logging(config.log_format, writer);
     let store = open_store(&config)?;
     let listener = TcpListener::bind(config.listen)
@@ -435,18 +437,18 @@ pub async fn shutdown_signal() {
 
 /// Logs to `writer` (stderr), as text or JSON lines; the level comes from
 /// `RUST_LOG` (default `info`).
-fn init_logging(format: LogFormat, writer: tracing_appender::non_blocking::NonBlocking) {
+fn init_logging(format: LogFormat, writer: LogWriter) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(writer);
+        .with_writer(writer)
+        .with_ansi(std::io::stderr().is_terminal());
     match format {
-        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Text => builder.event_format(LineFormat::text()).init(),
         LogFormat::Json => builder
-            .json()
-            .with_current_span(true)
-            .with_span_list(false)
+            .fmt_fields(JsonFields::new())
+            .event_format(LineFormat::json())
             .init(),
     }
 }

@@ -23,6 +23,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::deadline::CallEnd;
+use crate::middleware::CallInfo;
 use crate::pb::order_management_server::OrderManagement;
 use crate::pb::{CombinedShipment, Order};
 use crate::shipments::Batcher;
@@ -119,15 +120,19 @@ impl OrderService {
 impl OrderManagement for OrderService {
     async fn add_order(&self, request: Request<Order>) -> Result<Response<String>, Status> {
         let end = self.call_end(request.metadata());
+        let call = CallInfo::of(&request);
         let order = request.into_inner();
-        record_order_id(&order.id);
-        end.run(self.add(order)).await.map(Response::new)
+        note_order_id(call.as_deref(), &order.id);
+        end.run(self.add(order, call.as_deref()))
+            .await
+            .map(Response::new)
     }
 
     async fn get_order(&self, request: Request<String>) -> Result<Response<Order>, Status> {
+        let call = CallInfo::of(&request);
         let id = request.into_inner();
-        record_order_id(&id);
-        get(self.store.as_ref(), &id).map(Response::new)
+        note_order_id(call.as_deref(), &id);
+        get(self.store.as_ref(), &id, call.as_deref()).map(Response::new)
     }
 
     type searchOrdersStream = ResponseStream<Order>;
@@ -137,9 +142,11 @@ impl OrderManagement for OrderService {
         request: Request<String>,
     ) -> Result<Response<Self::searchOrdersStream>, Status> {
         let end = self.call_end(request.metadata());
+        let call = CallInfo::of(&request);
         let query = request.into_inner();
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
-        spawn_producer(tx.clone(), search(Arc::clone(&self.store), query, tx));
+        let producer = search(Arc::clone(&self.store), query, tx.clone(), call.clone());
+        spawn_producer(tx, producer, call);
         Ok(Response::new(Box::pin(end.bound(ReceiverStream::new(rx)))))
     }
 
@@ -148,7 +155,8 @@ impl OrderManagement for OrderService {
         request: Request<Streaming<Order>>,
     ) -> Result<Response<String>, Status> {
         let end = self.call_end(request.metadata());
-        end.run(self.update(request.into_inner()))
+        let call = CallInfo::of(&request);
+        end.run(self.update(request.into_inner(), call.as_deref()))
             .await
             .map(Response::new)
     }
@@ -160,14 +168,16 @@ impl OrderManagement for OrderService {
         request: Request<Streaming<String>>,
     ) -> Result<Response<Self::processOrdersStream>, Status> {
         let end = self.call_end(request.metadata());
+        let call = CallInfo::of(&request);
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
         let producer = process(
             Arc::clone(&self.store),
             self.config.batch_size,
             request.into_inner(),
             tx.clone(),
+            call.clone(),
         );
-        spawn_producer(tx, producer);
+        spawn_producer(tx, producer, call);
         Ok(Response::new(Box::pin(end.bound(ReceiverStream::new(rx)))))
     }
 }
@@ -177,11 +187,16 @@ impl OrderManagement for OrderService {
 fn spawn_producer<T: Send + 'static>(
     tx: mpsc::Sender<Result<T, Status>>,
     producer: impl Future<Output = ()> + Send + 'static,
+    call: Option<Arc<CallInfo>>,
 ) {
     tokio::spawn(async move {
         if let Err(panic) = AssertUnwindSafe(producer).catch_unwind().await {
             let what = crate::middleware::panic_message(panic.as_ref());
-            tracing::error!(panic = what, "a response stream's producer panicked");
+            tracing::error!(
+                panic = what,
+                request_id = call.as_deref().map(CallInfo::request_id),
+                "a response stream's producer panicked"
+            );
             let _ = tx
                 .send(Err(Status::internal("internal error while streaming")))
                 .await;
@@ -189,13 +204,15 @@ fn spawn_producer<T: Send + 'static>(
     });
 }
 
-/// Adds the order id to the call's log line (see `middleware::call_log`).
-fn record_order_id(id: &str) {
-    tracing::Span::current().record("order_id", id);
+/// Adds the order id to the call's log line (see `middleware::call_info`).
+fn note_order_id(call: Option<&CallInfo>, id: &str) {
+    if let Some(call) = call {
+        call.set_order_id(id);
+    }
 }
 
 impl OrderService {
-    async fn add(&self, mut order: Order) -> Result<String, Status> {
+    async fn add(&self, mut order: Order, call: Option<&CallInfo>) -> Result<String, Status> {
         let violations = validate::order(&order, validate::Id::Optional);
         if !violations.is_empty() {
             return Err(invalid_order(&order.id, &violations));
@@ -214,13 +231,17 @@ impl OrderService {
                 Err(StoreError::AlreadyExists(id)) => {
                     return Err(Status::already_exists(format!("order {id} already exists")));
                 }
-                Err(e) => return Err(internal(e)),
+                Err(e) => return Err(internal(e, call)),
             }
         }
         Err(Status::internal("could not generate an unused order id"))
     }
 
-    async fn update(&self, mut inbound: Streaming<Order>) -> Result<String, Status> {
+    async fn update(
+        &self,
+        mut inbound: Streaming<Order>,
+        call: Option<&CallInfo>,
+    ) -> Result<String, Status> {
         let max = self.config.max_update_orders;
         let mut orders = Vec::new();
         let mut ids = HashSet::new();
@@ -248,18 +269,18 @@ impl OrderService {
             Err(StoreError::NotFound(id)) => Err(Status::not_found(format!(
                 "Order : {id} Not Found. None of the orders in this call was updated."
             ))),
-            Err(e) => Err(internal(e)),
+            Err(e) => Err(internal(e, call)),
         }
     }
 }
 
-fn get(store: &dyn OrderStore, id: &str) -> Result<Order, Status> {
+fn get(store: &dyn OrderStore, id: &str, call: Option<&CallInfo>) -> Result<Order, Status> {
     if id.is_empty() {
         return Err(Status::invalid_argument("order id must not be empty"));
     }
     store
         .get(id)
-        .map_err(internal)?
+        .map_err(|e| internal(e, call))?
         .ok_or_else(|| not_found(id))
 }
 
@@ -269,6 +290,7 @@ async fn search(
     store: Arc<dyn OrderStore>,
     query: String,
     tx: mpsc::Sender<Result<Order, Status>>,
+    call: Option<Arc<CallInfo>>,
 ) {
     let needle = query.to_lowercase();
     let matches = |order: &Order| {
@@ -282,7 +304,7 @@ async fn search(
         let page = match store.scan(after.as_deref(), SEARCH_STEP, &matches) {
             Ok(page) => page,
             Err(e) => {
-                let _ = tx.send(Err(internal(e))).await;
+                let _ = tx.send(Err(internal(e, call.as_deref()))).await;
                 return;
             }
         };
@@ -308,6 +330,7 @@ async fn process(
     batch_size: usize,
     mut inbound: Streaming<String>,
     tx: mpsc::Sender<Result<CombinedShipment, Status>>,
+    call: Option<Arc<CallInfo>>,
 ) {
     let mut batcher = Batcher::new(batch_size);
     let outcome: Result<(), Status> = async {
@@ -318,7 +341,7 @@ async fn process(
                 next = inbound.message() => next?,
             };
             let Some(id) = next else { break };
-            let order = get(store.as_ref(), &id)?;
+            let order = get(store.as_ref(), &id, call.as_deref())?;
             if let Some(batch) = batcher.add(order) {
                 send_all(&tx, batch).await?;
             }
@@ -372,7 +395,8 @@ fn invalid_order(id: &str, violations: &[Violation]) -> Status {
     )
 }
 
-fn internal(err: StoreError) -> Status {
-    tracing::error!(error = %err, "store failure");
+fn internal(err: StoreError, call: Option<&CallInfo>) -> Status {
+    let request_id = call.map(CallInfo::request_id);
+    tracing::error!(error = %err, request_id, "store failure");
     Status::internal("the order store failed; see the server log")
 }

@@ -733,18 +733,19 @@ async fn json_log_has_one_object_per_line_and_a_line_per_call() {
 }
 
 #[tokio::test]
-async fn request_ids_are_echoed_on_replies_and_errors_or_generated() {
+async fn request_ids_are_echoed_and_failed_calls_without_one_get_one() {
     let server = Prod::start(&[]);
     let mut client = server.client().await;
 
     let echoed = |metadata: &tonic::metadata::MetadataMap| {
         metadata
             .get("x-request-id")
-            .expect("x-request-id in the response headers")
+            .expect("x-request-id in the response")
             .to_str()
             .unwrap()
             .to_owned()
     };
+    // The caller's id comes back on successes and errors alike.
     let ok = client
         .get_order(with_request_id("101".to_owned(), "abc-123"))
         .await
@@ -756,10 +757,38 @@ async fn request_ids_are_echoed_on_replies_and_errors_or_generated() {
         .unwrap_err();
     assert_eq!(echoed(err.metadata()), "abc-404");
 
-    let first = echoed(client.get_order("101".to_owned()).await.unwrap().metadata());
-    let second = echoed(client.get_order("101".to_owned()).await.unwrap().metadata());
-    assert!(!first.is_empty());
+    // Without one, a success carries none...
+    let ok = client.get_order("101".to_owned()).await.unwrap();
+    assert_eq!(ok.metadata().get("x-request-id"), None);
+    // ...and an error gets a fresh one, different each time: in the headers
+    // of a trailers-only error...
+    let first = echoed(
+        client
+            .get_order("404".to_owned())
+            .await
+            .unwrap_err()
+            .metadata(),
+    );
+    let second = echoed(
+        client
+            .get_order("404".to_owned())
+            .await
+            .unwrap_err()
+            .metadata(),
+    );
+    assert!(uuid::Uuid::parse_str(&first).is_ok(), "{first}");
     assert_ne!(first, second, "each call gets its own id");
+
+    // ...and in the trailers of a stream that fails after its headers.
+    let (tx, mut stream) = open_process(&mut client).await;
+    tx.send("101".to_owned()).await.unwrap();
+    tx.send("no-such-order".to_owned()).await.unwrap();
+    drop(tx);
+    let (_, end) = drain(&mut stream).await;
+    let status = end.unwrap_err();
+    assert_eq!(status.code(), Code::NotFound, "{status:?}");
+    let in_trailers = echoed(status.metadata());
+    assert!(uuid::Uuid::parse_str(&in_trailers).is_ok(), "{in_trailers}");
 }
 
 // ---------------------------------------------------------------------------

@@ -1,8 +1,9 @@
 //! What happens around every call, before and after the handlers:
 //!
 //! 0. a request that is not gRPC (wrong content-type) gets HTTP 415;
-//! 1. a request id (the caller's `x-request-id`, or a fresh one) that is
-//!    echoed in the response headers and tags the call's log line;
+//! 1. a request id: the caller's `x-request-id`, echoed in the response, or,
+//!    for a call that fails, a fresh one, returned with the error
+//!    ([`caller_request_id`]); it tags the call's log line;
 //! 2. authentication ([`auth`]): `UNAUTHENTICATED` without the bearer token;
 //! 3. admission ([`admission`]): `RESOURCE_EXHAUSTED` beyond the limit of
 //!    concurrent calls, at once rather than after a queue;
@@ -17,6 +18,7 @@
 pub mod admission;
 pub mod auth;
 mod call_body;
+pub mod call_info;
 
 use std::any::Any;
 use std::net::SocketAddr;
@@ -29,17 +31,20 @@ use std::time::{Duration, Instant};
 use futures_util::FutureExt as _;
 use http::{HeaderValue, Request, Response};
 use tokio_util::sync::CancellationToken;
-use tonic::Status;
 use tonic::body::Body;
 use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+use tonic::{Code, Status};
 use tower::{Layer, Service};
-use tracing::Instrument as _;
 
 use self::admission::Admission;
 use self::auth::Auth;
+pub use self::call_body::CALL_LOG_TARGET;
 use self::call_body::{CallBody, CallRecord};
+pub use self::call_info::CallInfo;
 
-pub const REQUEST_ID: &str = "x-request-id";
+/// A `HeaderName` constant rather than a `&str`: a lookup by `&str` parses
+/// and validates the name on every call.
+pub const REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
 
 /// The tower layer; see the module documentation.
 #[derive(Clone)]
@@ -104,34 +109,32 @@ where
     B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
     B::Error: Into<tonic::codegen::StdError>,
 {
-    type Response = Response<Body>;
+    // The body is handed on unboxed: tonic boxes every response body once
+    // anyway, and a second box here cost an allocation per call.
+    type Response = Response<CallBody<B>>;
     type Error = S::Error;
-    type Future = BoxFuture<Result<Response<Body>, S::Error>>;
+    type Future = BoxFuture<Result<Response<CallBody<B>>, S::Error>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request<Body>) -> Self::Future {
+    fn call(&mut self, mut request: Request<Body>) -> Self::Future {
         // The clone that was polled ready serves this call (tower's rule).
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let shared = Arc::clone(&self.shared);
 
-        let request_id = request
-            .headers()
-            .get(REQUEST_ID)
-            .filter(|v| !v.is_empty() && v.len() <= 128)
-            .cloned()
-            .unwrap_or_else(|| HeaderValue::from_str(&uuid::Uuid::now_v7().to_string()).unwrap());
-        let span = tracing::info_span!(
-            "call",
-            method = request.uri().path(),
-            peer = peer(&request).map(tracing::field::display),
-            request_id = request_id.to_str().unwrap_or("?"),
-            order_id = tracing::field::Empty,
+        let caller_id = caller_request_id(request.headers());
+        let from_caller = caller_id.is_some();
+        let info = CallInfo::new(caller_id);
+        request.extensions_mut().insert(Arc::clone(&info));
+        let record = CallRecord::new(
+            request.uri().path_and_query().cloned(),
+            peer(&request),
+            Arc::clone(&info),
+            Instant::now(),
         );
-        let record = CallRecord::new(span.clone(), Instant::now());
 
         let future = async move {
             // gRPC over HTTP/2: "If Content-Type does not begin with
@@ -139,7 +142,7 @@ where
             // of 415". tonic would instead try to parse the body as frames.
             if !is_grpc(request.headers()) {
                 let status = Status::internal("content-type must be application/grpc");
-                let mut response = respond(status, &request_id, record);
+                let mut response = respond(status, &info, record);
                 *response.status_mut() = http::StatusCode::UNSUPPORTED_MEDIA_TYPE;
                 return Ok(response);
             }
@@ -148,14 +151,14 @@ where
             if let (Some(auth), false) = (&shared.auth, health)
                 && let Err(status) = auth.check(request.headers())
             {
-                return Ok(respond(status, &request_id, record));
+                return Ok(respond(status, &info, record));
             }
             let permit = if health {
                 None // probes must get an answer even when the server is full
             } else {
                 match shared.admission.try_admit() {
                     Ok(permit) => Some(permit),
-                    Err(status) => return Ok(respond(status, &request_id, record)),
+                    Err(status) => return Ok(respond(status, &info, record)),
                 }
             };
             let handled = AssertUnwindSafe(inner.call(request)).catch_unwind();
@@ -163,7 +166,7 @@ where
                 Some(max) => match tokio::time::timeout(max, handled).await {
                     Ok(outcome) => outcome,
                     Err(_elapsed) => {
-                        return Ok(respond(crate::deadline::exceeded(), &request_id, record));
+                        return Ok(respond(crate::deadline::exceeded(), &info, record));
                     }
                 },
                 None => handled.await,
@@ -171,28 +174,57 @@ where
             let response = match outcome {
                 Ok(result) => result?,
                 Err(panic) => {
-                    tracing::error!(panic = panic_message(panic.as_ref()), "handler panicked");
+                    tracing::error!(
+                        panic = panic_message(panic.as_ref()),
+                        request_id = info.request_id(),
+                        "handler panicked"
+                    );
                     let status = Status::internal("internal error; see the server log");
-                    return Ok(respond(status, &request_id, record));
+                    return Ok(respond(status, &info, record));
                 }
             };
             let (mut parts, body) = response.into_parts();
-            parts.headers.insert(REQUEST_ID, request_id);
+            // A trailers-only response is an error, or an empty stream.
+            let failed = call_body::grpc_status(&parts.headers).is_some_and(|c| c != Code::Ok);
+            if from_caller || failed {
+                parts
+                    .headers
+                    .insert(REQUEST_ID, info.request_id_header().clone());
+            }
+            // Otherwise the trailers get an id if they carry an error.
+            let echo_on_error = (!from_caller && !failed).then_some(info);
             let abort = shared.abort.clone().cancelled_owned();
-            let body = CallBody::new(body, record, permit, abort, &parts.headers);
-            Ok(Response::from_parts(parts, Body::new(body)))
+            let body = CallBody::new(body, record, permit, abort, echo_on_error, &parts.headers);
+            Ok(Response::from_parts(parts, body))
         };
-        Box::pin(future.instrument(span))
+        Box::pin(future)
     }
 }
 
+/// The caller's `x-request-id`, if it is usable: short visible ASCII, since
+/// it is logged and echoed.
+///
+/// A caller's id is echoed in every response. Without one, the server makes
+/// one only when a call fails ([`CallInfo::request_id`]): it is logged and
+/// sent back with the error, which is when a client needs something to
+/// quote. Making one for every call would cost each successful response a
+/// UUID, ~30 bytes of header and a fresh entry in the connection's HPACK
+/// table (evicting the entries that make the usual headers one byte each).
+fn caller_request_id(headers: &http::HeaderMap) -> Option<HeaderValue> {
+    headers
+        .get(REQUEST_ID)
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.to_str().is_ok())
+        .cloned()
+}
+
 /// A trailers-only response carrying `status`, logged at once.
-fn respond(status: Status, request_id: &HeaderValue, record: CallRecord) -> Response<Body> {
-    record.finish(Some(status.code()));
-    let mut response = status.into_http::<Body>();
+fn respond<B>(status: Status, info: &CallInfo, record: CallRecord) -> Response<CallBody<B>> {
+    let code = status.code();
+    let mut response = status.into_http::<()>().map(|()| CallBody::ended());
     response
         .headers_mut()
-        .insert(REQUEST_ID, request_id.clone());
+        .insert(REQUEST_ID, info.request_id_header().clone());
+    record.finish(Some(code));
     response
 }
 
