@@ -61,15 +61,46 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
-        if self.json {
-            json_line(ctx, &mut writer, event)
-        } else {
-            text_line(ctx, &mut writer, event)
+        // The line is put together in a String of ours, then handed over in
+        // one piece: `Writer` is a `dyn fmt::Write`, and a dynamic call per
+        // piece (a line has ~40) costs more than the copy.
+        thread_local! {
+            static LINE: RefCell<String> = const { RefCell::new(String::new()) };
         }
+        let ansi = writer.has_ansi_escapes();
+        let build = |line: &mut String| {
+            if self.json {
+                json_line(ctx, line, event)
+            } else {
+                text_line(ctx, line, event, ansi)
+            }
+        };
+        LINE.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut line) => {
+                line.clear();
+                build(&mut line)?;
+                writer.write_str(&line)?;
+                if line.capacity() > 64 * 1024 {
+                    *line = String::new(); // one huge event does not pin its memory
+                }
+                Ok(())
+            }
+            // A value's Debug impl that logs: this thread's line is in use.
+            Err(_) => {
+                let mut line = String::new();
+                build(&mut line)?;
+                writer.write_str(&line)
+            }
+        })
     }
 }
 
-fn text_line<S, N>(ctx: &FmtContext<'_, S, N>, w: &mut Writer<'_>, event: &Event<'_>) -> fmt::Result
+fn text_line<S, N>(
+    ctx: &FmtContext<'_, S, N>,
+    w: &mut String,
+    event: &Event<'_>,
+    ansi: bool,
+) -> fmt::Result
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
     N: for<'a> FormatFields<'a> + 'static,
@@ -78,7 +109,7 @@ where
     write_timestamp(w)?;
     w.write_str(" ")?;
     let level = level_text(meta.level());
-    if w.has_ansi_escapes() {
+    if ansi {
         write!(w, "\x1b[{}m{level}\x1b[0m ", level_color(meta.level()))?;
     } else {
         w.write_str(level)?;
@@ -109,7 +140,7 @@ where
     w.write_str("\n")
 }
 
-fn json_line<S, N>(ctx: &FmtContext<'_, S, N>, w: &mut Writer<'_>, event: &Event<'_>) -> fmt::Result
+fn json_line<S, N>(ctx: &FmtContext<'_, S, N>, w: &mut String, event: &Event<'_>) -> fmt::Result
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
     N: for<'a> FormatFields<'a> + 'static,
@@ -222,15 +253,15 @@ fn name(field: &Field) -> &str {
 }
 
 /// ` name=value` for each field; the message first, bare.
-struct TextFields<'a, 'w> {
-    w: &'a mut Writer<'w>,
+struct TextFields<'a> {
+    w: &'a mut String,
     result: fmt::Result,
     /// Reused for values that must be formatted before they are escaped.
     scratch: String,
 }
 
-impl TextFields<'_, '_> {
-    fn field(&mut self, field: &Field, value: impl FnOnce(&mut Writer<'_>) -> fmt::Result) {
+impl TextFields<'_> {
+    fn field(&mut self, field: &Field, value: impl FnOnce(&mut String) -> fmt::Result) {
         if self.result.is_err() {
             return;
         }
@@ -245,7 +276,7 @@ impl TextFields<'_, '_> {
     }
 }
 
-impl Visit for TextFields<'_, '_> {
+impl Visit for TextFields<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
         if field.name() == "message" {
             self.field(field, |w| text_message(w, value));
@@ -321,15 +352,15 @@ fn text_message(w: &mut impl fmt::Write, value: &str) -> fmt::Result {
 }
 
 /// `"name":value` for each field, comma-separated.
-struct JsonFieldsVisitor<'a, 'w> {
-    w: &'a mut Writer<'w>,
+struct JsonFieldsVisitor<'a> {
+    w: &'a mut String,
     result: fmt::Result,
     first: bool,
     scratch: String,
 }
 
-impl JsonFieldsVisitor<'_, '_> {
-    fn field(&mut self, field: &Field, value: impl FnOnce(&mut Writer<'_>) -> fmt::Result) {
+impl JsonFieldsVisitor<'_> {
+    fn field(&mut self, field: &Field, value: impl FnOnce(&mut String) -> fmt::Result) {
         if self.result.is_err() {
             return;
         }
@@ -345,7 +376,7 @@ impl JsonFieldsVisitor<'_, '_> {
     }
 }
 
-impl Visit for JsonFieldsVisitor<'_, '_> {
+impl Visit for JsonFieldsVisitor<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
         self.field(field, |w| json_string(w, value));
     }
