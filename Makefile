@@ -4,7 +4,7 @@
 CARGO ?= cargo
 ID ?= 101
 
-.PHONY: test fmt-check clippy check-codegen check-contract codegen server client interop soak fuzz bench
+.PHONY: test fmt-check clippy check-codegen check-contract codegen server client interop soak fuzz bench profile
 
 ## Everything CI checks: formatting, lints, generated code, all tests.
 test: fmt-check clippy check-codegen
@@ -46,6 +46,11 @@ fuzz:
 ## BENCH_ARGS=--quick for a smoke test, BENCH_ARGS=--write-report to rewrite BENCHMARKS.md.
 bench:
 	$(CARGO) xtask bench $(BENCH_ARGS)
+
+## Instructions per getOrder, ours vs bare tonic, by callgrind (exact on a noisy machine).
+## PROFILE_ARGS=--write-report to rewrite PROFILE.md.
+profile:
+	$(CARGO) xtask profile $(PROFILE_ARGS)
 
 server:
 	$(CARGO) run --bin server

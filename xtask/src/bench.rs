@@ -18,7 +18,10 @@
 mod chart;
 mod load;
 mod process;
+mod profile;
 mod report;
+
+pub use profile::{ProfileOptions, run_profile};
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -61,6 +61,18 @@ enum Command {
         #[arg(long)]
         write_report: bool,
     },
+    /// Count the instructions one getOrder costs our server and bare tonic,
+    /// with callgrind (exact and repeatable, unlike requests/s on a shared
+    /// machine). Dumps go to target/profile/ for callgrind_annotate.
+    #[cfg(feature = "bench")]
+    Profile {
+        /// getOrder calls to count, after a warm-up.
+        #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(100..))]
+        calls: u64,
+        /// Also write PROFILE.md (the table and our costliest functions) at the repo root.
+        #[arg(long)]
+        write_report: bool,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -102,6 +114,23 @@ fn main() -> ExitCode {
                 Ok(false) => ExitCode::FAILURE,
                 Err(e) => {
                     eprintln!("bench: error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        #[cfg(feature = "bench")]
+        Command::Profile {
+            calls,
+            write_report,
+        } => {
+            let options = xtask::bench::ProfileOptions {
+                calls,
+                write_report,
+            };
+            return match xtask::bench::run_profile(&root, &options) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("profile: error: {e:#}");
                     ExitCode::FAILURE
                 }
             };

@@ -930,7 +930,13 @@ impl Summary<'_> {
         s.push_str("\n![requests/s and p99 latency per server](benchmarks.svg)\n\n");
         s.push_str("## Targets\n\n```text\n");
         s.push_str(&self.targets_text());
-        s.push_str("```\n\n## Commands\n\nAs run, in order (`$WORK` is the run's temp dir, `$PORT` the server's ephemeral port):\n\n```sh\n");
+        s.push_str(
+            "```\n\n## Profile\n\nWhat one getOrder costs each server in instructions \
+             (callgrind: exact and repeatable, where requests/s on a shared machine are not), and \
+             where our server's go: [PROFILE.md](PROFILE.md), from `cargo xtask profile \
+             --write-report` (`make profile`).\n",
+        );
+        s.push_str("\n## Commands\n\nAs run, in order (`$WORK` is the run's temp dir, `$PORT` the server's ephemeral port):\n\n```sh\n");
         for c in self.commands_readable() {
             let _ = writeln!(s, "{c}");
         }
