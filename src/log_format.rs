@@ -276,6 +276,17 @@ impl TextFields<'_> {
     }
 }
 
+impl TextFields<'_> {
+    /// A value that must be formatted first, then escaped.
+    fn formatted(&mut self, field: &Field, fill: impl FnOnce(&mut String)) {
+        let mut text = std::mem::take(&mut self.scratch);
+        text.clear();
+        fill(&mut text);
+        self.field(field, |w| text_message(w, &text));
+        self.scratch = text;
+    }
+}
+
 impl Visit for TextFields<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
         if field.name() == "message" {
@@ -298,24 +309,13 @@ impl Visit for TextFields<'_> {
     }
 
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        let mut scratch = std::mem::take(&mut self.scratch);
-        scratch.clear();
-        let _ = write!(scratch, "{value}");
-        let mut source = value.source();
-        while let Some(cause) = source {
-            let _ = write!(scratch, ": {cause}");
-            source = cause.source();
-        }
-        self.field(field, |w| text_message(w, &scratch));
-        self.scratch = scratch;
+        self.formatted(field, |text| error_chain(text, value));
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        let mut scratch = std::mem::take(&mut self.scratch);
-        scratch.clear();
-        let _ = write!(scratch, "{value:?}");
-        self.field(field, |w| text_message(w, &scratch));
-        self.scratch = scratch;
+        self.formatted(field, |text| {
+            let _ = write!(text, "{value:?}");
+        });
     }
 }
 
@@ -376,6 +376,17 @@ impl JsonFieldsVisitor<'_> {
     }
 }
 
+impl JsonFieldsVisitor<'_> {
+    /// A value that must be formatted first, then escaped.
+    fn formatted(&mut self, field: &Field, fill: impl FnOnce(&mut String)) {
+        let mut text = std::mem::take(&mut self.scratch);
+        text.clear();
+        fill(&mut text);
+        self.field(field, |w| json_string(w, &text));
+        self.scratch = text;
+    }
+}
+
 impl Visit for JsonFieldsVisitor<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
         self.field(field, |w| json_string(w, value));
@@ -403,24 +414,23 @@ impl Visit for JsonFieldsVisitor<'_> {
     }
 
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        let mut scratch = std::mem::take(&mut self.scratch);
-        scratch.clear();
-        let _ = write!(scratch, "{value}");
-        let mut source = value.source();
-        while let Some(cause) = source {
-            let _ = write!(scratch, ": {cause}");
-            source = cause.source();
-        }
-        self.field(field, |w| json_string(w, &scratch));
-        self.scratch = scratch;
+        self.formatted(field, |text| error_chain(text, value));
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        let mut scratch = std::mem::take(&mut self.scratch);
-        scratch.clear();
-        let _ = write!(scratch, "{value:?}");
-        self.field(field, |w| json_string(w, &scratch));
-        self.scratch = scratch;
+        self.formatted(field, |text| {
+            let _ = write!(text, "{value:?}");
+        });
+    }
+}
+
+/// An error and its sources: `outer: cause: root cause`.
+fn error_chain(text: &mut String, error: &(dyn std::error::Error + 'static)) {
+    let _ = write!(text, "{error}");
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let _ = write!(text, ": {cause}");
+        source = cause.source();
     }
 }
 

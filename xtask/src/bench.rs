@@ -383,19 +383,26 @@ fn order_101_frame_len(root: &Path) -> Result<u64> {
 /// `cargo build --release --locked --bins --example bulk_load [--example
 /// bare_server]`, its progress on our stderr.
 fn build(root: &Path, work: &Path, with_bare: bool) -> Result<()> {
+    let mut args = vec!["--bins", "--example", "bulk_load"];
+    if with_bare {
+        args.extend(["--example", "bare_server"]);
+    }
+    cargo_build(root, work, &args, &[])
+}
+
+/// `cargo build --release --locked ARGS` with `env`, its progress on our stderr.
+fn cargo_build(
+    root: &Path,
+    work: &Path,
+    args: &[&str],
+    env: &[(&str, &std::ffi::OsStr)],
+) -> Result<()> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.current_dir(root).args([
-        "build",
-        "--release",
-        "--locked",
-        "--bins",
-        "--example",
-        "bulk_load",
-    ]);
-    if with_bare {
-        cmd.args(["--example", "bare_server"]);
-    }
+    cmd.current_dir(root)
+        .args(["build", "--release", "--locked"])
+        .args(args)
+        .envs(env.iter().copied());
     let line = process::render(&cmd);
     let done = Proc::spawn(
         "cargo-build",

@@ -205,33 +205,15 @@ fn setup_valgrind(work: &Path) -> Result<()> {
 /// Release builds with line tables (so callgrind can name functions), in a
 /// target dir of their own so `target/release` stays as shipped.
 fn build(root: &Path, work: &Path, target: &Path) -> Result<()> {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.current_dir(root)
-        .args([
-            "build",
-            "--release",
-            "--locked",
-            "--bin",
-            "server",
-            "--example",
-            "bare_server",
-        ])
-        .env("CARGO_TARGET_DIR", target)
-        .env("CARGO_PROFILE_RELEASE_DEBUG", "line-tables-only");
-    let line = process::render(&cmd);
-    let done = Proc::spawn(
-        "cargo-build",
-        &mut cmd,
-        Duration::from_secs(1800),
+    super::cargo_build(
+        root,
         work,
-        Stderr::Inherit,
-    )?
-    .wait()?;
-    if !done.status.success() {
-        bail!("`{line}` failed ({})", done.status);
-    }
-    Ok(())
+        &["--bin", "server", "--example", "bare_server"],
+        &[
+            ("CARGO_TARGET_DIR", target.as_os_str()),
+            ("CARGO_PROFILE_RELEASE_DEBUG", "line-tables-only".as_ref()),
+        ],
+    )
 }
 
 fn count(
