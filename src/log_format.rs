@@ -13,10 +13,11 @@
 //! {"timestamp":"2026-11-28T15:43:14.981211Z","level":"INFO","target":"order_management::call","fields":{"message":"call ended","status":"Ok","duration_us":52}}
 //! ```
 //!
-//! Text: `name=value` pairs after the message, logfmt style: a string that is
-//! one plain token is written as is (`order_id=101`), any other string is
-//! quoted and escaped as `{:?}` would (`order_id="a b"`); control characters
-//! in messages are escaped too, so an event is always one line. JSON: one object per line; strings,
+//! Text: `name=value` pairs after the message, logfmt style: a value that is
+//! one plain token is written as is (`order_id=101`), any other (string,
+//! `%` or `?` alike) is quoted and escaped as `{:?}` would (`order_id="a b"`);
+//! control characters in messages are escaped too, so an event is always one
+//! line and no value can pass for another field. JSON: one object per line; strings,
 //! numbers and booleans keep their JSON types, other values are their `Debug`
 //! text. Spans (only other crates open any, at debug level) are written as
 //! tracing-subscriber does: `name{fields}:` before the target in text, and
@@ -277,12 +278,18 @@ impl TextFields<'_> {
 }
 
 impl TextFields<'_> {
-    /// A value that must be formatted first, then escaped.
+    /// A value that must be formatted first, then written as a string is:
+    /// the message as text, any other field quoted unless one plain token
+    /// (a `%` or `?` value is as untrusted as a string).
     fn formatted(&mut self, field: &Field, fill: impl FnOnce(&mut String)) {
         let mut text = std::mem::take(&mut self.scratch);
         text.clear();
         fill(&mut text);
-        self.field(field, |w| text_message(w, &text));
+        if field.name() == "message" {
+            self.field(field, |w| text_message(w, &text));
+        } else {
+            self.field(field, |w| text_quoted(w, &text));
+        }
         self.scratch = text;
     }
 }
@@ -334,15 +341,20 @@ fn text_quoted(w: &mut impl fmt::Write, value: &str) -> fmt::Result {
     }
 }
 
-/// Text written as is, except control characters (`\n`, ESC...), which are
-/// escaped: one event is one line, and a value cannot drive a terminal.
+/// Text written as is, except control characters (`\n`, ESC...), Unicode
+/// line separators and bidi overrides, which are escaped: one event is one
+/// line, and a value can neither drive a terminal nor reorder what it shows.
 fn text_message(w: &mut impl fmt::Write, value: &str) -> fmt::Result {
     // Printable ASCII, the usual case, needs no char-by-char look.
     if value.bytes().all(|b| (0x20..0x7f).contains(&b)) {
         return w.write_str(value);
     }
+    let unsafe_char = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+    };
     let mut rest = value;
-    while let Some(at) = rest.find(|c: char| c.is_control()) {
+    while let Some(at) = rest.find(unsafe_char) {
         w.write_str(&rest[..at])?;
         let c = rest[at..].chars().next().expect("found above");
         write!(w, "{}", c.escape_debug())?;
@@ -583,6 +595,26 @@ mod tests {
     }
 
     #[test]
+    fn display_and_debug_values_cannot_forge_fields_either() {
+        let out = text_lines(|| {
+            tracing::info!(
+                error = %"x status=Ok order_id=999",
+                debugged = ?"q",
+                plain = %42,
+                "m \u{2028} \u{202E}rtl"
+            );
+        });
+        assert_eq!(out.lines().count(), 1, "{out}");
+        assert!(
+            out.trim_end().ends_with(
+                "m \\u{2028} \\u{202e}rtl error=\"x status=Ok order_id=999\" \
+                 debugged=\"\\\"q\\\"\" plain=42"
+            ),
+            "{out}"
+        );
+    }
+
+    #[test]
     fn text_spans_come_before_the_target() {
         let out = text_lines(|| {
             let span = tracing::info_span!("conn", peer = "p1");
@@ -609,7 +641,7 @@ mod tests {
         });
         assert!(
             out.trim_end()
-                .ends_with("store failure error=wrapped: disk on fire"),
+                .ends_with("store failure error=\"wrapped: disk on fire\""),
             "{out}"
         );
     }

@@ -9,11 +9,12 @@
 //! used before, allocates and sends each line through a channel and writes
 //! 8 KiB at a time; per line that cost more than formatting it.)
 //!
-//! Nothing is dropped: if the output cannot keep up and [`MAX_PENDING`]
-//! bytes are waiting, the callers wait for the writer, as they would on a
-//! plain blocking stderr. Lines reach the output at most about one batch
-//! window after they are logged, and all of them when the [`Flusher`] is
-//! dropped.
+//! Nothing is dropped while the [`Flusher`] lives: if the output cannot keep
+//! up and [`MAX_PENDING`] bytes are waiting, the callers wait for the writer,
+//! as they would on a plain blocking stderr. Lines reach the output at most
+//! about one batch window after they are logged; dropping the `Flusher`
+//! writes the rest (waiting up to [`FINAL_FLUSH`] for a stuck output). Lines
+//! logged after that, and lines the output refuses, are dropped.
 
 use std::io::{self, Write};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -28,6 +29,8 @@ pub const BATCH_WINDOW: Duration = Duration::from_millis(10);
 const BATCH_BYTES: usize = 256 * 1024;
 /// Past this many bytes waiting, callers wait for the writer.
 pub const MAX_PENDING: usize = 4 * 1024 * 1024;
+/// How long dropping the [`Flusher`] waits for the last lines to be written.
+pub const FINAL_FLUSH: Duration = Duration::from_secs(5);
 
 /// The handle the log subscriber writes through (a [`MakeWriter`]).
 #[derive(Clone)]
@@ -46,7 +49,8 @@ struct Shared {
     state: Mutex<State>,
     /// The writer sleeps on this while there is nothing to write.
     has_lines: Condvar,
-    /// Callers sleep on this while [`MAX_PENDING`] bytes are waiting.
+    /// Callers sleep on this while [`MAX_PENDING`] bytes are waiting, and
+    /// the [`Flusher`] until the writer is done.
     has_room: Condvar,
 }
 
@@ -55,6 +59,8 @@ struct State {
     /// The writer is asleep on `has_lines`: the next line must wake it.
     writer_idle: bool,
     closed: bool,
+    /// The writer thread has written everything and stopped.
+    finished: bool,
 }
 
 impl LogWriter {
@@ -65,6 +71,7 @@ impl LogWriter {
                 pending: Vec::with_capacity(BATCH_BYTES),
                 writer_idle: false,
                 closed: false,
+                finished: false,
             }),
             has_lines: Condvar::new(),
             has_room: Condvar::new(),
@@ -106,7 +113,11 @@ fn write_batches(shared: &Shared, mut out: impl Write) {
                 .unwrap_or_else(PoisonError::into_inner);
         }
         if state.pending.is_empty() {
-            return; // closed, and everything written
+            // Closed, and everything written.
+            state.finished = true;
+            drop(state);
+            shared.has_room.notify_all();
+            return;
         }
         if state.pending.len() < BATCH_BYTES && !state.closed {
             drop(state);
@@ -131,9 +142,21 @@ impl Drop for Flusher {
         self.shared.lock().closed = true;
         self.shared.has_lines.notify_one();
         self.shared.has_room.notify_all();
-        if let Some(thread) = self.thread.take() {
+        let state = self.shared.lock();
+        let (state, _) = self
+            .shared
+            .has_room
+            .wait_timeout_while(state, FINAL_FLUSH, |s| !s.finished)
+            .unwrap_or_else(PoisonError::into_inner);
+        let finished = state.finished;
+        drop(state);
+        if let Some(thread) = self.thread.take()
+            && finished
+        {
             let _ = thread.join();
         }
+        // Not finished: the output is stuck; leave the thread behind rather
+        // than hang the process's exit on it.
     }
 }
 
@@ -155,6 +178,9 @@ impl<'a> MakeWriter<'a> for LogWriter {
 impl Write for LineSink<'_> {
     fn write(&mut self, line: &[u8]) -> io::Result<usize> {
         let mut state = self.shared.lock();
+        if state.closed {
+            return Ok(line.len()); // nobody will write it any more
+        }
         while state.pending.len() >= MAX_PENDING && !state.closed {
             state = self
                 .shared
@@ -264,6 +290,17 @@ mod tests {
             );
             std::thread::sleep(Duration::from_millis(5));
         }
+    }
+
+    #[test]
+    fn lines_after_the_flusher_is_gone_are_dropped_not_kept() {
+        let out = Output::default();
+        let (writer, flusher) = LogWriter::start(out.clone()).unwrap();
+        writer.make_writer().write_all(b"before\n").unwrap();
+        drop(flusher);
+        writer.make_writer().write_all(b"after\n").unwrap();
+        assert_eq!(out.bytes.lock().unwrap().as_slice(), b"before\n");
+        assert!(writer.shared.lock().pending.is_empty());
     }
 
     #[test]

@@ -789,6 +789,16 @@ async fn request_ids_are_echoed_and_failed_calls_without_one_get_one() {
     assert_eq!(status.code(), Code::NotFound, "{status:?}");
     let in_trailers = echoed(status.metadata());
     assert!(uuid::Uuid::parse_str(&in_trailers).is_ok(), "{in_trailers}");
+
+    // An unusable caller id (a space in it, or too long) counts as none.
+    for bad in ["has space", &"x".repeat(129)] {
+        let err = client
+            .get_order(with_request_id("404".to_owned(), bad))
+            .await
+            .unwrap_err();
+        let id = echoed(err.metadata());
+        assert!(uuid::Uuid::parse_str(&id).is_ok(), "{bad:?} -> {id}");
+    }
 }
 
 // ---------------------------------------------------------------------------

@@ -201,8 +201,8 @@ where
     }
 }
 
-/// The caller's `x-request-id`, if it is usable: short visible ASCII, since
-/// it is logged and echoed.
+/// The caller's `x-request-id`, if it is usable: 1 to 128 visible ASCII
+/// characters (no spaces), since it is logged and echoed.
 ///
 /// A caller's id is echoed in every response. Without one, the server makes
 /// one only when a call fails ([`CallInfo::request_id`]): it is logged and
@@ -213,7 +213,10 @@ where
 fn caller_request_id(headers: &http::HeaderMap) -> Option<HeaderValue> {
     headers
         .get(REQUEST_ID)
-        .filter(|v| !v.is_empty() && v.len() <= 128 && v.to_str().is_ok())
+        // Visible ASCII only: `to_str` would also pass spaces and tabs.
+        .filter(|v| {
+            (1..=128).contains(&v.len()) && v.as_bytes().iter().all(|b| (0x21..0x7f).contains(b))
+        })
         .cloned()
 }
 

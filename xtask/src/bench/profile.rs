@@ -309,6 +309,12 @@ fn count(
         .stdout)
     };
     let exclusive = annotate(false)?;
+    if rows(&exclusive).next().is_none() {
+        bail!(
+            "cannot read callgrind_annotate's output (expected `N (P%)  file:function` rows):\n{}",
+            process::tail(&exclusive, 20)
+        );
+    }
     let allocator: u64 = rows(&exclusive)
         .filter(|(_, name)| {
             name.contains("/malloc/malloc.c:")
