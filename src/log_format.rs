@@ -131,11 +131,7 @@ where
     }
     w.write_str(meta.target())?;
     w.write_str(":")?;
-    let mut visitor = TextFields {
-        w,
-        result: Ok(()),
-        scratch: String::new(),
-    };
+    let mut visitor = Fields::new(w, false);
     event.record(&mut visitor);
     visitor.result?;
     w.write_str("\n")
@@ -154,12 +150,7 @@ where
     w.write_str("\",\"target\":")?;
     json_string(w, meta.target())?;
     w.write_str(",\"fields\":{")?;
-    let mut visitor = JsonFieldsVisitor {
-        w,
-        result: Ok(()),
-        first: true,
-        scratch: String::new(),
-    };
+    let mut visitor = Fields::new(w, true);
     event.record(&mut visitor);
     visitor.result?;
     w.write_str("}")?;
@@ -253,79 +244,6 @@ fn name(field: &Field) -> &str {
     name.strip_prefix("r#").unwrap_or(name)
 }
 
-/// ` name=value` for each field; the message first, bare.
-struct TextFields<'a> {
-    w: &'a mut String,
-    result: fmt::Result,
-    /// Reused for values that must be formatted before they are escaped.
-    scratch: String,
-}
-
-impl TextFields<'_> {
-    fn field(&mut self, field: &Field, value: impl FnOnce(&mut String) -> fmt::Result) {
-        if self.result.is_err() {
-            return;
-        }
-        self.result = (|| {
-            self.w.write_str(" ")?;
-            if field.name() != "message" {
-                self.w.write_str(name(field))?;
-                self.w.write_str("=")?;
-            }
-            value(self.w)
-        })();
-    }
-}
-
-impl TextFields<'_> {
-    /// A value that must be formatted first, then written as a string is:
-    /// the message as text, any other field quoted unless one plain token
-    /// (a `%` or `?` value is as untrusted as a string).
-    fn formatted(&mut self, field: &Field, fill: impl FnOnce(&mut String)) {
-        let mut text = std::mem::take(&mut self.scratch);
-        text.clear();
-        fill(&mut text);
-        if field.name() == "message" {
-            self.field(field, |w| text_message(w, &text));
-        } else {
-            self.field(field, |w| text_quoted(w, &text));
-        }
-        self.scratch = text;
-    }
-}
-
-impl Visit for TextFields<'_> {
-    fn record_str(&mut self, field: &Field, value: &str) {
-        if field.name() == "message" {
-            self.field(field, |w| text_message(w, value));
-        } else {
-            self.field(field, |w| text_quoted(w, value));
-        }
-    }
-
-    fn record_u64(&mut self, field: &Field, value: u64) {
-        self.field(field, |w| w.write_str(itoa::Buffer::new().format(value)));
-    }
-
-    fn record_i64(&mut self, field: &Field, value: i64) {
-        self.field(field, |w| w.write_str(itoa::Buffer::new().format(value)));
-    }
-
-    fn record_bool(&mut self, field: &Field, value: bool) {
-        self.field(field, |w| w.write_str(if value { "true" } else { "false" }));
-    }
-
-    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        self.formatted(field, |text| error_chain(text, value));
-    }
-
-    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.formatted(field, |text| {
-            let _ = write!(text, "{value:?}");
-        });
-    }
-}
-
 /// A string value, logfmt style: as is when it is one plain token (visible
 /// ASCII, no `"`, `=` or `\\`), else quoted and escaped as `{:?}` does, so
 /// a value can never end the line or pass for another field.
@@ -363,45 +281,78 @@ fn text_message(w: &mut impl fmt::Write, value: &str) -> fmt::Result {
     w.write_str(rest)
 }
 
-/// `"name":value` for each field, comma-separated.
-struct JsonFieldsVisitor<'a> {
+/// The event's fields, in either format: ` name=value` after the message
+/// (text; the message first, bare) or `"name":value`, comma-separated (JSON).
+struct Fields<'a> {
     w: &'a mut String,
+    json: bool,
     result: fmt::Result,
     first: bool,
+    /// Reused for values that must be formatted before they are escaped.
     scratch: String,
 }
 
-impl JsonFieldsVisitor<'_> {
+impl<'a> Fields<'a> {
+    fn new(w: &'a mut String, json: bool) -> Self {
+        Self {
+            w,
+            json,
+            result: Ok(()),
+            first: true,
+            scratch: String::new(),
+        }
+    }
+
+    /// The field's name, then `value` writes its value.
     fn field(&mut self, field: &Field, value: impl FnOnce(&mut String) -> fmt::Result) {
         if self.result.is_err() {
             return;
         }
         let first = std::mem::replace(&mut self.first, false);
         self.result = (|| {
-            if !first {
-                self.w.write_str(",")?;
+            if self.json {
+                if !first {
+                    self.w.write_str(",")?;
+                }
+                json_string(self.w, name(field))?;
+                self.w.write_str(":")?;
+            } else {
+                self.w.write_str(" ")?;
+                if field.name() != "message" {
+                    self.w.write_str(name(field))?;
+                    self.w.write_str("=")?;
+                }
             }
-            json_string(self.w, name(field))?;
-            self.w.write_str(":")?;
             value(self.w)
         })();
     }
-}
 
-impl JsonFieldsVisitor<'_> {
-    /// A value that must be formatted first, then escaped.
+    /// A string value: a JSON string; in text, the message as is and any
+    /// other field quoted unless it is one plain token.
+    fn string(&mut self, field: &Field, value: &str) {
+        if self.json {
+            self.field(field, |w| json_string(w, value));
+        } else if field.name() == "message" {
+            self.field(field, |w| text_message(w, value));
+        } else {
+            self.field(field, |w| text_quoted(w, value));
+        }
+    }
+
+    /// A value that must be formatted first, then written as a string is
+    /// (a `%` or `?` value is as untrusted as a string).
     fn formatted(&mut self, field: &Field, fill: impl FnOnce(&mut String)) {
         let mut text = std::mem::take(&mut self.scratch);
         text.clear();
         fill(&mut text);
-        self.field(field, |w| json_string(w, &text));
+        self.string(field, &text);
         self.scratch = text;
     }
 }
 
-impl Visit for JsonFieldsVisitor<'_> {
+impl Visit for Fields<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.field(field, |w| json_string(w, value));
+        self.string(field, value);
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
@@ -413,11 +364,13 @@ impl Visit for JsonFieldsVisitor<'_> {
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
-        if value.is_finite() {
+        if self.json && value.is_finite() {
             self.field(field, |w| write!(w, "{value}"));
         } else {
-            // JSON has no NaN or infinities.
-            self.field(field, |w| json_string(w, &value.to_string()));
+            // Text as `{:?}` writes it; JSON has no NaN or infinities: a string.
+            self.formatted(field, |text| {
+                let _ = write!(text, "{value:?}");
+            });
         }
     }
 
