@@ -7,7 +7,6 @@
 //! [`store`] (where orders live). The binaries in `src/bin/` are thin shells
 //! around [`server`] and [`client`].
 
-pub mod bench;
 pub mod client;
 pub mod deadline;
 pub mod format;
@@ -18,7 +17,6 @@ pub mod seed;
 pub mod server;
 pub mod service;
 pub mod shipments;
-pub mod soak;
 pub mod store;
 pub mod validate;
 

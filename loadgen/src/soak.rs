@@ -1,4 +1,4 @@
-//! `client soak`: a bounded load of all five RPCs at random, with random
+//! `loadgen soak`: a bounded load of all five RPCs at random, with random
 //! cancellations and deadlines, over many connections, that checks every
 //! answer and, at the end, that the store holds exactly what was
 //! acknowledged.
@@ -11,11 +11,10 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
-use tonic::transport::Channel;
 use tonic::{Code, IntoRequest, Request, Status};
 
-use crate::pb::Order;
-use crate::pb::order_management_client::OrderManagementClient;
+use order_management::client::OrderClient;
+use order_management::pb::Order;
 
 /// Settings of one soak run.
 #[derive(Debug, Clone)]
@@ -100,17 +99,17 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// Runs the soak against `channels` (one per connection).
-pub async fn run(channels: Vec<Channel>, config: &SoakConfig) -> SoakReport {
+/// Runs the soak with `clients` (one per connection).
+pub async fn run(clients: Vec<OrderClient>, config: &SoakConfig) -> SoakReport {
     let started = Instant::now();
     let rss_before = config.server_pid.and_then(rss_kib);
     let run_id = format!("{:x}", config.seed);
     let deadline = started + config.duration;
     let mut tasks = Vec::new();
-    for (c, channel) in channels.into_iter().enumerate() {
+    for (c, client) in clients.into_iter().enumerate() {
         for w in 0..config.workers_per_connection {
             let worker = Worker {
-                client: OrderManagementClient::new(channel.clone()),
+                client: client.clone(),
                 prefix: format!("soak-{run_id}-{c}-{w}-"),
                 rng: fastrand::Rng::with_seed(config.seed ^ ((c as u64) << 32 | w as u64)),
                 known: HashMap::new(),
@@ -165,7 +164,7 @@ impl Expected {
 }
 
 struct Worker {
-    client: OrderManagementClient<Channel>,
+    client: OrderClient,
     prefix: String,
     rng: fastrand::Rng,
     known: HashMap<String, Expected>,

@@ -1,15 +1,13 @@
-//! `client bench`: a load generator for every RPC, including the streaming
+//! `loadgen bench`: a load generator for every RPC, including the streaming
 //! ones h2load cannot drive. It checks every answer (status OK and a real
 //! order), so an error answered quickly never counts as throughput.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use order_management::client::OrderClient;
+use order_management::pb::{CombinedShipment, Order};
 use tonic::Status;
-use tonic::transport::Channel;
-
-use crate::pb::order_management_client::OrderManagementClient;
-use crate::pb::{CombinedShipment, Order};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Rpc {
@@ -100,9 +98,10 @@ struct Tally {
 }
 
 /// Prepares what the RPC needs (orders to update), then runs the load.
-pub async fn run(channels: Vec<Channel>, config: &BenchConfig) -> Result<BenchReport, Status> {
-    let connections = channels.len();
-    let mut client = OrderManagementClient::new(channels[0].clone());
+/// `clients` holds one client per connection.
+pub async fn run(clients: Vec<OrderClient>, config: &BenchConfig) -> Result<BenchReport, Status> {
+    let connections = clients.len();
+    let mut client = clients[0].clone();
     // The reference answer every getOrder must match.
     let expected = match config.rpc {
         Rpc::Get | Rpc::Process => Some(client.get_order(config.key.clone()).await?.into_inner()),
@@ -115,11 +114,10 @@ pub async fn run(channels: Vec<Channel>, config: &BenchConfig) -> Result<BenchRe
         config.count.unwrap_or(u64::MAX),
     ));
     let mut tasks = Vec::new();
-    for (c, channel) in channels.into_iter().enumerate() {
+    for (c, client) in clients.into_iter().enumerate() {
         for w in 0..config.concurrency {
             let worker = Worker {
-                client: OrderManagementClient::new(channel.clone())
-                    .max_decoding_message_size(64 * 1024 * 1024),
+                client: client.clone().max_decoding_message_size(64 * 1024 * 1024),
                 config: config.clone(),
                 expected: expected.clone(),
                 prefix: format!("bench-{run_id}-{c}-{w}-"),
@@ -172,7 +170,7 @@ pub async fn run(channels: Vec<Channel>, config: &BenchConfig) -> Result<BenchRe
 }
 
 struct Worker {
-    client: OrderManagementClient<Channel>,
+    client: OrderClient,
     config: BenchConfig,
     expected: Option<Order>,
     prefix: String,

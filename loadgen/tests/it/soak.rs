@@ -4,35 +4,13 @@
 
 use std::time::Duration;
 
-use clap::Parser as _;
-use order_management::server::{Config, Running, open_store};
-use order_management::soak::{self, SoakConfig};
-use tokio::sync::oneshot;
+use loadgen::soak::{self, SoakConfig};
+
+use crate::server::InProcessServer;
 
 async fn soak_against(args: &[&str], seconds: u64) -> soak::SoakReport {
-    let dir = tempfile::tempdir().unwrap();
-    let mut argv = vec!["server", "--data-dir", dir.path().to_str().unwrap()];
-    argv.extend_from_slice(args);
-    let config = Config::parse_from(argv);
-    let store = open_store(&config).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let running = Running::start(&config, store, listener).await.unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let server = tokio::spawn(running.until(async {
-        let _ = stopped.await;
-    }));
-
-    let mut channels = Vec::new();
-    for _ in 0..4 {
-        channels.push(
-            tonic::transport::Channel::from_shared(url.clone())
-                .unwrap()
-                .connect()
-                .await
-                .unwrap(),
-        );
-    }
+    let server = InProcessServer::start(args).await;
+    let clients = server.clients(4).await;
     let config = SoakConfig {
         connections: 4,
         workers_per_connection: 4,
@@ -40,9 +18,8 @@ async fn soak_against(args: &[&str], seconds: u64) -> soak::SoakReport {
         seed: 7,
         server_pid: None,
     };
-    let report = soak::run(channels, &config).await;
-    let _ = stop.send(());
-    server.await.unwrap().unwrap();
+    let report = soak::run(clients, &config).await;
+    server.stop().await;
     report
 }
 

@@ -1,0 +1,188 @@
+//! How a client reaches the server: the connection options every tool that
+//! calls the service shares (the `client` binary and the `loadgen` load
+//! generator), and the one place that turns them into a ready client with
+//! TLS/mTLS, the bearer token and gzip applied.
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use tonic::codec::CompressionEncoding;
+use tonic::metadata::{AsciiMetadataValue, MetadataValue};
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+use tonic::{Code, Request, Status};
+use tonic_health::pb::health_client::HealthClient;
+
+use super::failure::{Failure, exit_code, root_cause};
+use crate::pb::order_management_client::OrderManagementClient;
+
+/// A client of the OrderManagement service with the connection's
+/// credentials and compression applied to every call.
+pub type OrderClient = OrderManagementClient<InterceptedService<Channel, Credentials>>;
+
+/// Connection options, shown under "Connection" in `--help`.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Connection")]
+pub struct ConnectionOptions {
+    /// Server URL.
+    #[arg(
+        long,
+        env = "ORDER_SERVER",
+        default_value = "http://localhost:50051",
+        global = true
+    )]
+    pub server: String,
+
+    /// PEM CA certificate to verify the server with (use an https:// URL).
+    #[arg(long, env = "ORDER_CA_CERT", global = true)]
+    pub ca_cert: Option<PathBuf>,
+
+    /// PEM client certificate, for servers that require mTLS (with --key).
+    #[arg(long, env = "ORDER_CLIENT_CERT", global = true, requires = "key")]
+    pub cert: Option<PathBuf>,
+
+    /// PEM private key of --cert.
+    #[arg(long, env = "ORDER_CLIENT_KEY", global = true, requires = "cert")]
+    pub key: Option<PathBuf>,
+
+    /// Name to verify in the server's certificate, if not the URL's host.
+    #[arg(long, env = "ORDER_TLS_DOMAIN", global = true)]
+    pub tls_domain: Option<String>,
+
+    /// File holding the bearer token to send as `authorization: Bearer <token>`.
+    #[arg(long, env = "ORDER_TOKEN_FILE", global = true)]
+    pub token_file: Option<PathBuf>,
+
+    /// Compress requests with gzip and ask for gzip responses.
+    #[arg(long, global = true)]
+    pub gzip: bool,
+}
+
+/// Everything needed to open connections, read and checked once: local
+/// files (certificates, the token) are reported before any network access.
+#[derive(Clone)]
+pub struct Connector {
+    server: String,
+    tls: Option<ClientTlsConfig>,
+    credentials: Credentials,
+    gzip: bool,
+}
+
+impl Connector {
+    pub fn new(options: &ConnectionOptions) -> Result<Self, Failure> {
+        Ok(Self {
+            server: options.server.clone(),
+            tls: tls_config(options)?,
+            credentials: Credentials::from_file(options.token_file.as_deref())?,
+            gzip: options.gzip,
+        })
+    }
+
+    /// Connects eagerly so that an unreachable server is reported by address.
+    pub async fn channel(&self) -> Result<Channel, Failure> {
+        let server = &self.server;
+        let mut endpoint = Endpoint::from_shared(server.clone())
+            .map_err(|e| Failure::usage(format!("invalid --server URL {server:?}: {e}")))?;
+        if let Some(tls) = self.tls.clone() {
+            if !server.starts_with("https://") {
+                return Err(Failure::usage(format!(
+                    "TLS options need an https:// --server URL, got {server}"
+                )));
+            }
+            endpoint = endpoint.tls_config(tls).map_err(|e| {
+                Failure::usage(format!("invalid TLS configuration: {}", root_cause(&e)))
+            })?;
+        }
+        endpoint.connect().await.map_err(|e| Failure {
+            message: format!("cannot reach the server at {server}: {}", root_cause(&e)),
+            code: exit_code(Code::Unavailable),
+        })
+    }
+
+    /// An OrderManagement client on `channel`, with credentials and gzip.
+    pub fn orders(&self, channel: Channel) -> OrderClient {
+        let client = OrderManagementClient::with_interceptor(channel, self.credentials.clone());
+        if self.gzip {
+            client
+                .send_compressed(CompressionEncoding::Gzip)
+                .accept_compressed(CompressionEncoding::Gzip)
+        } else {
+            client
+        }
+    }
+
+    /// A new connection and an OrderManagement client on it.
+    pub async fn connect(&self) -> Result<OrderClient, Failure> {
+        Ok(self.orders(self.channel().await?))
+    }
+
+    /// A health client on `channel`, with credentials.
+    pub fn health(
+        &self,
+        channel: Channel,
+    ) -> HealthClient<InterceptedService<Channel, Credentials>> {
+        HealthClient::with_interceptor(channel, self.credentials.clone())
+    }
+}
+
+/// TLS settings from the command line, if any TLS option was given.
+fn tls_config(options: &ConnectionOptions) -> Result<Option<ClientTlsConfig>, Failure> {
+    if options.ca_cert.is_none() && options.cert.is_none() && options.tls_domain.is_none() {
+        return Ok(None);
+    }
+    let read = |path: &PathBuf, what: &str| {
+        std::fs::read(path)
+            .map_err(|e| Failure::usage(format!("cannot read the {what} {}: {e}", path.display())))
+    };
+    let mut tls = ClientTlsConfig::new();
+    if let Some(ca) = &options.ca_cert {
+        tls = tls.ca_certificate(Certificate::from_pem(read(ca, "CA certificate")?));
+    }
+    if let (Some(cert), Some(key)) = (&options.cert, &options.key) {
+        tls = tls.identity(Identity::from_pem(
+            read(cert, "client certificate")?,
+            read(key, "client key")?,
+        ));
+    }
+    if let Some(domain) = &options.tls_domain {
+        tls = tls.domain_name(domain.clone());
+    }
+    Ok(Some(tls))
+}
+
+/// Adds `authorization: Bearer <token>` to every call when a token is set.
+#[derive(Clone)]
+pub struct Credentials(Option<AsciiMetadataValue>);
+
+impl Credentials {
+    fn from_file(path: Option<&Path>) -> Result<Self, Failure> {
+        let Some(path) = path else {
+            return Ok(Self(None));
+        };
+        let token = std::fs::read_to_string(path).map_err(|e| {
+            Failure::usage(format!(
+                "cannot read the token file {}: {e}",
+                path.display()
+            ))
+        })?;
+        let value = MetadataValue::try_from(format!("Bearer {}", token.trim())).map_err(|_| {
+            Failure::usage(format!(
+                "the token in {} is not valid metadata",
+                path.display()
+            ))
+        })?;
+        Ok(Self(Some(value)))
+    }
+}
+
+impl Interceptor for Credentials {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        if let Some(value) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
