@@ -7,11 +7,10 @@
 //! [`store`] (where orders live). The binaries in `src/bin/` are thin shells
 //! around [`server`] and [`client`].
 
+pub mod call;
 pub mod client;
-pub mod deadline;
 pub mod format;
-pub mod log_format;
-pub mod log_writer;
+pub mod log;
 pub mod middleware;
 pub mod seed;
 pub mod server;

@@ -2,14 +2,13 @@
 //! and graceful shutdown. The RPC handlers live in `service`; what wraps
 //! every call (auth, limits, logs) in `middleware`.
 
+mod config;
+
 use std::future::Future;
-use std::io::IsTerminal;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::codec::CompressionEncoding;
@@ -17,139 +16,17 @@ use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
-use tracing_subscriber::fmt::format::JsonFields;
 
-use crate::log_format::LineFormat;
-use crate::log_writer::LogWriter;
+pub use self::config::{Config, seconds};
+pub use crate::log::LogFormat;
 use crate::middleware::CallLayer;
 use crate::middleware::admission::Admission;
 use crate::middleware::auth::Auth;
 use crate::pb::order_management_server::OrderManagementServer;
 use crate::pb::{FILE_DESCRIPTOR_SET, SERVICE_NAME};
 use crate::seed;
-use crate::service::{OrderService, ServiceConfig};
+use crate::service::OrderService;
 use crate::store::{MemoryStore, OrderStore, RedbStore};
-
-/// The ecommerce.OrderManagement gRPC server.
-///
-/// Every flag can also be set with the environment variable shown.
-/// Limits default to gRPC core's and grpc-go's choices where they have one.
-#[derive(Debug, Clone, Parser)]
-#[command(name = "server", version)]
-pub struct Config {
-    /// Address to listen on; `[::]` accepts IPv6 and IPv4 where the system allows.
-    #[arg(long, env = "ORDER_LISTEN", default_value = "[::]:50051")]
-    pub listen: SocketAddr,
-
-    /// Directory of the durable store (created if missing); holds orders.redb.
-    #[arg(long, env = "ORDER_DATA_DIR", default_value = "data")]
-    pub data_dir: PathBuf,
-
-    /// Keep orders in memory only: nothing survives a restart.
-    #[arg(long, env = "ORDER_IN_MEMORY", conflicts_with = "data_dir")]
-    pub in_memory: bool,
-
-    /// Do not insert the seed's order 101 into an empty store.
-    #[arg(long, env = "ORDER_NO_SEED")]
-    pub no_seed: bool,
-
-    /// processOrders sends the shipments so far every this many order ids.
-    #[arg(long, env = "ORDER_BATCH_SIZE", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
-    pub batch_size: u32,
-
-    /// The most orders one updateOrders call may carry (RESOURCE_EXHAUSTED beyond).
-    #[arg(long, env = "ORDER_MAX_UPDATE_ORDERS", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
-    pub max_update_orders: u32,
-
-    /// Log format: human-readable text, or one JSON object per line.
-    #[arg(long, env = "ORDER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
-    pub log_format: LogFormat,
-
-    /// On SIGINT/SIGTERM, in-flight calls get this long (seconds) to finish;
-    /// then they end with UNAVAILABLE and the process exits 0.
-    #[arg(long, env = "ORDER_SHUTDOWN_GRACE", default_value_t = 10.0)]
-    pub shutdown_grace: f64,
-
-    /// PEM certificate chain: serve TLS (with --tls-key).
-    #[arg(long, env = "ORDER_TLS_CERT", requires = "tls_key")]
-    pub tls_cert: Option<PathBuf>,
-
-    /// PEM private key of --tls-cert.
-    #[arg(long, env = "ORDER_TLS_KEY", requires = "tls_cert")]
-    pub tls_key: Option<PathBuf>,
-
-    /// PEM CA certificate(s): require client certificates signed by it (mTLS).
-    #[arg(long, env = "ORDER_CLIENT_CA", requires = "tls_cert")]
-    pub client_ca: Option<PathBuf>,
-
-    /// File holding a bearer token that every call but health checks must present.
-    #[arg(long, env = "ORDER_AUTH_TOKEN_FILE")]
-    pub auth_token_file: Option<PathBuf>,
-
-    /// Largest request message accepted, in bytes (OUT_OF_RANGE beyond, as tonic
-    /// reports it; RESOURCE_EXHAUSTED if a compressed message inflates past it).
-    #[arg(long, env = "ORDER_MAX_REQUEST_BYTES", default_value_t = 4 * 1024 * 1024)]
-    pub max_request_bytes: usize,
-
-    /// Largest response message sent, in bytes.
-    #[arg(long, env = "ORDER_MAX_RESPONSE_BYTES", default_value_t = 4 * 1024 * 1024)]
-    pub max_response_bytes: usize,
-
-    /// HTTP/2 streams (calls) one connection may have open at once.
-    #[arg(long, env = "ORDER_MAX_CONCURRENT_STREAMS", default_value_t = 100)]
-    pub max_concurrent_streams: u32,
-
-    /// Calls in flight across the server; beyond it, RESOURCE_EXHAUSTED at once.
-    #[arg(long, env = "ORDER_MAX_CONCURRENT_CALLS", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
-    pub max_concurrent_calls: u32,
-
-    /// Largest request header list (metadata), in bytes.
-    #[arg(long, env = "ORDER_MAX_HEADER_LIST_BYTES", default_value_t = 16 * 1024)]
-    pub max_header_list_bytes: u32,
-
-    /// Seconds between HTTP/2 keepalive pings on idle connections.
-    #[arg(long, env = "ORDER_KEEPALIVE_INTERVAL", default_value_t = 60.0)]
-    pub keepalive_interval: f64,
-
-    /// Seconds to wait for a keepalive ping's answer before closing the connection.
-    #[arg(long, env = "ORDER_KEEPALIVE_TIMEOUT", default_value_t = 20.0)]
-    pub keepalive_timeout: f64,
-
-    /// Worker threads; 0 uses every CPU this process may run on. With one,
-    /// the server runs on a single-threaded runtime (no cross-thread
-    /// scheduling, measurably faster when pinned to one core).
-    #[arg(long, env = "ORDER_THREADS", default_value_t = 0)]
-    pub threads: usize,
-
-    /// The longest any call may run, in seconds, whatever its own deadline
-    /// (DEADLINE_EXCEEDED beyond); 0 for no limit.
-    #[arg(long, env = "ORDER_MAX_CALL_SECONDS", default_value_t = 300.0)]
-    pub max_call_seconds: f64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    Text,
-    Json,
-}
-
-impl Config {
-    pub fn service_config(&self) -> Result<ServiceConfig, String> {
-        Ok(ServiceConfig {
-            batch_size: self.batch_size as usize,
-            max_update_orders: self.max_update_orders as usize,
-            max_call_duration: match self.max_call_seconds {
-                0.0 => None,
-                s => Some(seconds("--max-call-seconds", s)?),
-            },
-        })
-    }
-}
-
-fn seconds(flag: &str, value: f64) -> Result<Duration, String> {
-    Duration::try_from_secs_f64(value)
-        .map_err(|_| format!("{flag} must be a number of seconds >= 0, got {value}"))
-}
 
 /// The tokio runtime `--threads` asks for.
 pub fn runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
@@ -171,12 +48,7 @@ pub fn runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
 
 /// Runs the server until SIGINT or SIGTERM. Used by `src/bin/server.rs`.
 pub async fn main(config: Config) -> Result<(), String> {
-    // Log lines are written by a background thread, in batches: a call
-    // pays for formatting its line, not for a write to stderr. Nothing is
-    // dropped: if stderr cannot keep up, calls wait.
-    let (writer, _flush_on_exit) = LogWriter::start(std::io::stderr())
-        .map_err(|e| format!("cannot start the log writer thread: {e}"))?;
-    init_logging(config.log_format, writer);
+    let _flush_on_exit = crate::log::init(config.log_format)?;
     let store = open_store(&config)?;
     let listener = TcpListener::bind(config.listen)
         .await
@@ -206,10 +78,7 @@ impl Running {
         store: Arc<dyn OrderStore>,
         listener: TcpListener,
     ) -> Result<Self, String> {
-        let abort = CancellationToken::new();
-        let service_config = config.service_config()?;
-        let max_call = service_config.max_call_duration;
-        let service = OrderService::with_config(store, service_config).with_abort(abort.clone());
+        let service = OrderService::with_config(store, config.service_config());
         let orders = OrderManagementServer::new(service)
             .max_decoding_message_size(config.max_request_bytes)
             .max_encoding_message_size(config.max_response_bytes)
@@ -240,7 +109,10 @@ impl Running {
             .map(Auth::from_file)
             .transpose()?;
         let admission = Admission::new(config.max_concurrent_calls as usize);
-        let layer = CallLayer::new(auth, admission, max_call, abort.clone());
+        // Cancelled when the shutdown grace period ends: calls still open
+        // end with UNAVAILABLE (see `Running::until`).
+        let abort = CancellationToken::new();
+        let layer = CallLayer::new(auth, admission, config.max_call()?, abort.clone());
 
         let mut builder = Server::builder()
             .max_concurrent_streams(config.max_concurrent_streams)
@@ -432,23 +304,5 @@ pub async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => tracing::info!("Ctrl-C received, shutting down"),
         () = term => tracing::info!("SIGTERM received, shutting down"),
-    }
-}
-
-/// Logs to `writer` (stderr), as text or JSON lines; the level comes from
-/// `RUST_LOG` (default `info`).
-fn init_logging(format: LogFormat, writer: LogWriter) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(writer)
-        .with_ansi(std::io::stderr().is_terminal());
-    match format {
-        LogFormat::Text => builder.event_format(LineFormat::text()).init(),
-        LogFormat::Json => builder
-            .fmt_fields(JsonFields::new())
-            .event_format(LineFormat::json())
-            .init(),
     }
 }

@@ -11,10 +11,8 @@ use std::collections::HashSet;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures_util::FutureExt as _;
-use tokio_util::sync::CancellationToken;
 use tonic_types::{ErrorDetails, StatusExt as _};
 
 use tokio::sync::mpsc;
@@ -22,8 +20,7 @@ use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::deadline::CallEnd;
-use crate::middleware::CallInfo;
+use crate::call::CallInfo;
 use crate::pb::order_management_server::OrderManagement;
 use crate::pb::{CombinedShipment, Order};
 use crate::shipments::Batcher;
@@ -37,17 +34,19 @@ pub struct ServiceConfig {
     pub batch_size: usize,
     /// The most orders one updateOrders call may carry.
     pub max_update_orders: usize,
-    /// The longest any call may run, whatever the caller's deadline.
-    pub max_call_duration: Option<Duration>,
+}
+
+impl ServiceConfig {
+    /// The defaults, also the server's command-line defaults.
+    pub const DEFAULT: Self = Self {
+        batch_size: 3,
+        max_update_orders: 1_000,
+    };
 }
 
 impl Default for ServiceConfig {
     fn default() -> Self {
-        Self {
-            batch_size: 3,
-            max_update_orders: 1_000,
-            max_call_duration: None,
-        }
+        Self::DEFAULT
     }
 }
 
@@ -63,8 +62,6 @@ type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 pub struct OrderService {
     store: Arc<dyn OrderStore>,
     config: ServiceConfig,
-    /// Cancelled when the shutdown grace period ends: open calls end with UNAVAILABLE.
-    abort: CancellationToken,
     /// Writes take turns, first come first served; see [`OrderService::write`].
     writes: Arc<tokio::sync::Mutex<()>>,
 }
@@ -78,19 +75,8 @@ impl OrderService {
         Self {
             store,
             config,
-            abort: CancellationToken::new(),
             writes: Arc::new(tokio::sync::Mutex::new(())),
         }
-    }
-
-    /// Open calls end with `UNAVAILABLE` once `abort` is cancelled.
-    pub fn with_abort(mut self, abort: CancellationToken) -> Self {
-        self.abort = abort;
-        self
-    }
-
-    fn call_end(&self, metadata: &tonic::metadata::MetadataMap) -> CallEnd {
-        CallEnd::new(metadata, self.config.max_call_duration, self.abort.clone())
     }
 
     /// Runs a write on the blocking pool, so a slow disk never stalls the runtime.
@@ -119,8 +105,9 @@ impl OrderService {
 #[tonic::async_trait]
 impl OrderManagement for OrderService {
     async fn add_order(&self, request: Request<Order>) -> Result<Response<String>, Status> {
-        let end = self.call_end(request.metadata());
         let call = CallInfo::of(&request);
+        let end = call.end().clone();
+        let call = Some(call);
         let order = request.into_inner();
         note_order_id(call.as_deref(), &order.id);
         end.run(self.add(order, call.as_deref()))
@@ -129,7 +116,7 @@ impl OrderManagement for OrderService {
     }
 
     async fn get_order(&self, request: Request<String>) -> Result<Response<Order>, Status> {
-        let call = CallInfo::of(&request);
+        let call = Some(CallInfo::of(&request));
         let id = request.into_inner();
         note_order_id(call.as_deref(), &id);
         get(self.store.as_ref(), &id, call.as_deref()).map(Response::new)
@@ -141,8 +128,9 @@ impl OrderManagement for OrderService {
         &self,
         request: Request<String>,
     ) -> Result<Response<Self::searchOrdersStream>, Status> {
-        let end = self.call_end(request.metadata());
         let call = CallInfo::of(&request);
+        let end = call.end().clone();
+        let call = Some(call);
         let query = request.into_inner();
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
         let producer = search(Arc::clone(&self.store), query, tx.clone(), call.clone());
@@ -154,8 +142,9 @@ impl OrderManagement for OrderService {
         &self,
         request: Request<Streaming<Order>>,
     ) -> Result<Response<String>, Status> {
-        let end = self.call_end(request.metadata());
         let call = CallInfo::of(&request);
+        let end = call.end().clone();
+        let call = Some(call);
         end.run(self.update(request.into_inner(), call.as_deref()))
             .await
             .map(Response::new)
@@ -167,8 +156,9 @@ impl OrderManagement for OrderService {
         &self,
         request: Request<Streaming<String>>,
     ) -> Result<Response<Self::processOrdersStream>, Status> {
-        let end = self.call_end(request.metadata());
         let call = CallInfo::of(&request);
+        let end = call.end().clone();
+        let call = Some(call);
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
         let producer = process(
             Arc::clone(&self.store),
@@ -191,7 +181,7 @@ fn spawn_producer<T: Send + 'static>(
 ) {
     tokio::spawn(async move {
         if let Err(panic) = AssertUnwindSafe(producer).catch_unwind().await {
-            let what = crate::middleware::panic_message(panic.as_ref());
+            let what = crate::call::panic_message(panic.as_ref());
             tracing::error!(
                 panic = what,
                 request_id = call.as_deref().map(CallInfo::request_id),

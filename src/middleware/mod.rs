@@ -7,20 +7,21 @@
 //! 2. authentication ([`auth`]): `UNAUTHENTICATED` without the bearer token;
 //! 3. admission ([`admission`]): `RESOURCE_EXHAUSTED` beyond the limit of
 //!    concurrent calls, at once rather than after a queue;
-//! 4. panics in a handler become `INTERNAL` for that call only ([`panic_message`]);
+//! 4. panics in a handler become `INTERNAL` for that call only;
 //! 5. at the end of the shutdown grace period, responses still streaming
 //!    end with `UNAVAILABLE` ([`call_body`]);
 //! 6. one log line per call when it ends, with method, status, duration,
-//!    peer, request id and order id ([`call_body`]).
+//!    peer, request id and order id ([`crate::log::call_line`], written by
+//!    [`call_body`]).
 //!
-//! It is one tower layer, so each call pays for one wrapper, not five.
+//! It fills the call's shared state ([`crate::call::CallInfo`]: request id,
+//! when the call must end) once, for the handlers to read. It is one tower
+//! layer, so each call pays for one wrapper, not five.
 
 pub mod admission;
 pub mod auth;
 mod call_body;
-pub mod call_info;
 
-use std::any::Any;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
@@ -38,9 +39,10 @@ use tower::{Layer, Service};
 
 use self::admission::Admission;
 use self::auth::Auth;
-pub use self::call_body::CALL_LOG_TARGET;
-use self::call_body::{CallBody, CallRecord};
-pub use self::call_info::CallInfo;
+use self::call_body::CallBody;
+use crate::call::deadline::{self, CallEnd};
+use crate::call::{CallInfo, panic_message};
+use crate::log::CallRecord;
 
 /// A `HeaderName` constant rather than a `&str`: a lookup by `&str` parses
 /// and validates the name on every call.
@@ -127,7 +129,8 @@ where
 
         let caller_id = caller_request_id(request.headers());
         let from_caller = caller_id.is_some();
-        let info = CallInfo::new(caller_id);
+        let end = CallEnd::new(request.headers(), shared.max_call, shared.abort.clone());
+        let info = CallInfo::new(caller_id, end);
         request.extensions_mut().insert(Arc::clone(&info));
         let record = CallRecord::new(
             request.uri().path_and_query().cloned(),
@@ -166,7 +169,7 @@ where
                 Some(max) => match tokio::time::timeout(max, handled).await {
                     Ok(outcome) => outcome,
                     Err(_elapsed) => {
-                        return Ok(respond(crate::deadline::exceeded(), &info, record));
+                        return Ok(respond(deadline::exceeded(), &info, record));
                     }
                 },
                 None => handled.await,
@@ -247,13 +250,4 @@ fn peer<B>(request: &Request<B>) -> Option<SocketAddr> {
                 .get::<TlsConnectInfo<TcpConnectInfo>>()
                 .and_then(|tls| tls.get_ref().remote_addr())
         })
-}
-
-/// The text of a panic payload, for the log.
-pub fn panic_message(payload: &(dyn Any + Send)) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "non-string panic payload".to_owned())
 }

@@ -527,7 +527,7 @@ mod tests {
         );
         assert_eq!(
             after_timestamp(lines[1]),
-            "  WARN order_management::log_format::tests: second type=-3 ok=true"
+            "  WARN order_management::log::format::tests: second type=-3 ok=true"
         );
     }
 
@@ -542,7 +542,7 @@ mod tests {
         assert_eq!(out.lines().count(), 1, "{out}");
         assert_eq!(
             after_timestamp(out.trim_end()),
-            " ERROR order_management::log_format::tests: message with\\na newline and \\u{1b}[2J \
+            " ERROR order_management::log::format::tests: message with\\na newline and \\u{1b}[2J \
              order_id=\"a\\\"b\\\\c\\nstatus=Ok \\u{1b}[31m é\""
         );
     }
@@ -578,7 +578,7 @@ mod tests {
         });
         assert_eq!(
             after_timestamp(out.trim_end()),
-            " DEBUG conn{peer=\"p1\"}:stream{id=3}: order_management::log_format::tests: inside"
+            " DEBUG conn{peer=\"p1\"}:stream{id=3}: order_management::log::format::tests: inside"
         );
     }
 

@@ -16,13 +16,14 @@ use tokio::time::{Instant, Sleep};
 use tokio_stream::Stream;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tonic::Status;
-use tonic::metadata::MetadataMap;
 
 /// Our handlers give up this much before the caller's deadline, so that our
 /// `DEADLINE_EXCEEDED` is sent before tonic's own timer (armed from the same
 /// header a moment earlier) turns the call into `CANCELLED`. The caller has
 /// given up by then either way.
 const MARGIN: Duration = Duration::from_millis(2);
+
+const GRPC_TIMEOUT: http::HeaderName = http::HeaderName::from_static("grpc-timeout");
 
 /// The end of one call.
 #[derive(Debug, Clone)]
@@ -33,16 +34,17 @@ pub struct CallEnd {
 }
 
 impl CallEnd {
-    /// The earlier of the caller's deadline and `max_duration` from now;
-    /// `abort` ends the call early with `UNAVAILABLE`.
+    /// The earlier of the caller's deadline (the request's `grpc-timeout`)
+    /// and `max_duration` from now; `abort` ends the call early with
+    /// `UNAVAILABLE`.
     pub fn new(
-        metadata: &MetadataMap,
+        headers: &http::HeaderMap,
         max_duration: Option<Duration>,
         abort: CancellationToken,
     ) -> Self {
         let now = Instant::now();
-        let caller = metadata
-            .get("grpc-timeout")
+        let caller = headers
+            .get(GRPC_TIMEOUT)
             .and_then(|v| v.to_str().ok())
             .and_then(parse_grpc_timeout)
             .map(|t| now + t.saturating_sub(MARGIN));
@@ -52,6 +54,19 @@ impl CallEnd {
             (a, b) => a.or(b),
         };
         Self { deadline, abort }
+    }
+
+    /// The caller's deadline alone: no server limit, never aborted.
+    pub fn caller_only(headers: &http::HeaderMap) -> Self {
+        Self::new(headers, None, CancellationToken::new())
+    }
+
+    /// A call that never ends by itself (for tests of other parts).
+    pub fn unbounded() -> Self {
+        Self {
+            deadline: None,
+            abort: CancellationToken::new(),
+        }
     }
 
     /// Runs `work`, or answers `DEADLINE_EXCEEDED` / `UNAVAILABLE` if the
@@ -184,10 +199,10 @@ mod tests {
 
     #[tokio::test]
     async fn the_earlier_of_caller_and_server_limits_wins() {
-        let mut metadata = MetadataMap::new();
-        metadata.insert("grpc-timeout", "20S".parse().unwrap());
+        let mut headers = http::HeaderMap::new();
+        headers.insert(GRPC_TIMEOUT, "20S".parse().unwrap());
         let end = CallEnd::new(
-            &metadata,
+            &headers,
             Some(Duration::from_millis(50)),
             CancellationToken::new(),
         );
@@ -201,7 +216,7 @@ mod tests {
     #[tokio::test]
     async fn abort_ends_calls_with_unavailable() {
         let abort = CancellationToken::new();
-        let end = CallEnd::new(&MetadataMap::new(), None, abort.clone());
+        let end = CallEnd::new(&http::HeaderMap::new(), None, abort.clone());
         abort.cancel();
         let err = end
             .run(std::future::pending::<Result<(), Status>>())
