@@ -37,7 +37,7 @@ use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 use tonic::{Code, Status};
 use tower::{Layer, Service};
 
-use self::admission::Admission;
+use self::admission::{Admission, Permit};
 use self::auth::Auth;
 use self::call_body::CallBody;
 use crate::call::deadline::{self, CallEnd};
@@ -81,6 +81,21 @@ impl CallLayer {
                 abort,
             }),
         }
+    }
+}
+
+impl Shared {
+    /// Authentication, then admission: the call's slot, or the status that
+    /// refuses it. Health checks need no token and take no slot: probes must
+    /// get an answer even when the server is full.
+    fn admit<B>(&self, request: &Request<B>) -> Result<Option<Permit>, Status> {
+        if request.uri().path().starts_with("/grpc.health.v1.Health/") {
+            return Ok(None);
+        }
+        if let Some(auth) = &self.auth {
+            auth.check(request.headers())?;
+        }
+        self.admission.try_admit().map(Some)
     }
 }
 
@@ -149,20 +164,9 @@ where
                 *response.status_mut() = http::StatusCode::UNSUPPORTED_MEDIA_TYPE;
                 return Ok(response);
             }
-            let path = request.uri().path();
-            let health = path.starts_with("/grpc.health.v1.Health/");
-            if let (Some(auth), false) = (&shared.auth, health)
-                && let Err(status) = auth.check(request.headers())
-            {
-                return Ok(respond(status, &info, record));
-            }
-            let permit = if health {
-                None // probes must get an answer even when the server is full
-            } else {
-                match shared.admission.try_admit() {
-                    Ok(permit) => Some(permit),
-                    Err(status) => return Ok(respond(status, &info, record)),
-                }
+            let permit = match shared.admit(&request) {
+                Ok(permit) => permit,
+                Err(status) => return Ok(respond(status, &info, record)),
             };
             let handled = AssertUnwindSafe(inner.call(request)).catch_unwind();
             let outcome = match shared.max_call {
