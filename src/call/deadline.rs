@@ -69,6 +69,11 @@ impl CallEnd {
         }
     }
 
+    /// Whether the deadline has already passed (e.g. `grpc-timeout: 0n`).
+    pub fn has_passed(&self) -> bool {
+        self.deadline.is_some_and(|at| at <= Instant::now())
+    }
+
     /// Runs `work`, or answers `DEADLINE_EXCEEDED` / `UNAVAILABLE` if the
     /// call ends first (dropping `work`, which stops it).
     pub async fn run<T>(&self, work: impl Future<Output = Result<T, Status>>) -> Result<T, Status> {

@@ -22,7 +22,6 @@ pub mod admission;
 pub mod auth;
 mod call_body;
 
-use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -33,7 +32,7 @@ use futures_util::FutureExt as _;
 use http::{HeaderValue, Request, Response};
 use tokio_util::sync::CancellationToken;
 use tonic::body::Body;
-use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+use tonic::transport::server::TlsConnectInfo;
 use tonic::{Code, Status};
 use tower::{Layer, Service};
 
@@ -43,6 +42,7 @@ use self::call_body::CallBody;
 use crate::call::deadline::{self, CallEnd};
 use crate::call::{CallInfo, panic_message};
 use crate::log::CallRecord;
+use crate::server::connections::ConnInfo;
 
 /// A `HeaderName` constant rather than a `&str`: a lookup by `&str` parses
 /// and validates the name on every call.
@@ -88,14 +88,15 @@ impl Shared {
     /// Authentication, then admission: the call's slot, or the status that
     /// refuses it. Health checks need no token and take no slot: probes must
     /// get an answer even when the server is full.
-    fn admit<B>(&self, request: &Request<B>) -> Result<Option<Permit>, Status> {
+    fn admit<B>(&self, request: &Request<B>) -> Result<Permit, Status> {
+        let conn = connection(request);
         if request.uri().path().starts_with("/grpc.health.v1.Health/") {
-            return Ok(None);
+            return Ok(Permit::exempt(conn));
         }
         if let Some(auth) = &self.auth {
             auth.check(request.headers())?;
         }
-        self.admission.try_admit().map(Some)
+        self.admission.try_admit(conn)
     }
 }
 
@@ -149,7 +150,7 @@ where
         request.extensions_mut().insert(Arc::clone(&info));
         let record = CallRecord::new(
             request.uri().path_and_query().cloned(),
-            peer(&request),
+            connection(&request).map(|c| c.remote_addr),
             Arc::clone(&info),
             Instant::now(),
         );
@@ -164,8 +165,13 @@ where
                 *response.status_mut() = http::StatusCode::UNSUPPORTED_MEDIA_TYPE;
                 return Ok(response);
             }
+            // A call whose deadline has already passed (`grpc-timeout: 0n`)
+            // is answered at once; tonic's own timer would say CANCELLED.
+            if info.end().has_passed() {
+                return Ok(respond(deadline::exceeded(), &info, record));
+            }
             let permit = match shared.admit(&request) {
-                Ok(permit) => permit,
+                Ok(permit) => Some(permit),
                 Err(status) => return Ok(respond(status, &info, record)),
             };
             let handled = AssertUnwindSafe(inner.call(request)).catch_unwind();
@@ -244,14 +250,12 @@ fn is_grpc(headers: &http::HeaderMap) -> bool {
         .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
 }
 
-fn peer<B>(request: &Request<B>) -> Option<SocketAddr> {
+/// The connection the request came on, plain or through TLS.
+fn connection<B>(request: &Request<B>) -> Option<&ConnInfo> {
     let extensions = request.extensions();
-    extensions
-        .get::<TcpConnectInfo>()
-        .and_then(TcpConnectInfo::remote_addr)
-        .or_else(|| {
-            extensions
-                .get::<TlsConnectInfo<TcpConnectInfo>>()
-                .and_then(|tls| tls.get_ref().remote_addr())
-        })
+    extensions.get::<ConnInfo>().or_else(|| {
+        extensions
+            .get::<TlsConnectInfo<ConnInfo>>()
+            .map(TlsConnectInfo::get_ref)
+    })
 }
