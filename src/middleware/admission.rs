@@ -3,9 +3,9 @@
 //! `RESOURCE_EXHAUSTED` (clients retry with backoff) instead of queueing
 //! where it would only add latency and memory.
 //!
-//! The per-address share keeps one client (one IP address) from holding
-//! every slot: with the defaults, 1,000 calls in all and at most half of
-//! them from one address, so other clients still get in.
+//! The per-address share (`--max-calls-per-ip`, off by default since behind
+//! a proxy every call comes from one address) keeps one client from holding
+//! every slot, so other clients still get in.
 
 use std::collections::HashMap;
 use std::net::IpAddr;

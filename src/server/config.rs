@@ -85,7 +85,8 @@ pub struct Config {
     #[arg(long, env = "ORDER_MAX_CONCURRENT_CALLS", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_concurrent_calls: u32,
 
-    /// Calls in flight from one client IP address; 0 for half of --max-concurrent-calls.
+    /// Calls in flight from one client IP address; 0 for no limit of its own
+    /// (behind a proxy or load balancer every call comes from one address).
     #[arg(long, env = "ORDER_MAX_CALLS_PER_IP", default_value_t = 0)]
     pub max_calls_per_ip: u32,
 
@@ -163,10 +164,10 @@ impl Config {
         })
     }
 
-    /// Calls in flight from one address (`--max-calls-per-ip`, 0 = half the total).
+    /// Calls in flight from one address (`--max-calls-per-ip`, 0 = the total).
     pub fn max_calls_per_ip(&self) -> usize {
         match self.max_calls_per_ip {
-            0 => (self.max_concurrent_calls as usize / 2).max(1),
+            0 => self.max_concurrent_calls as usize,
             n => n as usize,
         }
     }
