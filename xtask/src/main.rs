@@ -2,7 +2,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use xtask::{breaking, codegen, project_root};
+use xtask::{breaking, codegen, find_project_root};
 
 /// Project automation for order-management.
 #[derive(Parser)]
@@ -85,7 +85,17 @@ enum Format {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let root = project_root();
+    let root = match find_project_root() {
+        Ok(root) => root,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            // `breaking` exits 2 when it cannot check.
+            return match cli.command {
+                Command::Breaking { .. } => ExitCode::from(2),
+                _ => ExitCode::FAILURE,
+            };
+        }
+    };
     let (proto, generated) = (root.join("proto"), root.join("generated"));
     let result = match cli.command {
         #[cfg(feature = "bench")]
