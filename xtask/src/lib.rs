@@ -2,7 +2,8 @@
 //!
 //! `codegen` writes generated/ from proto/; `breaking` checks proto/ against a
 //! baseline for wire-breaking changes; `bench` measures our server against
-//! its peers (feature `bench`, on by default).
+//! its peers and `profile` counts what one call costs them (feature `bench`,
+//! on by default).
 //!
 //! Everything that needs protox or tonic-prost-build lives here, so the main
 //! package builds with neither `protoc` nor a build script.
@@ -11,6 +12,8 @@
 pub mod bench;
 pub mod breaking;
 pub mod codegen;
+#[cfg(feature = "bench")]
+pub mod profile;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

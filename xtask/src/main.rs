@@ -40,27 +40,7 @@ enum Command {
     /// Prints a table and the targets; writes bench-results.json and
     /// benchmarks.svg, and BENCHMARKS.md with --write-report.
     #[cfg(feature = "bench")]
-    Bench {
-        /// Rounds; the servers take turns within each [default: 3, 1 with --quick].
-        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
-        rounds: Option<u32>,
-        /// Seconds of load per run [default: 10, 3 with --quick].
-        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
-        seconds: Option<u64>,
-        /// A smoke test: 1 round of 3 s.
-        #[arg(long)]
-        quick: bool,
-        /// Peers to leave out, comma-separated.
-        #[arg(long, value_enum, value_delimiter = ',')]
-        skip: Vec<xtask::bench::Peer>,
-        /// Where to write the files [default: the repo root with
-        /// --write-report, else target/bench].
-        #[arg(long, value_name = "DIR")]
-        out: Option<std::path::PathBuf>,
-        /// Also write BENCHMARKS.md (the full report) into the output dir.
-        #[arg(long)]
-        write_report: bool,
-    },
+    Bench(BenchArgs),
     /// Count the instructions one getOrder costs our server and bare tonic,
     /// with callgrind (exact and repeatable, unlike requests/s on a shared
     /// machine). Dumps go to target/profile/ for callgrind_annotate.
@@ -73,6 +53,30 @@ enum Command {
         #[arg(long)]
         write_report: bool,
     },
+}
+
+#[cfg(feature = "bench")]
+#[derive(clap::Args)]
+struct BenchArgs {
+    /// Rounds; the servers take turns within each [default: 3, 1 with --quick].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    rounds: Option<u32>,
+    /// Seconds of load per run [default: 10, 3 with --quick].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    seconds: Option<u64>,
+    /// A smoke test: 1 round of 3 s.
+    #[arg(long)]
+    quick: bool,
+    /// Peers to leave out, comma-separated.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    skip: Vec<xtask::bench::Peer>,
+    /// Where to write the files [default: the repo root with
+    /// --write-report, else target/bench].
+    #[arg(long, value_name = "DIR")]
+    out: Option<std::path::PathBuf>,
+    /// Also write BENCHMARKS.md (the full report) into the output dir.
+    #[arg(long)]
+    write_report: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -99,52 +103,12 @@ fn main() -> ExitCode {
     let (proto, generated) = (root.join("proto"), root.join("generated"));
     let result = match cli.command {
         #[cfg(feature = "bench")]
-        Command::Bench {
-            rounds,
-            seconds,
-            quick,
-            skip,
-            out,
-            write_report,
-        } => {
-            let options = xtask::bench::Options {
-                rounds: rounds.unwrap_or(if quick { 1 } else { 3 }) as usize,
-                seconds: seconds.unwrap_or(if quick { 3 } else { 10 }),
-                skip,
-                // A casual run writes under target/ only: the tree stays clean.
-                out: out.unwrap_or_else(|| match write_report {
-                    true => root.clone(),
-                    false => root.join("target/bench"),
-                }),
-                write_report,
-                quick,
-            };
-            return match xtask::bench::run_bench(&root, options) {
-                Ok(true) => ExitCode::SUCCESS,
-                Ok(false) => ExitCode::FAILURE,
-                Err(e) => {
-                    eprintln!("bench: error: {e:#}");
-                    ExitCode::FAILURE
-                }
-            };
-        }
+        Command::Bench(args) => return bench(&root, args),
         #[cfg(feature = "bench")]
         Command::Profile {
             calls,
             write_report,
-        } => {
-            let options = xtask::bench::ProfileOptions {
-                calls,
-                write_report,
-            };
-            return match xtask::bench::run_profile(&root, &options) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("profile: error: {e:#}");
-                    ExitCode::FAILURE
-                }
-            };
-        }
+        } => return profile(&root, calls, write_report),
         Command::Breaking {
             against,
             format,
@@ -164,6 +128,47 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Exit status: 0 every run verified, 1 not, or an error.
+#[cfg(feature = "bench")]
+fn bench(root: &Path, args: BenchArgs) -> ExitCode {
+    let quick = args.quick;
+    let options = xtask::bench::Options {
+        rounds: args.rounds.unwrap_or(if quick { 1 } else { 3 }) as usize,
+        seconds: args.seconds.unwrap_or(if quick { 3 } else { 10 }),
+        skip: args.skip,
+        // A casual run writes under target/ only: the tree stays clean.
+        out: args.out.unwrap_or_else(|| match args.write_report {
+            true => root.to_path_buf(),
+            false => root.join("target/bench"),
+        }),
+        write_report: args.write_report,
+        quick,
+    };
+    match xtask::bench::run_bench(root, options) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("bench: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(feature = "bench")]
+fn profile(root: &Path, calls: u64, write_report: bool) -> ExitCode {
+    let options = xtask::profile::ProfileOptions {
+        calls,
+        write_report,
+    };
+    match xtask::profile::run_profile(root, &options) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("profile: error: {e:#}");
             ExitCode::FAILURE
         }
     }
