@@ -190,3 +190,56 @@ fn summary_report_json_and_chart() {
         std::fs::copy(&svg, copy).unwrap();
     }
 }
+
+/// bench-results.json lists every object's keys in sorted order, as it did
+/// when it was built as a `serde_json::Value` (whose maps sort).
+#[test]
+fn json_keeps_its_sorted_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let results = results(dir.path());
+    let text = summary::summarize(&results).json_pretty();
+    // The last key seen at each indentation of the pretty text, forgotten
+    // when a line at a lower indentation leaves that object.
+    let mut last: Vec<Option<&str>> = Vec::new();
+    for line in text.lines() {
+        let indent = line.len() - line.trim_start().len();
+        last.truncate(indent + 1);
+        let key = line
+            .trim_start()
+            .strip_prefix('"')
+            .and_then(|l| l.split_once("\": "));
+        if let Some((key, _)) = key {
+            last.resize(indent + 1, None);
+            if let Some(previous) = last[indent] {
+                assert!(previous < key, "{previous:?} before {key:?}");
+            }
+            last[indent] = Some(key);
+        }
+    }
+    let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let keys: Vec<&str> = value
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "answer_bytes",
+            "commands",
+            "commands_as_run",
+            "date",
+            "idle",
+            "machine",
+            "options",
+            "process_orders",
+            "rounds",
+            "search",
+            "skipped",
+            "summary",
+            "targets",
+            "update_orders"
+        ]
+    );
+}
