@@ -38,7 +38,8 @@ enum Command {
     /// Benchmark our server against bare tonic, Python grpcio and Node grpc-js
     /// on this machine (release build, loopback, pinned cores; takes minutes).
     /// Prints a table and the targets; writes bench-results.json and
-    /// benchmarks.svg, and BENCHMARKS.md with --write-report.
+    /// benchmarks.svg (into target/bench/), and with --write-report also
+    /// BENCHMARKS.md (all three into docs/bench/).
     #[cfg(feature = "bench")]
     Bench(BenchArgs),
     /// Count the instructions one getOrder costs our server and bare tonic,
@@ -49,7 +50,7 @@ enum Command {
         /// getOrder calls to count, after a warm-up.
         #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(100..))]
         calls: u64,
-        /// Also write PROFILE.md (the table and our costliest functions) at the repo root.
+        /// Also write PROFILE.md (the table and our costliest functions) into docs/bench/.
         #[arg(long)]
         write_report: bool,
     },
@@ -70,7 +71,7 @@ struct BenchArgs {
     /// Peers to leave out, comma-separated.
     #[arg(long, value_enum, value_delimiter = ',')]
     skip: Vec<xtask::bench::Peer>,
-    /// Where to write the files [default: the repo root with
+    /// Where to write the files [default: docs/bench with
     /// --write-report, else target/bench].
     #[arg(long, value_name = "DIR")]
     out: Option<std::path::PathBuf>,
@@ -143,7 +144,7 @@ fn bench(root: &Path, args: BenchArgs) -> ExitCode {
         skip: args.skip,
         // A casual run writes under target/ only: the tree stays clean.
         out: args.out.unwrap_or_else(|| match args.write_report {
-            true => root.to_path_buf(),
+            true => root.join(xtask::bench::REPORT_DIR),
             false => root.join("target/bench"),
         }),
         write_report: args.write_report,

@@ -22,7 +22,9 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use crate::bench::config::{CONNECTIONS, ORDER_ID, SERVER_CORE, STREAMS_PER_CONNECTION};
+use crate::bench::config::{
+    CONNECTIONS, ORDER_ID, REPORT_DIR, SERVER_CORE, STREAMS_PER_CONNECTION,
+};
 use crate::bench::numbers::thousands;
 use crate::bench::{build, h2load, machine, process, wire};
 use callgrind::{Counted, Load, Subject};
@@ -30,7 +32,7 @@ use callgrind::{Counted, Load, Subject};
 /// What the profile is asked for.
 pub struct ProfileOptions {
     pub calls: u64,
-    /// Also write PROFILE.md at the repo root.
+    /// Also write PROFILE.md into docs/bench/.
     pub write_report: bool,
 }
 
@@ -91,9 +93,11 @@ fn subjects(release: &Path, work: &Path) -> [Subject; 3] {
     ]
 }
 
-/// PROFILE.md at the repo root, next to BENCHMARKS.md.
+/// PROFILE.md in docs/bench/, next to BENCHMARKS.md.
 fn write_report(root: &Path, work: &Path, report: &str) -> Result<()> {
-    let md = root.join("PROFILE.md");
+    let dir = root.join(REPORT_DIR);
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let md = dir.join("PROFILE.md");
     let date = machine::date(work);
     let text = format!(
         "# Profile\n\nWritten by `cargo xtask profile --write-report` on {date}; run \

@@ -5,6 +5,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// Where `--write-report` writes BENCHMARKS.md, bench-results.json,
+/// benchmarks.svg (bench) and PROFILE.md (profile), under the workspace root.
+pub const REPORT_DIR: &str = "docs/bench";
+
 /// A peer `--skip` can leave out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Peer {

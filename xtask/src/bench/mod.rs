@@ -52,7 +52,7 @@ mod summary;
 mod tests;
 pub(crate) mod wire;
 
-pub use config::{Options, Peer};
+pub use config::{Options, Peer, REPORT_DIR};
 
 use std::path::Path;
 
