@@ -1,8 +1,105 @@
-//! The two load generators' results: h2load's text summary and
-//! `client --json bench`'s one JSON line.
+//! h2load (nghttp2), the load generator of the throughput runs: set up
+//! (installed with apt-get when missing), the getOrder command shape, and
+//! its text summary.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use serde_json::Value;
+
+use super::config::{CONNECTIONS, LOAD_CORE, STREAMS_PER_CONNECTION};
+use super::process::{self, run, run_ok};
+
+/// h2load's version line; installs nghttp2-client with apt-get (as root)
+/// when h2load is missing.
+pub fn setup(work: &Path) -> Result<String> {
+    let version = |work: &Path| -> Option<String> {
+        let done = run(
+            "h2load-version",
+            Command::new("h2load").arg("--version"),
+            Duration::from_secs(10),
+            work,
+        )
+        .ok()?;
+        done.status.success().then(|| {
+            done.stdout
+                .lines()
+                .next()
+                .unwrap_or("h2load")
+                .trim()
+                .to_owned()
+        })
+    };
+    if let Some(v) = version(work) {
+        return check_h2load_flags(work).map(|()| v);
+    }
+    if !process::is_root() {
+        bail!("h2load is missing: install it with `sudo apt-get install nghttp2-client`");
+    }
+    let apt = |args: &[&str]| {
+        let mut cmd = Command::new("apt-get");
+        cmd.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+        cmd
+    };
+    run_ok(
+        "apt-get-update",
+        &mut apt(&["update"]),
+        Duration::from_secs(600),
+        work,
+    )?;
+    run_ok(
+        "apt-get-install",
+        &mut apt(&["install", "-y", "--no-install-recommends", "nghttp2-client"]),
+        Duration::from_secs(900),
+        work,
+    )?;
+    let v = version(work).context("h2load still missing after installing nghttp2-client")?;
+    check_h2load_flags(work)?;
+    Ok(v)
+}
+
+/// The options this benchmark relies on exist in the installed h2load.
+fn check_h2load_flags(work: &Path) -> Result<()> {
+    let done = run(
+        "h2load-help",
+        Command::new("h2load").arg("--help"),
+        Duration::from_secs(10),
+        work,
+    )?;
+    let help = format!("{}{}", done.stdout, done.stderr);
+    for flag in [
+        "--duration",
+        "--data",
+        "--header",
+        "--max-concurrent-streams",
+    ] {
+        if !help.contains(flag) {
+            bail!("this h2load has no {flag} option (need nghttp2 >= 1.38)");
+        }
+    }
+    Ok(())
+}
+
+/// `taskset -c LOAD_CORE h2load -c 50 -m 10 LENGTH -d BODY` against
+/// getOrder at `base_url`; `length` is `-D SECONDS` or `-n COUNT`.
+///
+/// No `--warm-up-time`: h2load (1.52) counts the warm-up's DATA bytes in
+/// its traffic line but not its requests, which would break the DATA check;
+/// a warm-up is a run of its own instead.
+pub fn get_order(base_url: &str, body: &Path, length: [&str; 2]) -> Command {
+    let url = format!("{base_url}/ecommerce.OrderManagement/getOrder");
+    let mut cmd = Command::new("taskset");
+    cmd.args(["-c", LOAD_CORE, "h2load"])
+        .args(["-c", &CONNECTIONS.to_string()])
+        .args(["-m", &STREAMS_PER_CONNECTION.to_string()])
+        .args(length)
+        .arg("-d")
+        .arg(body)
+        .args(["-H", "content-type: application/grpc", "-H", "te: trailers"])
+        .arg(url);
+    cmd
+}
 
 /// What h2load reports about one run (the measurement period only: h2load
 /// leaves the warm-up out of every number).
@@ -68,10 +165,7 @@ impl H2load {
             }
         }
         if seen != (true, true, true) {
-            bail!(
-                "h2load printed no summary:\n{}",
-                super::process::tail(out, 20)
-            );
+            bail!("h2load printed no summary:\n{}", process::tail(out, 20));
         }
         Ok(r)
     }
@@ -121,64 +215,6 @@ fn number(s: &str) -> Result<f64> {
     s.trim()
         .parse()
         .with_context(|| format!("not a number: {s:?}"))
-}
-
-/// `client --json bench`'s report (src/bench.rs `BenchReport`).
-#[derive(Debug, Clone, Default)]
-pub struct ClientBench {
-    pub calls: u64,
-    pub ok: u64,
-    pub wrong: u64,
-    /// Failed calls by status code.
-    pub errors: u64,
-    pub messages: u64,
-    pub calls_per_second: f64,
-    pub messages_per_second: f64,
-    pub p50_us: u64,
-    pub p99_us: u64,
-    /// The line as printed, kept for bench-results.json.
-    pub raw: Value,
-}
-
-impl ClientBench {
-    pub fn parse(out: &str) -> Result<Self> {
-        let line = out
-            .lines()
-            .rev()
-            .find(|l| l.trim_start().starts_with('{'))
-            .context("client bench printed no JSON report")?;
-        let raw: Value = serde_json::from_str(line).context("client bench's JSON")?;
-        let u = |k: &str| {
-            raw[k]
-                .as_u64()
-                .with_context(|| format!("no {k} in the report"))
-        };
-        let f = |k: &str| {
-            raw[k]
-                .as_f64()
-                .with_context(|| format!("no {k} in the report"))
-        };
-        let errors = raw["errors"]
-            .as_object()
-            .map_or(0, |m| m.values().filter_map(Value::as_u64).sum());
-        Ok(Self {
-            calls: u("calls")?,
-            ok: u("ok")?,
-            wrong: u("wrong")?,
-            errors,
-            messages: u("messages")?,
-            calls_per_second: f("calls_per_second")?,
-            messages_per_second: f("messages_per_second")?,
-            p50_us: u("p50_us")?,
-            p99_us: u("p99_us")?,
-            raw,
-        })
-    }
-
-    /// Every call answered, and answered right.
-    pub fn all_ok(&self) -> bool {
-        self.ok > 0 && self.wrong == 0 && self.errors == 0 && self.ok == self.calls
-    }
 }
 
 #[cfg(test)]
@@ -240,13 +276,5 @@ time for request:      171us     20.08ms      4.89ms      1.21ms    78.00%
         assert!(H2load::parse("connect error\n").is_err());
         let short = H2LOAD.replace("finished in 3.00s", "finished in 493.63ms");
         assert!((H2load::parse(&short).unwrap().seconds - 0.49363).abs() < 1e-9);
-    }
-
-    #[test]
-    fn parses_client_bench() {
-        let line = r#"{"rpc":"get","connections":1,"concurrency":1,"seconds":1.5,"calls":10,"ok":9,"errors":{"NotFound":1},"messages":9,"calls_per_second":6.0,"messages_per_second":6.0,"p50_us":80,"p90_us":90,"p99_us":120,"max_us":130,"wrong":0}"#;
-        let r = ClientBench::parse(line).unwrap();
-        assert_eq!((r.ok, r.errors, r.p99_us), (9, 1, 120));
-        assert!(!r.all_ok());
     }
 }
