@@ -24,19 +24,11 @@ pub struct LoadGenerator {
 pub const MAIN_PACKAGE: &str = "order-management";
 
 /// The one place that names the load generator the benchmark builds and
-/// runs: `CLIENT` until `loadgen` exists, then `LOADGEN` (same arguments,
-/// same output). Its command line is `BINARY --server URL --json bench
-/// ARGS` (see [`LoadGenerator::bench`]).
-pub const LOAD_GENERATOR: LoadGenerator = CLIENT;
+/// runs: `loadgen bench`, in a workspace package of its own. Its command
+/// line is `BINARY --server URL --json bench ARGS` (see
+/// [`LoadGenerator::bench`]).
+pub const LOAD_GENERATOR: LoadGenerator = LOADGEN;
 
-/// `client bench`, in the main package.
-const CLIENT: LoadGenerator = LoadGenerator {
-    package: MAIN_PACKAGE,
-    binary: "client",
-};
-
-/// `loadgen bench`, in a workspace package of its own.
-#[allow(dead_code)] // until LOAD_GENERATOR names it
 const LOADGEN: LoadGenerator = LoadGenerator {
     package: "loadgen",
     binary: "loadgen",
