@@ -154,7 +154,7 @@ struct Found {
 /// Steps besides the servers' idle and round steps: build, three peer
 /// set-ups, PostgreSQL's set-up, the stores; search, process/update,
 /// inserts.
-const FIXED_STEPS: usize = 5 + 3;
+const FIXED_STEPS: usize = 6 + 3;
 
 /// Build and setup: everything before the first measurement.
 fn prepare(root: &Path, work: &Path, options: &Options) -> Result<(Rig, Found)> {

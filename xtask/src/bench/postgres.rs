@@ -278,17 +278,22 @@ impl Cluster {
         Ok(run_ok("psql", &mut cmd, Duration::from_secs(300), &self.work)?.stdout)
     }
 
-    /// The durability settings it runs with, as `SHOW` says.
+    /// The durability settings it runs with, as `SHOW` says, in SHOWN's order.
     pub fn settings(&self) -> Result<Vec<(String, String)>> {
-        SHOWN
+        let shows: Vec<String> = SHOWN
             .iter()
-            .map(|name| {
-                Ok((
-                    (*name).to_owned(),
-                    self.psql(&format!("show {name}"))?.trim().to_owned(),
-                ))
-            })
-            .collect()
+            .map(|name| format!("current_setting('{name}')"))
+            .collect();
+        let out = self.psql(&format!("select {}", shows.join(", ")))?;
+        let values: Vec<&str> = out.trim().split('|').collect();
+        if values.len() != SHOWN.len() {
+            bail!("psql printed {out:?} for {} settings", SHOWN.len());
+        }
+        Ok(SHOWN
+            .iter()
+            .zip(values)
+            .map(|(k, v)| ((*k).to_owned(), v.to_owned()))
+            .collect())
     }
 
     /// pgbench with the insert script at `clients` clients for `seconds`
