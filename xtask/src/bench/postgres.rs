@@ -494,6 +494,25 @@ tps = 9524.506213 (without initial connection time)
         assert!(parse_pgbench("connection to server failed\n").is_err());
     }
 
+    /// A real cluster: `cargo test -p xtask -- --ignored` where PostgreSQL
+    /// is installed.
+    #[test]
+    #[ignore = "starts PostgreSQL"]
+    fn a_cluster_inserts_and_stops() {
+        let work = tempfile::tempdir().unwrap();
+        let pg = setup(work.path()).unwrap();
+        let mut cluster = Cluster::start(&pg, work.path()).unwrap();
+        let settings = cluster.settings().unwrap();
+        assert_eq!(settings[0], ("fsync".into(), "on".into()));
+        assert_eq!(settings[1], ("synchronous_commit".into(), "on".into()));
+        let run = cluster.pgbench(2, 1, 100.0).unwrap();
+        assert!(run.tps > 0.0 && run.usage.server_ticks > 0, "{run:?}");
+        cluster.stop().unwrap();
+        assert!(!cluster.proc.running());
+        let fsync = fdatasync_cost(&pg, 1, work.path()).unwrap();
+        assert!(fsync.us_per_op > 0.0);
+    }
+
     #[test]
     fn finds_the_newest_complete_bin_dir() {
         let dir = tempfile::tempdir().unwrap();
