@@ -13,8 +13,9 @@
 
 mod common;
 
+use std::cell::RefCell;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, Once};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use clap::{CommandFactory as _, Parser as _};
@@ -66,6 +67,16 @@ impl Prod {
     }
 
     fn with_store(args: &[&str], store: Arc<dyn OrderStore>) -> Self {
+        Self::launch(args, store, None)
+    }
+
+    /// Like [`Prod::with_store`], with everything the server logs captured
+    /// in `log` (as JSON lines).
+    fn logging_to(args: &[&str], store: Arc<dyn OrderStore>, log: &LogCapture) -> Self {
+        Self::launch(args, store, Some(log.dispatch()))
+    }
+
+    fn launch(args: &[&str], store: Arc<dyn OrderStore>, log: Option<tracing::Dispatch>) -> Self {
         let config = Config::try_parse_from(
             ["server", "--listen", "127.0.0.1:0"]
                 .iter()
@@ -80,19 +91,25 @@ impl Prod {
         let (ready_tx, ready) = std::sync::mpsc::channel::<()>();
         let (result_tx, result) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            let runtime = tokio::runtime::Runtime::new().expect("server runtime");
-            let outcome = runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                let running = Running::start(&config, store, listener).await?;
-                // `until` polls the signal only once the health statuses are
-                // set: from then on the server is fully up.
-                running
-                    .until(async move {
-                        let _ = ready_tx.send(());
-                        let _ = stopped.await;
-                    })
-                    .await
-            });
+            let runtime = server_runtime(log.clone());
+            let serve = || {
+                runtime.block_on(async move {
+                    let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                    let running = Running::start(&config, store, listener).await?;
+                    // `until` polls the signal only once the health statuses
+                    // are set: from then on the server is fully up.
+                    running
+                        .until(async move {
+                            let _ = ready_tx.send(());
+                            let _ = stopped.await;
+                        })
+                        .await
+                })
+            };
+            let outcome = match &log {
+                Some(dispatch) => tracing::dispatcher::with_default(dispatch, serve),
+                None => serve(),
+            };
             let _ = result_tx.send(outcome);
         });
         if ready.recv_timeout(Duration::from_secs(30)).is_err() {
@@ -143,6 +160,60 @@ impl Drop for Prod {
     /// connections only close once its runtime runs again).
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+/// A runtime like `Runtime::new()`'s. With `log`, each of its threads
+/// (workers and blocking pool) logs to that dispatcher rather than to a
+/// global subscriber, so what one in-process server logs is its own test's
+/// alone, whatever else runs in this process.
+fn server_runtime(log: Option<tracing::Dispatch>) -> tokio::runtime::Runtime {
+    thread_local! {
+        static LOG: RefCell<Option<tracing::dispatcher::DefaultGuard>> = const { RefCell::new(None) };
+    }
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    if let Some(dispatch) = log {
+        builder
+            .on_thread_start(move || LOG.set(Some(tracing::dispatcher::set_default(&dispatch))))
+            .on_thread_stop(|| LOG.set(None));
+    }
+    builder.build().expect("server runtime")
+}
+
+/// What one in-process server logs, as JSON lines ([`Prod::logging_to`]).
+#[derive(Clone, Default)]
+struct LogCapture(Arc<Mutex<Vec<u8>>>);
+
+impl LogCapture {
+    fn dispatch(&self) -> tracing::Dispatch {
+        let log = self.clone();
+        tracing_subscriber::fmt()
+            .json()
+            .with_current_span(true)
+            .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
+            .with_writer(move || log.clone())
+            .finish()
+            .into()
+    }
+
+    fn lines(&self) -> Vec<serde_json::Value> {
+        let bytes = self.0.lock().unwrap().clone();
+        String::from_utf8(bytes)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+impl std::io::Write for LogCapture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -1152,55 +1223,20 @@ impl OrderStore for PanickyStore {
     }
 }
 
-fn panicky_server() -> Prod {
+fn panicky_server(log: &LogCapture) -> Prod {
     // One call at a time: a call whose panic leaked its slot would make the
     // next call RESOURCE_EXHAUSTED.
-    Prod::with_store(
+    Prod::logging_to(
         &["--max-concurrent-calls", "1"],
         Arc::new(PanickyStore(MemoryStore::with_orders([seed::order_101()]))),
+        log,
     )
-}
-
-/// Everything this test binary logs, as JSON lines: the in-process servers
-/// log through the global subscriber, installed by the first caller.
-static LOG: Mutex<Vec<u8>> = Mutex::new(Vec::new());
-
-fn capture_log() {
-    static INSTALL: Once = Once::new();
-    struct Capture;
-    impl std::io::Write for Capture {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            LOG.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    INSTALL.call_once(|| {
-        tracing_subscriber::fmt()
-            .json()
-            .with_current_span(true)
-            .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
-            .with_writer(|| Capture)
-            .try_init()
-            .expect("install the log capture");
-    });
-}
-
-fn log_lines() -> Vec<serde_json::Value> {
-    let bytes = LOG.lock().unwrap().clone();
-    String::from_utf8(bytes)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
 }
 
 #[tokio::test]
 async fn a_panicking_handler_is_internal_logged_and_the_server_keeps_serving() {
-    capture_log();
-    let server = panicky_server();
+    let log = LogCapture::default();
+    let server = panicky_server(&log);
     let mut client = server.client().await;
     for attempt in ["panic-test-1", "panic-test-2"] {
         let status = client
@@ -1222,7 +1258,7 @@ async fn a_panicking_handler_is_internal_logged_and_the_server_keeps_serving() {
         );
     }
 
-    let lines = log_lines();
+    let lines = log.lines();
     let panicked = lines
         .iter()
         .find(|l| {
@@ -1238,8 +1274,8 @@ async fn a_panicking_handler_is_internal_logged_and_the_server_keeps_serving() {
 
 #[tokio::test]
 async fn a_panicking_response_stream_ends_with_internal_not_a_clean_end() {
-    capture_log();
-    let server = panicky_server();
+    let log = LogCapture::default();
+    let server = panicky_server(&log);
     let mut client = server.client().await;
 
     // searchOrders: the store's scan panics inside the stream's producer.
@@ -1268,7 +1304,7 @@ async fn a_panicking_response_stream_ends_with_internal_not_a_clean_end() {
             .into_inner(),
         seed::order_101()
     );
-    let lines = log_lines();
+    let lines = log.lines();
     for what in [SCAN_PANIC, GET_PANIC] {
         assert!(
             lines
