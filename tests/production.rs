@@ -20,10 +20,11 @@ use std::time::Duration;
 
 use clap::{CommandFactory as _, Parser as _};
 use common::process::ServerProcess;
+use common::store::{Call, Hooked};
 use common::{TestServer, raw, run_client, stderr, stdout};
 use order_management::pb::order_management_client::OrderManagementClient;
 use order_management::server::{Config, Running};
-use order_management::store::{MemoryStore, OrderStore, ScanPage, StoreError};
+use order_management::store::{MemoryStore, OrderStore};
 use order_management::{CombinedShipment, Order, seed};
 use prost::Message as _;
 use tokio::sync::{mpsc, oneshot};
@@ -1194,43 +1195,20 @@ fn client_gzip_flag_compresses_requests_and_accepts_gzip_replies() {
 // Panics
 // ---------------------------------------------------------------------------
 
-/// A store whose `get("boom")` and every `scan` panic.
-struct PanickyStore(MemoryStore);
-
 const GET_PANIC: &str = "PanickyStore: get(boom) panics";
 const SCAN_PANIC: &str = "PanickyStore: scan panics";
 
-impl OrderStore for PanickyStore {
-    fn get(&self, id: &str) -> Result<Option<Order>, StoreError> {
-        if id == "boom" {
-            panic!("{GET_PANIC}");
-        }
-        self.0.get(id)
-    }
-    fn scan(
-        &self,
-        _after: Option<&str>,
-        _max: usize,
-        _keep: &dyn Fn(&Order) -> bool,
-    ) -> Result<ScanPage, StoreError> {
-        panic!("{SCAN_PANIC}");
-    }
-    fn insert(&self, order: Order) -> Result<(), StoreError> {
-        self.0.insert(order)
-    }
-    fn update_all(&self, orders: &[Order]) -> Result<(), StoreError> {
-        self.0.update_all(orders)
-    }
-}
-
+/// A server whose store panics on `get("boom")` and on every `scan`.
 fn panicky_server(log: &LogCapture) -> Prod {
+    let orders = Arc::new(MemoryStore::with_orders([seed::order_101()]));
+    let store = Hooked::new(orders).before(|call| match call {
+        Call::Get("boom") => panic!("{GET_PANIC}"),
+        Call::Scan { .. } => panic!("{SCAN_PANIC}"),
+        _ => Ok(()),
+    });
     // One call at a time: a call whose panic leaked its slot would make the
     // next call RESOURCE_EXHAUSTED.
-    Prod::logging_to(
-        &["--max-concurrent-calls", "1"],
-        Arc::new(PanickyStore(MemoryStore::with_orders([seed::order_101()]))),
-        log,
-    )
+    Prod::logging_to(&["--max-concurrent-calls", "1"], Arc::new(store), log)
 }
 
 #[tokio::test]

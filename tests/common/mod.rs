@@ -4,6 +4,7 @@
 pub mod certs;
 pub mod process;
 pub mod raw;
+pub mod store;
 pub mod wire;
 
 use std::net::SocketAddr;
@@ -14,7 +15,7 @@ use order_management::Order;
 use order_management::pb::order_management_client::OrderManagementClient;
 use order_management::server;
 use order_management::service::{OrderService, ServiceConfig};
-use order_management::store::{MemoryStore, OrderStore, RedbStore, ScanPage, StoreError};
+use order_management::store::{MemoryStore, OrderStore, RedbStore};
 use tokio::sync::oneshot;
 
 /// A real server on an ephemeral loopback port, on its own thread and
@@ -119,35 +120,10 @@ impl Backend {
                 store
                     .insert_many(orders.into_iter().collect())
                     .expect("load orders");
-                Arc::new(TempRedb { store, _dir: dir })
+                // The temporary directory is deleted with the store.
+                Arc::new(store::Hooked::new(Arc::new(store)).holding(dir))
             }
         }
-    }
-}
-
-/// A redb store in a temporary directory deleted with it.
-struct TempRedb {
-    store: RedbStore,
-    _dir: tempfile::TempDir,
-}
-
-impl OrderStore for TempRedb {
-    fn get(&self, id: &str) -> Result<Option<Order>, StoreError> {
-        self.store.get(id)
-    }
-    fn scan(
-        &self,
-        after: Option<&str>,
-        max: usize,
-        keep: &dyn Fn(&Order) -> bool,
-    ) -> Result<ScanPage, StoreError> {
-        self.store.scan(after, max, keep)
-    }
-    fn insert(&self, order: Order) -> Result<(), StoreError> {
-        self.store.insert(order)
-    }
-    fn update_all(&self, orders: &[Order]) -> Result<(), StoreError> {
-        self.store.update_all(orders)
     }
 }
 
