@@ -219,13 +219,23 @@ ls "$GEN"
 # ---------- 3a. fixtures: regenerate and compare ----------
 
 section "wire fixtures: regenerate with Python protobuf and compare"
+# What tests/fixtures/ holds besides make_fixtures.py's files: other tests'
+# data (store-v1/: a data file written by the store's format 1). Neither
+# compared nor deleted here.
+NOT_FROM_MAKE_FIXTURES=(store-v1)
+DIFF_EXCLUDES=()
+for name in "${NOT_FROM_MAKE_FIXTURES[@]}"; do
+    DIFF_EXCLUDES+=("--exclude=$name")
+done
 if [[ "$WRITE_FIXTURES" == 1 ]]; then
-    rm -rf "$ROOT/tests/fixtures"
+    for entry in "$ROOT"/tests/fixtures/*; do
+        [[ " ${NOT_FROM_MAKE_FIXTURES[*]} " == *" $(basename "$entry") "* ]] || rm -rf "$entry"
+    done
     timeout 120 "${PY_ENV[@]}" "$VENV/bin/python" "$HERE/make_fixtures.py" --out "$ROOT/tests/fixtures" ||
         die "make_fixtures.py failed"
 fi
 if timeout 120 "${PY_ENV[@]}" "$VENV/bin/python" "$HERE/make_fixtures.py" --out "$WORK/fixtures" &&
-    diff -r "$ROOT/tests/fixtures" "$WORK/fixtures" >"$WORK/fixtures.diff" 2>&1; then
+    diff -r "${DIFF_EXCLUDES[@]}" "$ROOT/tests/fixtures" "$WORK/fixtures" >"$WORK/fixtures.diff" 2>&1; then
     echo "PASS fixtures: tests/fixtures/ is exactly what make_fixtures.py writes"
     record "fixtures regenerate identically" 1 0
 else
