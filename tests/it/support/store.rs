@@ -13,7 +13,10 @@ use order_management::store::{OrderStore, ScanPage, StoreError};
 
 /// A store call about to be passed through, as [`Hooked::before`] sees it.
 #[derive(Debug, Clone, Copy)]
-#[allow(dead_code)] // the fields are for hooks to match on; not all are read yet
+#[allow(
+    dead_code,
+    reason = "the fields are there for hooks to match on; not every one is read yet"
+)]
 pub enum Call<'a> {
     Get(&'a str),
     Scan {

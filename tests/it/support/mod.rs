@@ -1,5 +1,4 @@
-//! Helpers shared by the integration tests.
-#![allow(dead_code)] // each test binary uses a different subset
+//! Helpers shared by the integration tests' modules.
 
 pub mod certs;
 pub mod process;
@@ -102,6 +101,18 @@ pub fn stderr(out: &Output) -> String {
     String::from_utf8(out.stderr.clone()).expect("client stderr is UTF-8")
 }
 
+/// Runs `assertions` with insta keeping snapshot files in `tests/snapshots/`,
+/// each named by its snapshot name alone (no module path prefix). The wire
+/// and contract snapshots are the protocol: they keep the files they had as
+/// test binaries of their own (`wire_snapshots__order_101.snap`, ...), so
+/// the names given to `assert_snapshot!` spell out that old prefix.
+pub fn in_tests_snapshots<R>(assertions: impl FnOnce() -> R) -> R {
+    let mut settings = insta::Settings::clone_current();
+    settings.set_snapshot_path(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/snapshots"));
+    settings.set_prepend_module_to_snapshot(false);
+    settings.bind(assertions)
+}
+
 /// The store implementations every behaviour test runs against.
 #[derive(Debug, Clone, Copy)]
 pub enum Backend {
@@ -129,20 +140,20 @@ impl Backend {
 
 /// Generates one `#[tokio::test]` per backend for each named
 /// `async fn name(backend: Backend)`: `memory::name` and `redb::name`.
-#[macro_export]
 macro_rules! for_each_backend {
     ($($name:ident),* $(,)?) => {
         mod memory {
             $(#[tokio::test]
             async fn $name() {
-                super::$name($crate::common::Backend::Memory).await
+                super::$name($crate::support::Backend::Memory).await
             })*
         }
         mod redb {
             $(#[tokio::test]
             async fn $name() {
-                super::$name($crate::common::Backend::Redb).await
+                super::$name($crate::support::Backend::Redb).await
             })*
         }
     };
 }
+pub(crate) use for_each_backend;

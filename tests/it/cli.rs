@@ -1,11 +1,9 @@
 //! The real client binary against a real server on a loopback port.
 
-mod common;
-
 use std::net::TcpListener;
 use std::sync::Arc;
 
-use common::{TestServer, run_client, stderr, stdout};
+use crate::support::{TestServer, run_client, stderr, stdout};
 use order_management::seed;
 use order_management::store::MemoryStore;
 

@@ -6,22 +6,20 @@
 //! same services and layers the binary serves) on its own thread and
 //! runtime, with a oneshot as the shutdown signal; what only a process
 //! shows (signals, exit status, the JSON log, environment variables) runs
-//! the real binaries. TLS is in tests/tls.rs.
+//! the real binaries. TLS is in `tls`.
 //!
 //! Async tests that block on a child process use a multi-thread runtime:
 //! the client connections still need a worker while the test thread waits.
-
-mod common;
 
 use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::support::process::ServerProcess;
+use crate::support::store::{Call, Hooked};
+use crate::support::{TestServer, raw, run_client, stderr, stdout};
 use clap::{CommandFactory as _, Parser as _};
-use common::process::ServerProcess;
-use common::store::{Call, Hooked};
-use common::{TestServer, raw, run_client, stderr, stdout};
 use order_management::pb::order_management_client::OrderManagementClient;
 use order_management::server::{Config, Running};
 use order_management::store::{MemoryStore, OrderStore};

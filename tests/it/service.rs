@@ -2,15 +2,13 @@
 //! generated client: happy paths, each error status, empty streams,
 //! cancellation, deadlines, processOrders' batches and concurrent writers.
 
-mod common;
-
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::store::Hooked;
-use common::{Backend, TestServer, raw};
+use crate::support::store::Hooked;
+use crate::support::{Backend, TestServer, for_each_backend, raw};
 use order_management::pb::order_management_client::OrderManagementClient;
 use order_management::service::ServiceConfig;
 use order_management::{CombinedShipment, Order, seed};
