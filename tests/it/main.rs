@@ -7,7 +7,7 @@
 //! change process-wide state: no environment variables (the child processes
 //! get theirs through `Command::env`), no current directory, no global
 //! tracing subscriber (a test that reads a server's log captures it per
-//! server: `production::LogCapture`).
+//! server: `production::harness::LogCapture`).
 
 mod support;
 
