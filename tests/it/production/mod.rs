@@ -15,6 +15,7 @@ mod harness;
 
 mod auth;
 mod config;
+mod connections;
 mod gzip;
 mod health;
 mod limits;
