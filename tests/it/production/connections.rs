@@ -205,3 +205,140 @@ async fn out_of_file_descriptors_the_accept_loop_backs_off_and_recovers() {
     );
     assert!(warnings <= 3, "the warning is rate-limited:\n{log}");
 }
+
+/// Calls that send their headers and never their message (the attack held
+/// every slot for --max-call-seconds): with --request-message-timeout they
+/// end with DEADLINE_EXCEEDED, and their slots serve other clients.
+#[tokio::test]
+async fn calls_whose_message_never_arrives_end_and_free_their_slots() {
+    let server = Prod::start(&[
+        "--max-concurrent-calls",
+        "4",
+        "--request-message-timeout",
+        "0.5",
+    ]);
+    let tcp = TcpStream::connect(server.addr).await.unwrap();
+    let (h2, connection) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(connection);
+    let mut pending = Vec::new();
+    for _ in 0..4 {
+        let mut h2 = h2.clone().ready().await.unwrap();
+        let request = raw::grpc_request(server.addr, GET_ORDER, &[]);
+        // Headers only: the request stream stays open, no message is sent.
+        let (response, send) = h2.send_request(request, false).unwrap();
+        pending.push((response, send));
+    }
+    let mut client = server.client().await;
+    for (response, _send) in pending {
+        let response = bounded("the stalled call's answer", response)
+            .await
+            .unwrap();
+        let status = response
+            .headers()
+            .get("grpc-status")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let message = response
+            .headers()
+            .get("grpc-message")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        assert_eq!(
+            status.as_deref(),
+            Some("4"),
+            "DEADLINE_EXCEEDED expected: {message}"
+        );
+        assert!(message.contains("request-message-timeout"), "{message}");
+    }
+    bounded(
+        "getOrder once the slots are free",
+        client.get_order("101".to_string()),
+    )
+    .await
+    .unwrap();
+}
+
+/// Writes have slots of their own: with every write slot held, a write is
+/// refused at once naming writes, and reads still get in.
+#[tokio::test]
+async fn writes_at_their_limit_do_not_take_the_reads_slots() {
+    let server = Prod::start(&[
+        "--max-concurrent-writes",
+        "2",
+        "--max-concurrent-calls",
+        "2",
+    ]);
+    let mut client = server.client().await;
+    // Two updateOrders whose request streams stay open hold the write slots.
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let (tx, rx) = tokio::sync::mpsc::channel::<order_management::Order>(1);
+        let mut c = client.clone();
+        held.push((
+            tx,
+            tokio::spawn(async move {
+                c.update_orders(tokio_stream::wrappers::ReceiverStream::new(rx))
+                    .await
+            }),
+        ));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let refused = bounded(
+        "a third write",
+        client.add_order(super::harness::order("x1", "Seoul")),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    assert!(
+        refused.message().contains("writes"),
+        "{}",
+        refused.message()
+    );
+    for _ in 0..2 {
+        bounded(
+            "a read beside full writes",
+            client.get_order("101".to_string()),
+        )
+        .await
+        .unwrap();
+    }
+    drop(held);
+}
+
+/// Health Watch streams need no token, so they are bounded on their own;
+/// health Check still answers when they are at their limit.
+#[tokio::test]
+async fn health_watches_are_bounded_and_checks_still_answer() {
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_client::HealthClient;
+    let server = Prod::start(&["--max-health-watches", "2"]);
+    let channel = server.channel().await;
+    let mut watches = Vec::new();
+    for _ in 0..2 {
+        let stream = bounded(
+            "a health watch",
+            HealthClient::new(channel.clone()).watch(HealthCheckRequest::default()),
+        )
+        .await
+        .unwrap();
+        watches.push(stream);
+    }
+    let refused = bounded(
+        "a third watch",
+        HealthClient::new(channel.clone()).watch(HealthCheckRequest::default()),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    assert!(
+        refused.message().contains("health watches"),
+        "{}",
+        refused.message()
+    );
+    bounded(
+        "a health check",
+        HealthClient::new(channel).check(HealthCheckRequest::default()),
+    )
+    .await
+    .unwrap();
+}
