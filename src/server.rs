@@ -20,9 +20,9 @@ use tonic_health::server::HealthReporter;
 pub use self::config::{Config, optional_seconds, seconds};
 use self::connections::{ConnectionLimits, ConnectionStats};
 pub use crate::log::LogFormat;
-use crate::middleware::CallLayer;
 use crate::middleware::admission::Admission;
 use crate::middleware::auth::Auth;
+use crate::middleware::{CallLayer, CallPolicy};
 use crate::pb::order_management_server::OrderManagementServer;
 use crate::pb::{FILE_DESCRIPTOR_SET, SERVICE_NAME};
 use crate::seed;
@@ -110,14 +110,23 @@ impl Running {
             .as_deref()
             .map(Auth::from_file)
             .transpose()?;
-        let admission = Admission::new(
-            config.max_concurrent_calls as usize,
-            config.max_calls_per_ip(),
-        );
+        let pool = |limit: u32| Admission::new(limit as usize, config.calls_per_ip(limit));
+        let policy = CallPolicy {
+            auth,
+            reads: pool(config.max_concurrent_calls),
+            writes: pool(config.max_concurrent_writes).named("writes"),
+            watches: Admission::new(config.max_health_watches as usize, usize::MAX)
+                .named("health watches"),
+            max_call: config.max_call()?,
+            message_timeout: optional_seconds(
+                "--request-message-timeout",
+                config.request_message_timeout,
+            )?,
+        };
         // Cancelled when the shutdown grace period ends: calls still open
         // end with UNAVAILABLE (see `Running::until`).
         let abort = CancellationToken::new();
-        let layer = CallLayer::new(auth, admission, config.max_call()?, abort.clone());
+        let layer = CallLayer::new(policy, abort.clone());
 
         let mut builder = Server::builder()
             .max_concurrent_streams(config.max_concurrent_streams)

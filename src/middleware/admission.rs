@@ -20,6 +20,8 @@ use crate::server::connections::{CallOnConn, ConnInfo};
 pub struct Admission {
     slots: Arc<Semaphore>,
     limit: usize,
+    /// What the slots are for, in refusals: "calls", "writes"...
+    what: &'static str,
     per_ip_limit: usize,
     per_ip: Arc<Mutex<HashMap<IpAddr, usize>>>,
 }
@@ -67,9 +69,17 @@ impl Admission {
         Self {
             slots: Arc::new(Semaphore::new(limit)),
             limit,
+            what: "calls",
             per_ip_limit,
             per_ip: Arc::default(),
         }
+    }
+
+    /// Names what the slots are for in refusals (`"writes"`: "...its limit
+    /// of 250 concurrent writes").
+    pub fn named(mut self, what: &'static str) -> Self {
+        self.what = what;
+        self
     }
 
     /// Calls in flight now.
@@ -83,14 +93,17 @@ impl Admission {
 
     /// A slot for a call on `conn`, or `RESOURCE_EXHAUSTED` saying which limit.
     pub fn try_admit(&self, conn: Option<&ConnInfo>) -> Result<Permit, Status> {
+        // A share as large as the whole pool limits nothing: skip its lock.
         let share = match conn {
-            Some(conn) => Some(self.take_share(conn.remote_addr.ip())?),
-            None => None,
+            Some(conn) if self.per_ip_limit < self.limit => {
+                Some(self.take_share(conn.remote_addr.ip())?)
+            }
+            _ => None,
         };
         let slot = Arc::clone(&self.slots).try_acquire_owned().map_err(|_| {
             Status::resource_exhausted(format!(
-                "the server is at its limit of {} concurrent calls; retry later",
-                self.limit
+                "the server is at its limit of {} concurrent {}; retry later",
+                self.limit, self.what
             ))
         })?;
         Ok(Permit {

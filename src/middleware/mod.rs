@@ -6,8 +6,12 @@
 //!    ([`caller_request_id`]); it tags the call's log line;
 //! 2. authentication ([`auth`]): `UNAUTHENTICATED` without the bearer token;
 //! 3. admission ([`admission`]): `RESOURCE_EXHAUSTED` beyond the limit of
-//!    concurrent calls, at once rather than after a queue;
-//! 4. panics in a handler become `INTERNAL` for that call only;
+//!    concurrent calls, at once rather than after a queue; reads, writes and
+//!    health watches have separate limits ([`CallPolicy`]), and a call whose
+//!    deadline has already passed is answered `DEADLINE_EXCEEDED` at once;
+//! 4. the request message of a call must arrive within a deadline of its
+//!    headers ([`message_deadline`]); panics in a handler become `INTERNAL`
+//!    for that call only;
 //! 5. at the end of the shutdown grace period, responses still streaming
 //!    end with `UNAVAILABLE` ([`call_body`]);
 //! 6. one log line per call when it ends, with method, status, duration,
@@ -21,6 +25,7 @@
 pub mod admission;
 pub mod auth;
 mod call_body;
+mod message_deadline;
 
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
@@ -39,6 +44,7 @@ use tower::{Layer, Service};
 use self::admission::{Admission, Permit};
 use self::auth::Auth;
 use self::call_body::CallBody;
+use self::message_deadline::MessageDeadline;
 use crate::call::deadline::{self, CallEnd};
 use crate::call::{CallInfo, panic_message};
 use crate::log::CallRecord;
@@ -54,49 +60,65 @@ pub struct CallLayer {
     shared: Arc<Shared>,
 }
 
-struct Shared {
-    auth: Option<Auth>,
-    admission: Admission,
+/// What the layer enforces on every call; see the module documentation.
+pub struct CallPolicy {
+    /// The bearer token every call but health checks must present.
+    pub auth: Option<Auth>,
+    /// Slots for reads: every call but writes and health watches.
+    pub reads: Admission,
+    /// Slots for writes (addOrder, updateOrders), apart from the reads', so
+    /// a flood of writes waiting on the disk never starves reads.
+    pub writes: Admission,
+    /// Slots for health Watch streams: open to anyone (no token), so bounded
+    /// on their own; health Check takes no slot at all.
+    pub watches: Admission,
     /// The longest a call may take to produce its response head. Handlers
     /// bound their own work; this also covers the time before a handler
-    /// runs, e.g. a client that sends headers and never its message.
-    max_call: Option<Duration>,
+    /// runs.
+    pub max_call: Option<Duration>,
+    /// How long after its headers a call's one request message may arrive.
+    pub message_timeout: Option<Duration>,
+}
+
+struct Shared {
+    policy: CallPolicy,
     /// Cancelled when the shutdown grace period ends: every response still
     /// streaming, of any service, ends with UNAVAILABLE.
     abort: CancellationToken,
 }
 
 impl CallLayer {
-    pub fn new(
-        auth: Option<Auth>,
-        admission: Admission,
-        max_call: Option<Duration>,
-        abort: CancellationToken,
-    ) -> Self {
+    pub fn new(policy: CallPolicy, abort: CancellationToken) -> Self {
         Self {
-            shared: Arc::new(Shared {
-                auth,
-                admission,
-                max_call,
-                abort,
-            }),
+            shared: Arc::new(Shared { policy, abort }),
         }
     }
 }
 
 impl Shared {
     /// Authentication, then admission: the call's slot, or the status that
-    /// refuses it. Health checks need no token and take no slot: probes must
-    /// get an answer even when the server is full.
+    /// refuses it. Health checks need no token and take no slot (probes must
+    /// get an answer even when the server is full); health watches need no
+    /// token and take a slot of their own.
     fn admit<B>(&self, request: &Request<B>) -> Result<Permit, Status> {
         let conn = connection(request);
-        if request.uri().path().starts_with("/grpc.health.v1.Health/") {
-            return Ok(Permit::exempt(conn));
+        let policy = &self.policy;
+        match request.uri().path() {
+            "/grpc.health.v1.Health/Watch" => return policy.watches.try_admit(conn),
+            path if path.starts_with("/grpc.health.v1.Health/") => {
+                return Ok(Permit::exempt(conn));
+            }
+            _ => {}
         }
-        if let Some(auth) = &self.auth {
+        if let Some(auth) = &policy.auth {
             auth.check(request.headers())?;
         }
-        self.admission.try_admit(conn)
+        match request.uri().path() {
+            "/ecommerce.OrderManagement/addOrder" | "/ecommerce.OrderManagement/updateOrders" => {
+                policy.writes.try_admit(conn)
+            }
+            _ => policy.reads.try_admit(conn),
+        }
     }
 }
 
@@ -145,14 +167,19 @@ where
 
         let caller_id = caller_request_id(request.headers());
         let from_caller = caller_id.is_some();
-        let end = CallEnd::new(request.headers(), shared.max_call, shared.abort.clone());
+        let end = CallEnd::new(
+            request.headers(),
+            shared.policy.max_call,
+            shared.abort.clone(),
+        );
         let info = CallInfo::new(caller_id, end);
         request.extensions_mut().insert(Arc::clone(&info));
+        let started = Instant::now();
         let record = CallRecord::new(
             request.uri().path_and_query().cloned(),
             connection(&request).map(|c| c.remote_addr),
             Arc::clone(&info),
-            Instant::now(),
+            started,
         );
 
         let future = async move {
@@ -174,8 +201,14 @@ where
                 Ok(permit) => Some(permit),
                 Err(status) => return Ok(respond(status, &info, record)),
             };
+            let request = match shared.policy.message_timeout {
+                Some(limit) if !message_deadline::streams_requests(request.uri().path()) => {
+                    request.map(|body| Body::new(MessageDeadline::new(body, started, limit)))
+                }
+                _ => request,
+            };
             let handled = AssertUnwindSafe(inner.call(request)).catch_unwind();
-            let outcome = match shared.max_call {
+            let outcome = match shared.policy.max_call {
                 Some(max) => match tokio::time::timeout(max, handled).await {
                     Ok(outcome) => outcome,
                     Err(_elapsed) => {

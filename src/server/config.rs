@@ -85,6 +85,21 @@ pub struct Config {
     #[arg(long, env = "ORDER_MAX_CONCURRENT_CALLS", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_concurrent_calls: u32,
 
+    /// Writes (addOrder, updateOrders) in flight across the server, apart from
+    /// --max-concurrent-calls (reads), so writes waiting on the disk never
+    /// starve reads; beyond it, RESOURCE_EXHAUSTED at once.
+    #[arg(long, env = "ORDER_MAX_CONCURRENT_WRITES", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_concurrent_writes: u32,
+
+    /// Health Watch streams open at once (they need no token).
+    #[arg(long, env = "ORDER_MAX_HEALTH_WATCHES", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_health_watches: u32,
+
+    /// Seconds a call's request message may take to arrive after its headers
+    /// (calls with one request message); DEADLINE_EXCEEDED beyond. 0 for no limit.
+    #[arg(long, env = "ORDER_REQUEST_MESSAGE_TIMEOUT", default_value_t = 10.0)]
+    pub request_message_timeout: f64,
+
     /// Calls in flight from one client IP address; 0 for no limit of its own
     /// (behind a proxy or load balancer every call comes from one address).
     #[arg(long, env = "ORDER_MAX_CALLS_PER_IP", default_value_t = 0)]
@@ -164,11 +179,12 @@ impl Config {
         })
     }
 
-    /// Calls in flight from one address (`--max-calls-per-ip`, 0 = the total).
-    pub fn max_calls_per_ip(&self) -> usize {
+    /// Calls in flight from one address of a pool of `limit` slots
+    /// (`--max-calls-per-ip`; 0 = no limit of its own, i.e. `limit`).
+    pub fn calls_per_ip(&self, limit: u32) -> usize {
         match self.max_calls_per_ip {
-            0 => self.max_concurrent_calls as usize,
-            n => n as usize,
+            0 => limit as usize,
+            n => n.min(limit) as usize,
         }
     }
 

@@ -1,10 +1,11 @@
 //! A readable listing of the contract, made from the descriptor set that
 //! `cargo xtask codegen` writes and the server embeds. Any change to a call
 //! path, a streaming kind or a field's number, type or label shows up here as
-//! a snapshot diff in review.
+//! a snapshot diff in review: `tests/snapshots/contract_snapshot__contract.snap`.
 
 use std::fmt::Write as _;
 
+use crate::support::in_tests_snapshots;
 use order_management::pb::FILE_DESCRIPTOR_SET;
 use prost::Message;
 use prost_types::field_descriptor_proto::{Label, Type};
@@ -82,5 +83,7 @@ fn write_message(out: &mut String, package: &str, message: &DescriptorProto) {
 
 #[test]
 fn contract() {
-    insta::assert_snapshot!(listing());
+    in_tests_snapshots(|| {
+        insta::assert_snapshot!("contract_snapshot__contract", listing());
+    });
 }

@@ -68,7 +68,36 @@ impl ServerProcess {
         args: &[&str],
         env: &[(&str, &str)],
     ) -> Result<Self, (ExitStatus, String)> {
+        Self::spawn(Command::new(env!("CARGO_BIN_EXE_server")), args, env)
+    }
+
+    /// Like [`ServerProcess::start`], with the process's file-descriptor
+    /// limit (soft and hard) set to `nofile`, as `ulimit -n` would.
+    pub fn start_with_fd_limit(args: &[&str], nofile: u64) -> Result<Self, (ExitStatus, String)> {
+        use std::os::unix::process::CommandExt as _;
         let mut command = Command::new(env!("CARGO_BIN_EXE_server"));
+        // SAFETY: only setrlimit (async-signal-safe) runs between fork and exec.
+        unsafe {
+            command.pre_exec(move || {
+                let limit = libc::rlimit {
+                    rlim_cur: nofile,
+                    rlim_max: nofile,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
+            });
+        }
+        Self::spawn(command, args, &[])
+    }
+
+    fn spawn(
+        mut command: Command,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Self, (ExitStatus, String)> {
         command
             .args(["--listen", "127.0.0.1:0"])
             .args(args)

@@ -1,11 +1,9 @@
 //! The real client binary against a real server on a loopback port.
 
-mod common;
-
 use std::net::TcpListener;
 use std::sync::Arc;
 
-use common::{TestServer, run_client, stderr, stdout};
+use crate::support::{TestServer, run_client, stderr, stdout};
 use order_management::seed;
 use order_management::store::MemoryStore;
 
@@ -202,8 +200,9 @@ fn add_search_update_and_process_from_the_command_line() {
 #[test]
 fn update_rejects_bad_input_files_before_calling() {
     let server = seeded();
-    let dir = std::env::temp_dir().join(format!("om-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    // Not a name made from the process id: every test shares this process.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     let bad = dir.join("bad.json");
     std::fs::write(&bad, "[{\"id\":\"101\",\"itemz\":[\"a\"]}]").unwrap();
     let out = server.client(&["update", bad.to_str().unwrap()]);
@@ -229,7 +228,6 @@ fn update_rejects_bad_input_files_before_calling() {
     assert_eq!(out.status.code(), Some(3));
     assert!(stderr(&out).contains("999"), "{}", stderr(&out));
     assert!(stdout(&server.client(&["101"])).contains("Item - A"));
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

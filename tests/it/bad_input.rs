@@ -2,13 +2,11 @@
 //! production stack: each gets the right gRPC status (or a clean HTTP/2
 //! error), and a normal getOrder on a fresh connection succeeds afterwards.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::support::raw::{self, RawResponse};
 use clap::Parser as _;
-use common::raw::{self, RawResponse};
 use order_management::pb::order_management_client::OrderManagementClient;
 use order_management::seed;
 use order_management::server::{Config, Running, open_store};

@@ -5,12 +5,11 @@
 
 // Multi-thread runtimes: the tests block on child processes while the
 // client connections still need a worker to answer the server.
-mod common;
 
 use std::path::Path;
 use std::time::Duration;
 
-use common::process::ServerProcess;
+use crate::support::process::ServerProcess;
 use order_management::pb::order_management_client::OrderManagementClient;
 use order_management::{Order, seed};
 use tokio::sync::mpsc;

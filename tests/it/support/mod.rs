@@ -1,9 +1,9 @@
-//! Helpers shared by the integration tests.
-#![allow(dead_code)] // each test binary uses a different subset
+//! Helpers shared by the integration tests' modules.
 
 pub mod certs;
 pub mod process;
 pub mod raw;
+pub mod store;
 pub mod wire;
 
 use std::net::SocketAddr;
@@ -14,7 +14,7 @@ use order_management::Order;
 use order_management::pb::order_management_client::OrderManagementClient;
 use order_management::server;
 use order_management::service::{OrderService, ServiceConfig};
-use order_management::store::{MemoryStore, OrderStore, RedbStore, ScanPage, StoreError};
+use order_management::store::{MemoryStore, OrderStore, RedbStore};
 use tokio::sync::oneshot;
 
 /// A real server on an ephemeral loopback port, on its own thread and
@@ -101,6 +101,18 @@ pub fn stderr(out: &Output) -> String {
     String::from_utf8(out.stderr.clone()).expect("client stderr is UTF-8")
 }
 
+/// Runs `assertions` with insta keeping snapshot files in `tests/snapshots/`,
+/// each named by its snapshot name alone (no module path prefix). The wire
+/// and contract snapshots are the protocol: they keep the files they had as
+/// test binaries of their own (`wire_snapshots__order_101.snap`, ...), so
+/// the names given to `assert_snapshot!` spell out that old prefix.
+pub fn in_tests_snapshots<R>(assertions: impl FnOnce() -> R) -> R {
+    let mut settings = insta::Settings::clone_current();
+    settings.set_snapshot_path(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/snapshots"));
+    settings.set_prepend_module_to_snapshot(false);
+    settings.bind(assertions)
+}
+
 /// The store implementations every behaviour test runs against.
 #[derive(Debug, Clone, Copy)]
 pub enum Backend {
@@ -119,54 +131,29 @@ impl Backend {
                 store
                     .insert_many(orders.into_iter().collect())
                     .expect("load orders");
-                Arc::new(TempRedb { store, _dir: dir })
+                // The temporary directory is deleted with the store.
+                Arc::new(store::Hooked::new(Arc::new(store)).holding(dir))
             }
         }
     }
 }
 
-/// A redb store in a temporary directory deleted with it.
-struct TempRedb {
-    store: RedbStore,
-    _dir: tempfile::TempDir,
-}
-
-impl OrderStore for TempRedb {
-    fn get(&self, id: &str) -> Result<Option<Order>, StoreError> {
-        self.store.get(id)
-    }
-    fn scan(
-        &self,
-        after: Option<&str>,
-        max: usize,
-        keep: &dyn Fn(&Order) -> bool,
-    ) -> Result<ScanPage, StoreError> {
-        self.store.scan(after, max, keep)
-    }
-    fn insert(&self, order: Order) -> Result<(), StoreError> {
-        self.store.insert(order)
-    }
-    fn update_all(&self, orders: &[Order]) -> Result<(), StoreError> {
-        self.store.update_all(orders)
-    }
-}
-
 /// Generates one `#[tokio::test]` per backend for each named
 /// `async fn name(backend: Backend)`: `memory::name` and `redb::name`.
-#[macro_export]
 macro_rules! for_each_backend {
     ($($name:ident),* $(,)?) => {
         mod memory {
             $(#[tokio::test]
             async fn $name() {
-                super::$name($crate::common::Backend::Memory).await
+                super::$name($crate::support::Backend::Memory).await
             })*
         }
         mod redb {
             $(#[tokio::test]
             async fn $name() {
-                super::$name($crate::common::Backend::Redb).await
+                super::$name($crate::support::Backend::Redb).await
             })*
         }
     };
 }
+pub(crate) use for_each_backend;

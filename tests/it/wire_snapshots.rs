@@ -1,29 +1,44 @@
 //! The exact bytes our messages put on the wire. A change here is a change to
 //! the protocol that the Python seed (and every deployed client) speaks:
-//! review it as such, never accept it blindly.
+//! review it as such, never accept it blindly. The files are
+//! `tests/snapshots/wire_snapshots__*.snap` ([`in_tests_snapshots`]).
 
-mod common;
-
-use common::wire::{annotate, annotate_nested};
+use crate::support::in_tests_snapshots;
+use crate::support::wire::{annotate, annotate_nested};
 use order_management::{CombinedShipment, Order, seed};
 use prost::Message;
 
 #[test]
 fn order_101() {
-    insta::assert_snapshot!(annotate(&seed::order_101().encode_to_vec()));
+    in_tests_snapshots(|| {
+        insta::assert_snapshot!(
+            "wire_snapshots__order_101",
+            annotate(&seed::order_101().encode_to_vec())
+        );
+    });
 }
 
 #[test]
 fn get_order_request_string_value_101() {
     // getOrder's request is google.protobuf.StringValue; prost maps it to String.
-    insta::assert_snapshot!(annotate(&"101".to_owned().encode_to_vec()));
+    in_tests_snapshots(|| {
+        insta::assert_snapshot!(
+            "wire_snapshots__get_order_request_string_value_101",
+            annotate(&"101".to_owned().encode_to_vec())
+        );
+    });
 }
 
 #[test]
 fn empty_order_encodes_to_nothing() {
     let bytes = Order::default().encode_to_vec();
     assert!(bytes.is_empty(), "proto3 omits default values: {bytes:?}");
-    insta::assert_snapshot!(annotate(&bytes));
+    in_tests_snapshots(|| {
+        insta::assert_snapshot!(
+            "wire_snapshots__empty_order_encodes_to_nothing",
+            annotate(&bytes)
+        );
+    });
 }
 
 #[test]
@@ -37,7 +52,12 @@ fn order_with_non_ascii_text_and_many_items() {
     };
     let bytes = order.encode_to_vec();
     assert_eq!(Order::decode(bytes.as_slice()).unwrap(), order);
-    insta::assert_snapshot!(annotate(&bytes));
+    in_tests_snapshots(|| {
+        insta::assert_snapshot!(
+            "wire_snapshots__order_with_non_ascii_text_and_many_items",
+            annotate(&bytes)
+        );
+    });
 }
 
 /// The seed's Python client calls `stub.getOrder(order_pb2.Order(id='101'))`:
@@ -76,5 +96,10 @@ fn combined_shipment_with_nested_orders() {
         CombinedShipment::decode(bytes.as_slice()).unwrap(),
         shipment
     );
-    insta::assert_snapshot!(annotate_nested(&bytes, &[3]));
+    in_tests_snapshots(|| {
+        insta::assert_snapshot!(
+            "wire_snapshots__combined_shipment_with_nested_orders",
+            annotate_nested(&bytes, &[3])
+        );
+    });
 }

@@ -1,16 +1,14 @@
 //! TLS and mutual TLS between the real client binary and the real server
-//! binary, with certificates made at test time (tests/common/certs.rs):
+//! binary, with certificates made at test time (tests/it/support/certs.rs):
 //! the client verifies the server against `--ca-cert` (and `--tls-domain`),
 //! and with `--client-ca` the server refuses every client that does not
 //! present a certificate signed by that CA.
 
-mod common;
-
 use std::process::Output;
 
-use common::certs::TestPki;
-use common::process::ServerProcess;
-use common::{run_client, stderr, stdout};
+use crate::support::certs::TestPki;
+use crate::support::process::ServerProcess;
+use crate::support::{run_client, stderr, stdout};
 
 const ORDER_101_TEXT: &str = "id: \"101\"\n\
                               items: \"Item - A\"\n\

@@ -6,7 +6,7 @@
 //!
 //! Every test is `#[ignore]`: they need the peer running. tests/interop/run.sh
 //! starts it (`peer_server.py --test-hooks`) and runs
-//! `INTEROP_PEER_URL=http://127.0.0.1:PORT cargo test --test interop_python_peer -- --ignored`.
+//! `INTEROP_PEER_URL=http://127.0.0.1:PORT cargo test --test it -- --ignored interop_python_peer::`.
 //! Run by hand without INTEROP_PEER_URL, they panic rather than pass.
 
 use std::future::Future;

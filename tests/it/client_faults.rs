@@ -2,12 +2,10 @@
 //! failed with UNAVAILABLE may or may not have been applied, so resending it
 //! is the caller's decision), and says clearly what happened.
 
-mod common;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use common::{run_client, stderr};
+use crate::support::{run_client, stderr};
 use order_management::pb::order_management_server::{OrderManagement, OrderManagementServer};
 use order_management::{CombinedShipment, Order};
 use tonic::{Request, Response, Status, Streaming};

@@ -1,12 +1,10 @@
 //! The real server binary: it says where it listens, serves order 101, and
 //! exits 0 on SIGTERM and on Ctrl-C (SIGINT).
 
-mod common;
-
 use std::process::Command;
 
-use common::process::ServerProcess;
-use common::{run_client, stderr};
+use crate::support::process::ServerProcess;
+use crate::support::{run_client, stderr};
 
 fn start() -> ServerProcess {
     ServerProcess::start(&["--in-memory"]).expect("server starts")
