@@ -137,9 +137,9 @@ impl Summary<'_> {
             s,
             "\nStore size: our server on bulk-loaded stores (`examples/bulk_load`, orders `bulk-0000000`… \
              with items `widget <n>` and `gadget`), each loaded once and cached. Start-up: spawn to \
-             `listening on`, {STARTS} starts (page cache warm). Rare term: `{RARE_SEARCH_CALLS}` sequential \
+             `listening on`, {STARTS} starts (page cache warm). Rare term: {RARE_SEARCH_CALLS} sequential \
              searchOrders for the one order that has it, the server's time per call from its call log \
-             (`duration_us`). Every order: `{MATCH_ALL_STREAMS}` searchOrders(\"{MATCH_ALL_QUERY}\") streams to \
+             (`duration_us`). Every order: {MATCH_ALL_STREAMS} searchOrders(\"{MATCH_ALL_QUERY}\") streams to \
              one client. Then getOrder at {CONNECTIONS}×{STREAMS_PER_CONNECTION} for {} s with VmRSS \
              sampled every {} ms, on the same server (after the searches).\n\n\
              | orders | bulk load s | data MiB | start-up ms: median (each) | rare term: server µs median (client p50) | \

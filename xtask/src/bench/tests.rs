@@ -322,6 +322,9 @@ fn summary_report_json_and_chart() {
     chart::draw_scaling(&scaling_svg, &summary).unwrap();
     let text = std::fs::read_to_string(&scaling_svg).unwrap();
     assert!(text.contains("target 5") && text.contains("1M"), "{text}");
+    if let Some(copy) = std::env::var_os("BENCH_REPORT_COPY") {
+        std::fs::write(copy, &md).unwrap();
+    }
     if let Some(copy) = std::env::var_os("BENCH_SCALING_CHART_COPY") {
         std::fs::copy(&scaling_svg, copy).unwrap();
     }
