@@ -22,6 +22,7 @@ use self::connections::{ConnectionLimits, ConnectionStats};
 pub use crate::log::LogFormat;
 use crate::middleware::admission::Admission;
 use crate::middleware::auth::Auth;
+use crate::middleware::request_body::Budget;
 use crate::middleware::{CallLayer, CallPolicy};
 use crate::pb::order_management_server::OrderManagementServer;
 use crate::pb::{FILE_DESCRIPTOR_SET, SERVICE_NAME};
@@ -122,6 +123,8 @@ impl Running {
                 "--request-message-timeout",
                 config.request_message_timeout,
             )?,
+            buffered: Budget::new(config.max_buffered_bytes),
+            max_update_bytes: config.max_update_bytes,
         };
         // Cancelled when the shutdown grace period ends: calls still open
         // end with UNAVAILABLE (see `Running::until`).

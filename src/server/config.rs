@@ -100,6 +100,16 @@ pub struct Config {
     #[arg(long, env = "ORDER_REQUEST_MESSAGE_TIMEOUT", default_value_t = 10.0)]
     pub request_message_timeout: f64,
 
+    /// Request bytes the server may buffer at once (messages not yet complete,
+    /// and updateOrders' orders until the call ends); beyond it, the call
+    /// that would go over gets RESOURCE_EXHAUSTED.
+    #[arg(long, env = "ORDER_MAX_BUFFERED_BYTES", default_value_t = 256 * 1024 * 1024)]
+    pub max_buffered_bytes: usize,
+
+    /// Bytes one updateOrders call may send (RESOURCE_EXHAUSTED beyond; none applied).
+    #[arg(long, env = "ORDER_MAX_UPDATE_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub max_update_bytes: usize,
+
     /// Calls in flight from one client IP address; 0 for no limit of its own
     /// (behind a proxy or load balancer every call comes from one address).
     #[arg(long, env = "ORDER_MAX_CALLS_PER_IP", default_value_t = 0)]

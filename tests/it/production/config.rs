@@ -35,6 +35,8 @@ const FLAGS: &[(&str, &str)] = &[
     ("max-concurrent-writes", "ORDER_MAX_CONCURRENT_WRITES"),
     ("max-health-watches", "ORDER_MAX_HEALTH_WATCHES"),
     ("request-message-timeout", "ORDER_REQUEST_MESSAGE_TIMEOUT"),
+    ("max-buffered-bytes", "ORDER_MAX_BUFFERED_BYTES"),
+    ("max-update-bytes", "ORDER_MAX_UPDATE_BYTES"),
     ("max-connections", "ORDER_MAX_CONNECTIONS"),
     ("max-connections-per-ip", "ORDER_MAX_CONNECTIONS_PER_IP"),
     ("handshake-timeout", "ORDER_HANDSHAKE_TIMEOUT"),
