@@ -147,7 +147,7 @@ fn migrate(db: &Database, path: &Path, from: u64) -> Result<(), OpenError> {
                 postings.insert((t, id.value()), ()).map_err(|e| fail(&e))?;
             }
             done += 1;
-            if done % PROGRESS_EVERY == 0 {
+            if done.is_multiple_of(PROGRESS_EVERY) {
                 tracing::info!(
                     "migrating {}: {done} of {total} orders indexed",
                     path.display()
