@@ -262,33 +262,27 @@ fn tls_config(config: &Config) -> Result<Option<ServerTlsConfig>, String> {
 
 /// Opens the store the configuration asks for and seeds it if it is empty.
 pub fn open_store(config: &Config) -> Result<Arc<dyn OrderStore>, String> {
-    let store: Arc<dyn OrderStore> = if config.in_memory {
+    let seed = (!config.no_seed).then(seed::order_101);
+    if config.in_memory {
         tracing::info!("orders are kept in memory only (--in-memory): nothing survives a restart");
-        Arc::new(MemoryStore::new())
-    } else {
-        let store = RedbStore::open(&config.data_dir).map_err(|e| e.to_string())?;
-        let path = std::path::absolute(store.path()).unwrap_or_else(|_| store.path().to_owned());
-        tracing::info!(
-            "orders are stored in {} ({} orders)",
-            path.display(),
-            store.len()
-        );
-        Arc::new(store)
-    };
-    if !config.no_seed && is_empty(store.as_ref())? {
+        if seed.is_some() {
+            tracing::info!("empty store: inserted the seed's order 101");
+        }
+        return Ok(Arc::new(MemoryStore::with_orders(seed)));
+    }
+    let store = RedbStore::open(&config.data_dir).map_err(|e| e.to_string())?;
+    let path = std::path::absolute(store.path()).unwrap_or_else(|_| store.path().to_owned());
+    let count = store
+        .count_blocking()
+        .map_err(|e| format!("cannot read the store: {e}"))?;
+    tracing::info!("orders are stored in {} ({count} orders)", path.display());
+    if let Some(seed) = seed.filter(|_| count == 0) {
         store
-            .insert(seed::order_101())
+            .insert_many_blocking(vec![seed])
             .map_err(|e| format!("cannot insert the seed order 101: {e}"))?;
         tracing::info!("empty store: inserted the seed's order 101");
     }
-    Ok(store)
-}
-
-fn is_empty(store: &dyn OrderStore) -> Result<bool, String> {
-    let page = store
-        .scan(None, 1, &|_| true)
-        .map_err(|e| format!("cannot read the store: {e}"))?;
-    Ok(page.orders.is_empty())
+    Ok(Arc::new(store))
 }
 
 /// Serves `service` alone on an already bound listener until `shutdown`
