@@ -24,22 +24,14 @@
 //!   commits, search against brute force, files).
 //! - `verify`: [`RedbStore::verify`], a full check of a data file.
 
-mod cache;
-pub mod durable;
+pub mod embedded;
 mod memory;
 pub mod rule;
-mod schema;
-mod search;
-mod verify;
-mod writer;
 
-#[cfg(test)]
-mod tests;
-
-pub use durable::{FILE_NAME, OpenError, RedbOptions, RedbStore};
-pub use memory::MemoryStore;
-pub use schema::FORMAT_VERSION;
-pub use verify::VerifyReport;
+pub use self::embedded::{
+    FILE_NAME, FORMAT_VERSION, OpenError, RedbOptions, RedbStore, VerifyReport,
+};
+pub use self::memory::MemoryStore;
 
 use std::time::Instant;
 
