@@ -2,6 +2,7 @@
 //! and graceful shutdown. The RPC handlers live in `service`; what wraps
 //! every call (auth, limits, logs) in `middleware`.
 
+mod commands;
 mod config;
 pub mod connections;
 
@@ -17,11 +18,12 @@ use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
-pub use self::config::{Config, optional_seconds, seconds};
+pub use self::config::{Command, Config, optional_seconds, seconds};
 use self::connections::{ConnectionLimits, ConnectionStats};
 pub use crate::log::LogFormat;
 use crate::middleware::admission::Admission;
 use crate::middleware::auth::Auth;
+use crate::middleware::request_body::Budget;
 use crate::middleware::{CallLayer, CallPolicy};
 use crate::pb::order_management_server::OrderManagementServer;
 use crate::pb::{FILE_DESCRIPTOR_SET, SERVICE_NAME};
@@ -50,10 +52,19 @@ pub fn runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
 /// Runs the server until SIGINT or SIGTERM. Used by `src/bin/server.rs`.
 pub async fn main(config: Config) -> Result<(), String> {
     let _flush_on_exit = crate::log::init(config.log_format)?;
-    let store = open_store(&config)?;
+    match &config.command {
+        Some(Command::Verify) => return commands::verify(&config.data_dir),
+        Some(Command::Import { file, batch }) => {
+            let options = config.redb_options();
+            return commands::import(&config.data_dir, &options, file, *batch as usize).await;
+        }
+        None => {}
+    }
+    // Bind first, then touch data: a taken port must not leave a seeded store.
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    let store = open_store(&config)?;
     let local = listener
         .local_addr()
         .map_err(|e| format!("cannot read the bound address: {e}"))?;
@@ -122,6 +133,8 @@ impl Running {
                 "--request-message-timeout",
                 config.request_message_timeout,
             )?,
+            buffered: Budget::new(config.max_buffered_bytes),
+            max_update_bytes: config.max_update_bytes,
         };
         // Cancelled when the shutdown grace period ends: calls still open
         // end with UNAVAILABLE (see `Running::until`).
@@ -259,33 +272,28 @@ fn tls_config(config: &Config) -> Result<Option<ServerTlsConfig>, String> {
 
 /// Opens the store the configuration asks for and seeds it if it is empty.
 pub fn open_store(config: &Config) -> Result<Arc<dyn OrderStore>, String> {
-    let store: Arc<dyn OrderStore> = if config.in_memory {
+    let seed = (!config.no_seed).then(seed::order_101);
+    if config.in_memory {
         tracing::info!("orders are kept in memory only (--in-memory): nothing survives a restart");
-        Arc::new(MemoryStore::new())
-    } else {
-        let store = RedbStore::open(&config.data_dir).map_err(|e| e.to_string())?;
-        let path = std::path::absolute(store.path()).unwrap_or_else(|_| store.path().to_owned());
-        tracing::info!(
-            "orders are stored in {} ({} orders)",
-            path.display(),
-            store.len()
-        );
-        Arc::new(store)
-    };
-    if !config.no_seed && is_empty(store.as_ref())? {
+        if seed.is_some() {
+            tracing::info!("empty store: inserted the seed's order 101");
+        }
+        return Ok(Arc::new(MemoryStore::with_orders(seed)));
+    }
+    let store = RedbStore::open_with(&config.data_dir, &config.redb_options())
+        .map_err(|e| e.to_string())?;
+    let path = std::path::absolute(store.path()).unwrap_or_else(|_| store.path().to_owned());
+    let count = store
+        .count_blocking()
+        .map_err(|e| format!("cannot read the store: {e}"))?;
+    tracing::info!("orders are stored in {} ({count} orders)", path.display());
+    if let Some(seed) = seed.filter(|_| count == 0) {
         store
-            .insert(seed::order_101())
+            .insert_many_blocking(vec![seed])
             .map_err(|e| format!("cannot insert the seed order 101: {e}"))?;
         tracing::info!("empty store: inserted the seed's order 101");
     }
-    Ok(store)
-}
-
-fn is_empty(store: &dyn OrderStore) -> Result<bool, String> {
-    let page = store
-        .scan(None, 1, &|_| true)
-        .map_err(|e| format!("cannot read the store: {e}"))?;
-    Ok(page.orders.is_empty())
+    Ok(Arc::new(store))
 }
 
 /// Serves `service` alone on an already bound listener until `shutdown`

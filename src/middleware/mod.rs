@@ -9,8 +9,9 @@
 //!    concurrent calls, at once rather than after a queue; reads, writes and
 //!    health watches have separate limits ([`CallPolicy`]), and a call whose
 //!    deadline has already passed is answered `DEADLINE_EXCEEDED` at once;
-//! 4. the request message of a call must arrive within a deadline of its
-//!    headers ([`message_deadline`]); panics in a handler become `INTERNAL`
+//! 4. a call's request body is bounded in time and memory ([`request_body`]):
+//!    its message must arrive within a deadline of its headers, and bytes of
+//!    incomplete messages count against a server-wide budget; panics in a handler become `INTERNAL`
 //!    for that call only;
 //! 5. at the end of the shutdown grace period, responses still streaming
 //!    end with `UNAVAILABLE` ([`call_body`]);
@@ -25,7 +26,7 @@
 pub mod admission;
 pub mod auth;
 mod call_body;
-mod message_deadline;
+pub mod request_body;
 
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
@@ -44,7 +45,7 @@ use tower::{Layer, Service};
 use self::admission::{Admission, Permit};
 use self::auth::Auth;
 use self::call_body::CallBody;
-use self::message_deadline::MessageDeadline;
+use self::request_body::{Budget, RequestBody};
 use crate::call::deadline::{self, CallEnd};
 use crate::call::{CallInfo, panic_message};
 use crate::log::CallRecord;
@@ -78,6 +79,10 @@ pub struct CallPolicy {
     pub max_call: Option<Duration>,
     /// How long after its headers a call's one request message may arrive.
     pub message_timeout: Option<Duration>,
+    /// The server-wide budget of buffered request bytes.
+    pub buffered: Arc<Budget>,
+    /// The most bytes one updateOrders call may send.
+    pub max_update_bytes: usize,
 }
 
 struct Shared {
@@ -201,12 +206,12 @@ where
                 Ok(permit) => Some(permit),
                 Err(status) => return Ok(respond(status, &info, record)),
             };
-            let request = match shared.policy.message_timeout {
-                Some(limit) if !message_deadline::streams_requests(request.uri().path()) => {
-                    request.map(|body| Body::new(MessageDeadline::new(body, started, limit)))
-                }
-                _ => request,
-            };
+            let policy = &shared.policy;
+            let shape = request_body::shape(request.uri().path(), policy.max_update_bytes);
+            let budget = Arc::clone(&policy.buffered);
+            let timeout = policy.message_timeout;
+            let request = request
+                .map(|body| Body::new(RequestBody::new(body, shape, budget, started, timeout)));
             let handled = AssertUnwindSafe(inner.call(request)).catch_unwind();
             let outcome = match shared.policy.max_call {
                 Some(max) => match tokio::time::timeout(max, handled).await {

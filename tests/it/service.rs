@@ -277,8 +277,8 @@ fn big_store(backend: Backend, n: usize) -> CountingStore {
     });
     let examined = Arc::new(AtomicUsize::new(0));
     let counter = Arc::clone(&examined);
-    let store = Hooked::new(backend.store(orders)).on_examine(move |_| {
-        counter.fetch_add(1, Ordering::SeqCst);
+    let store = Hooked::new(backend.store(orders)).on_examine(move |n| {
+        counter.fetch_add(n as usize, Ordering::SeqCst);
     });
     CountingStore {
         store: Arc::new(store),

@@ -342,3 +342,109 @@ async fn health_watches_are_bounded_and_checks_still_answer() {
     .await
     .unwrap();
 }
+
+/// Streams that announce a large message and send all but its end pin
+/// memory until the message completes: beyond --max-buffered-bytes, the
+/// call that would go over is refused, and other calls are still served.
+#[tokio::test]
+async fn partial_messages_beyond_the_buffer_budget_are_refused() {
+    let server = Prod::start(&["--max-buffered-bytes", "1000000"]);
+    let tcp = TcpStream::connect(server.addr).await.unwrap();
+    let (h2, connection) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(connection);
+    // Each stream: a 400,000-byte addOrder message, of which 300,000 are sent.
+    let mut partial = vec![0u8];
+    partial.extend_from_slice(&400_000u32.to_be_bytes());
+    partial.extend(std::iter::repeat_n(b'x', 300_000 - 5));
+    let mut streams = Vec::new();
+    for _ in 0..4 {
+        let mut h2 = h2.clone().ready().await.unwrap();
+        let request = raw::grpc_request(server.addr, "/ecommerce.OrderManagement/addOrder", &[]);
+        let (response, mut send) = h2.send_request(request, false).unwrap();
+        send.reserve_capacity(partial.len());
+        send.send_data(bytes::Bytes::from(partial.clone()), false)
+            .unwrap();
+        streams.push((response, send));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Three fit in 1,000,000 bytes; the fourth does not.
+    let (fourth, _send) = streams.pop().unwrap();
+    let fourth = bounded("the fourth partial message's answer", fourth)
+        .await
+        .unwrap();
+    let status = fourth
+        .headers()
+        .get("grpc-status")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let message = fourth
+        .headers()
+        .get("grpc-message")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    assert_eq!(
+        status.as_deref(),
+        Some("8"),
+        "RESOURCE_EXHAUSTED expected: {message}"
+    );
+    assert!(message.contains("max-buffered-bytes"), "{message}");
+    let mut client = server.client().await;
+    bounded(
+        "getOrder beside the partial messages",
+        client.get_order("101".to_string()),
+    )
+    .await
+    .unwrap();
+    // Once the three go away, their bytes are given back.
+    drop(streams);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut big = super::harness::order("big", "Seoul");
+    big.description = "y".repeat(900_000);
+    let status = bounded(
+        "a 900 KB order after the budget is free",
+        client.add_order(big),
+    )
+    .await
+    .unwrap_err();
+    // It fits the budget; the order is refused only by validation.
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+}
+
+/// One updateOrders call may send at most --max-update-bytes; beyond it the
+/// call fails at once with RESOURCE_EXHAUSTED and nothing is applied.
+#[tokio::test]
+async fn an_update_call_beyond_its_byte_bound_is_refused_and_applies_nothing() {
+    let stored: Vec<_> = (0..50)
+        .map(|i| super::harness::order(&format!("u{i}"), "Seoul"))
+        .collect();
+    let store = order_management::store::MemoryStore::with_orders(stored.clone());
+    let server = Prod::with_store(&["--max-update-bytes", "20000"], std::sync::Arc::new(store));
+    let mut client = server.client().await;
+    let orders: Vec<_> = stored
+        .iter()
+        .map(|o| {
+            let mut changed = o.clone();
+            changed.items = vec![format!("new {}", "z".repeat(900))];
+            changed
+        })
+        .collect();
+    let status = bounded(
+        "an oversized updateOrders",
+        client.update_orders(tokio_stream::iter(orders)),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert!(
+        status.message().contains("max-update-bytes"),
+        "{}",
+        status.message()
+    );
+    for order in &stored {
+        let now = client
+            .get_order(order.id.clone())
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(&now, order, "nothing applied");
+    }
+}

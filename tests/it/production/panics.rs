@@ -22,7 +22,7 @@ fn panicky_server(log: &LogCapture) -> Prod {
     let orders = Arc::new(MemoryStore::with_orders([seed::order_101()]));
     let store = Hooked::new(orders).before(|call| match call {
         Call::Get("boom") => panic!("{GET_PANIC}"),
-        Call::Scan { .. } => panic!("{SCAN_PANIC}"),
+        Call::Search { .. } => panic!("{SCAN_PANIC}"),
         _ => Ok(()),
     });
     // One call at a time: a call whose panic leaked its slot would make the

@@ -129,7 +129,7 @@ impl Backend {
                 let dir = tempfile::tempdir().expect("temp dir");
                 let store = RedbStore::open(dir.path()).expect("open a redb store");
                 store
-                    .insert_many(orders.into_iter().collect())
+                    .insert_many_blocking(orders.into_iter().collect())
                     .expect("load orders");
                 // The temporary directory is deleted with the store.
                 Arc::new(store::Hooked::new(Arc::new(store)).holding(dir))

@@ -9,7 +9,9 @@ use std::any::Any;
 use std::sync::Arc;
 
 use order_management::Order;
-use order_management::store::{OrderStore, ScanPage, StoreError};
+use std::time::Instant;
+
+use order_management::store::{OrderStore, SearchPage, StoreError};
 
 /// A store call about to be passed through, as [`Hooked::before`] sees it.
 #[derive(Debug, Clone, Copy)]
@@ -19,16 +21,18 @@ use order_management::store::{OrderStore, ScanPage, StoreError};
 )]
 pub enum Call<'a> {
     Get(&'a str),
-    Scan {
+    Search {
+        query: &'a str,
         after: Option<&'a str>,
-        max_examined: usize,
+        budget: usize,
     },
     Insert(&'a Order),
     UpdateAll(&'a [Order]),
+    Count,
 }
 
 type Before = Box<dyn Fn(Call<'_>) -> Result<(), StoreError> + Send + Sync>;
-type Examine = Box<dyn Fn(&Order) + Send + Sync>;
+type Examine = Box<dyn Fn(u64) + Send + Sync>;
 
 /// An [`OrderStore`] that delegates every method to `inner`, after the
 /// test's hooks. Without hooks it behaves exactly as `inner`.
@@ -61,8 +65,8 @@ impl<S: OrderStore + ?Sized> Hooked<S> {
         self
     }
 
-    /// Shows `hook` every order a `scan` examines (before its `keep` filter).
-    pub fn on_examine(mut self, hook: impl Fn(&Order) + Send + Sync + 'static) -> Self {
+    /// Tells `hook` how many orders each search step examined.
+    pub fn on_examine(mut self, hook: impl Fn(u64) + Send + Sync + 'static) -> Self {
         self.examine = Box::new(hook);
         self
     }
@@ -75,36 +79,45 @@ impl<S: OrderStore + ?Sized> Hooked<S> {
     }
 }
 
+#[async_trait::async_trait]
 impl<S: OrderStore + ?Sized> OrderStore for Hooked<S> {
-    fn get(&self, id: &str) -> Result<Option<Order>, StoreError> {
+    async fn get(&self, id: &str) -> Result<Option<Order>, StoreError> {
         (self.before)(Call::Get(id))?;
-        self.inner.get(id)
+        self.inner.get(id).await
     }
 
-    fn scan(
+    async fn search(
         &self,
+        query: &str,
         after: Option<&str>,
-        max_examined: usize,
-        keep: &dyn Fn(&Order) -> bool,
-    ) -> Result<ScanPage, StoreError> {
-        (self.before)(Call::Scan {
+        budget: usize,
+    ) -> Result<SearchPage, StoreError> {
+        (self.before)(Call::Search {
+            query,
             after,
-            max_examined,
+            budget,
         })?;
-        let examined = |order: &Order| {
-            (self.examine)(order);
-            keep(order)
-        };
-        self.inner.scan(after, max_examined, &examined)
+        let page = self.inner.search(query, after, budget).await?;
+        (self.examine)(page.examined as u64);
+        Ok(page)
     }
 
-    fn insert(&self, order: Order) -> Result<(), StoreError> {
+    async fn insert(&self, order: Order, deadline: Option<Instant>) -> Result<(), StoreError> {
         (self.before)(Call::Insert(&order))?;
-        self.inner.insert(order)
+        self.inner.insert(order, deadline).await
     }
 
-    fn update_all(&self, orders: &[Order]) -> Result<(), StoreError> {
-        (self.before)(Call::UpdateAll(orders))?;
-        self.inner.update_all(orders)
+    async fn update_all(
+        &self,
+        orders: Vec<Order>,
+        deadline: Option<Instant>,
+    ) -> Result<(), StoreError> {
+        (self.before)(Call::UpdateAll(&orders))?;
+        self.inner.update_all(orders, deadline).await
+    }
+
+    async fn count(&self) -> Result<u64, StoreError> {
+        (self.before)(Call::Count)?;
+        self.inner.count().await
     }
 }

@@ -1,0 +1,348 @@
+//! One bounded step of a search over a redb read transaction.
+//!
+//! A query of 3 or more chars (folded) is answered from the trigram
+//! index: its trigrams' posting lists are intersected by leapfrogging (the
+//! current candidate is the largest id any list has reached; each list is
+//! seeked to the first id >= the candidate, until all agree), starting
+//! after the cursor. Each id found in every list is a candidate, and so is
+//! each order not yet indexed (the `unindexed` table, merged in id order;
+//! see `schema`). Each candidate's order
+//! is fetched and checked against the full rule, so results are exact, in
+//! id order, each order once. A shorter query has no trigrams and is
+//! answered by a scan of the orders table in id order.
+//!
+//! Work per step is bounded: at most `budget` candidates examined, and at
+//! most [`WORK_PER_CANDIDATE`] x `budget` entries visited or seeks made (a
+//! query whose lists rarely agree would otherwise walk far between
+//! candidates).
+//! `next` is then the last id known to be settled, so the next step
+//! resumes exactly there.
+
+use std::ops::Bound;
+
+use prost::Message;
+use redb::{ReadOnlyTable, ReadTransaction};
+
+use super::SearchPage;
+use super::schema::{ORDERS, POSTINGS, UNINDEXED};
+use crate::pb::Order;
+use crate::store::rule;
+
+/// Units of work (a posting or order visited, or a seek) a step may spend
+/// per candidate of its budget.
+pub(super) const WORK_PER_CANDIDATE: usize = 32;
+
+pub(super) fn page(
+    txn: &ReadTransaction,
+    query: &str,
+    after: Option<&str>,
+    budget: usize,
+) -> Result<SearchPage, redb::Error> {
+    let needle = rule::fold(query);
+    let orders = txn.open_table(ORDERS)?;
+    match rule::query_trigrams(&needle) {
+        None => scan(&orders, &needle, after, budget),
+        Some(trigrams) => {
+            let postings = txn.open_table(POSTINGS)?;
+            let unindexed = txn.open_table(UNINDEXED)?;
+            indexed(
+                &orders, &postings, &unindexed, &trigrams, &needle, after, budget,
+            )
+        }
+    }
+}
+
+fn decode(id: &str, bytes: &[u8]) -> Result<Order, redb::Error> {
+    Order::decode(bytes)
+        .map_err(|e| redb::Error::Corrupted(format!("stored order {id:?} does not decode: {e}")))
+}
+
+/// Every order after `after`, in id order, checked one by one.
+fn scan(
+    orders: &ReadOnlyTable<&str, &[u8]>,
+    needle: &str,
+    after: Option<&str>,
+    budget: usize,
+) -> Result<SearchPage, redb::Error> {
+    let start = after.map_or(Bound::Unbounded, Bound::Excluded);
+    let mut page = SearchPage::default();
+    let mut last: Option<String> = None;
+    for entry in orders.range::<&str>((start, Bound::Unbounded))? {
+        let (id, bytes) = entry?;
+        if page.examined == budget {
+            // More follow: resume after the last id examined.
+            page.next = last;
+            return Ok(page);
+        }
+        page.examined += 1;
+        let order = decode(id.value(), bytes.value())?;
+        if rule::matches(&order, needle) {
+            page.orders.push(order);
+        }
+        last = Some(id.value().to_owned());
+    }
+    Ok(page)
+}
+
+/// A posting list's cursor steps forward this many entries looking for a
+/// target before it seeks (a new range from the target) instead: dense
+/// intersections walk, sparse ones jump.
+const WALK: usize = 4;
+
+fn reached(id: &str, target: Bound<&str>) -> bool {
+    match target {
+        Bound::Included(t) => id >= t,
+        Bound::Excluded(t) => id > t,
+        Bound::Unbounded => true,
+    }
+}
+
+/// A position in one trigram's posting list.
+struct Cursor {
+    trigram: u64,
+    iter: Option<redb::Range<'static, (u64, &'static str), ()>>,
+    /// The id the cursor is at; `None` once the list is exhausted.
+    head: Option<String>,
+}
+
+impl Cursor {
+    fn new(trigram: u64) -> Self {
+        Self {
+            trigram,
+            iter: None,
+            head: None,
+        }
+    }
+
+    /// Moves to the first id in the list that is at or after `target`
+    /// and returns it (`None`: the list has none). Counts its work.
+    fn seek(
+        &mut self,
+        postings: &ReadOnlyTable<(u64, &str), ()>,
+        target: Bound<&str>,
+        work: &mut usize,
+    ) -> Result<Option<String>, redb::Error> {
+        if let Some(head) = &self.head
+            && reached(head, target)
+        {
+            return Ok(Some(head.clone()));
+        }
+        if let Some(iter) = &mut self.iter {
+            for _ in 0..WALK {
+                *work += 1;
+                match iter.next() {
+                    None => {
+                        self.head = None;
+                        return Ok(None);
+                    }
+                    Some(entry) => {
+                        let (key, _) = entry?;
+                        let id = key.value().1;
+                        if reached(id, target) {
+                            self.head = Some(id.to_owned());
+                            return Ok(self.head.clone());
+                        }
+                    }
+                }
+            }
+        }
+        *work += 1;
+        let start = match target {
+            Bound::Included(id) => Bound::Included((self.trigram, id)),
+            Bound::Excluded(id) => Bound::Excluded((self.trigram, id)),
+            Bound::Unbounded => Bound::Included((self.trigram, "")),
+        };
+        // Trigram keys are < 2^63, so `trigram + 1` cannot overflow.
+        let end = Bound::Excluded((self.trigram + 1, ""));
+        let mut iter = postings.range::<(u64, &str)>((start, end))?;
+        self.head = match iter.next() {
+            Some(entry) => Some(entry?.0.value().1.to_owned()),
+            None => None,
+        };
+        self.iter = Some(iter);
+        Ok(self.head.clone())
+    }
+}
+
+/// Fetches candidates in increasing id order, walking the orders table
+/// when they are close together and seeking when they are not.
+struct Fetcher {
+    iter: Option<redb::Range<'static, &'static str, &'static [u8]>>,
+}
+
+impl Fetcher {
+    fn get(
+        &mut self,
+        orders: &ReadOnlyTable<&str, &[u8]>,
+        id: &str,
+        work: &mut usize,
+    ) -> Result<Option<Order>, redb::Error> {
+        if let Some(iter) = &mut self.iter {
+            for _ in 0..WALK {
+                *work += 1;
+                let Some(entry) = iter.next() else { break };
+                let (key, bytes) = entry?;
+                match key.value().cmp(id) {
+                    std::cmp::Ordering::Less => continue,
+                    std::cmp::Ordering::Equal => return decode(id, bytes.value()).map(Some),
+                    std::cmp::Ordering::Greater => return Ok(None),
+                }
+            }
+        }
+        *work += 1;
+        let mut iter = orders.range::<&str>((Bound::Included(id), Bound::Unbounded))?;
+        let found = match iter.next() {
+            Some(entry) => {
+                let (key, bytes) = entry?;
+                if key.value() == id {
+                    Some(decode(id, bytes.value())?)
+                } else {
+                    None
+                }
+            }
+            None => None,
+        };
+        self.iter = Some(iter);
+        Ok(found)
+    }
+}
+
+/// What a leapfrog over the posting lists came to.
+enum Leap {
+    /// An id in every list (after the start).
+    Found(String),
+    /// One of the lists has no more ids: no more candidates.
+    Done,
+    /// Out of work; every id up to and including this one (if any) is
+    /// known to be in some list's gap.
+    OutOfWork(Option<String>),
+}
+
+/// The first id after `settled` that every list holds.
+fn leapfrog(
+    postings: &ReadOnlyTable<(u64, &str), ()>,
+    cursors: &mut [Cursor],
+    settled: Option<&str>,
+    work: &mut usize,
+    max_work: usize,
+) -> Result<Leap, redb::Error> {
+    let mut settled = settled.map(str::to_owned);
+    if *work >= max_work {
+        return Ok(Leap::OutOfWork(settled));
+    }
+    let from = settled.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
+    let Some(mut candidate) = cursors[0].seek(postings, from, work)? else {
+        return Ok(Leap::Done);
+    };
+    let mut agreed = 1;
+    let mut list = 1 % cursors.len();
+    while agreed < cursors.len() {
+        let Some(found) = cursors[list].seek(postings, Bound::Included(&candidate), work)? else {
+            return Ok(Leap::Done);
+        };
+        if found == candidate {
+            agreed += 1;
+        } else {
+            // `candidate` is missing from this list, and so is every id
+            // before `found` that is after it.
+            settled = Some(std::mem::replace(&mut candidate, found));
+            agreed = 1;
+            if *work >= max_work {
+                return Ok(Leap::OutOfWork(settled));
+            }
+        }
+        list = (list + 1) % cursors.len();
+    }
+    Ok(Leap::Found(candidate))
+}
+
+/// The unindexed orders after a point, in id order (each is a candidate).
+struct Unindexed {
+    iter: redb::Range<'static, &'static str, ()>,
+    head: Option<String>,
+}
+
+impl Unindexed {
+    fn new(table: &ReadOnlyTable<&str, ()>, after: Option<&str>) -> Result<Self, redb::Error> {
+        let start = after.map_or(Bound::Unbounded, Bound::Excluded);
+        let mut iter = table.range::<&str>((start, Bound::Unbounded))?;
+        let head = match iter.next() {
+            Some(entry) => Some(entry?.0.value().to_owned()),
+            None => None,
+        };
+        Ok(Self { iter, head })
+    }
+
+    /// The first unindexed id after `settled`.
+    fn after(&mut self, settled: Option<&str>) -> Result<Option<&str>, redb::Error> {
+        while let (Some(head), Some(settled)) = (&self.head, settled) {
+            if head.as_str() > settled {
+                break;
+            }
+            self.head = match self.iter.next() {
+                Some(entry) => Some(entry?.0.value().to_owned()),
+                None => None,
+            };
+        }
+        Ok(self.head.as_deref())
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn indexed(
+    orders: &ReadOnlyTable<&str, &[u8]>,
+    postings: &ReadOnlyTable<(u64, &str), ()>,
+    unindexed: &ReadOnlyTable<&str, ()>,
+    trigrams: &[u64],
+    needle: &str,
+    after: Option<&str>,
+    budget: usize,
+) -> Result<SearchPage, redb::Error> {
+    let mut page = SearchPage::default();
+    let max_work = budget
+        .saturating_mul(WORK_PER_CANDIDATE)
+        .max(trigrams.len() * (WALK + 1) + 1);
+    let mut work = 0;
+    let mut cursors: Vec<Cursor> = trigrams.iter().map(|t| Cursor::new(*t)).collect();
+    let mut fetcher = Fetcher { iter: None };
+    let mut unindexed = Unindexed::new(unindexed, after)?;
+    // Everything up to and including `settled` has been decided.
+    let mut settled: Option<String> = after.map(str::to_owned);
+    loop {
+        if page.examined == budget {
+            page.next = settled;
+            return Ok(page);
+        }
+        let pending = unindexed.after(settled.as_deref())?.map(str::to_owned);
+        let leap = leapfrog(
+            postings,
+            &mut cursors,
+            settled.as_deref(),
+            &mut work,
+            max_work,
+        )?;
+        // The next candidate: the index's or an unindexed order, whichever
+        // comes first; or stop.
+        let candidate = match (leap, pending) {
+            (Leap::Found(c), Some(u)) => c.min(u),
+            (Leap::Found(c), None) => c,
+            (Leap::Done, Some(u)) => u,
+            (Leap::Done, None) => return Ok(page),
+            (Leap::OutOfWork(gap), Some(u)) if gap.as_deref().is_some_and(|g| u.as_str() <= g) => u,
+            (Leap::OutOfWork(gap), _) => {
+                page.next = gap.max(settled);
+                return Ok(page);
+            }
+        };
+        page.examined += 1;
+        let order = fetcher.get(orders, &candidate, &mut work)?.ok_or_else(|| {
+            redb::Error::Corrupted(format!(
+                "the index names order {candidate:?}, which is not stored"
+            ))
+        })?;
+        if rule::matches(&order, needle) {
+            page.orders.push(order);
+        }
+        settled = Some(candidate);
+    }
+}
