@@ -302,7 +302,7 @@ pub fn draw_scaling(path: &Path, summary: &Summary) -> Result<()> {
                     series(&|p| Some(mib(p.rss_at_start_kib))),
                 ),
                 (
-                    "peak of its life",
+                    "peak while searching",
                     LOADED,
                     series(&|p| Some(mib(p.hwm_kib))),
                 ),

@@ -139,11 +139,11 @@ impl Summary<'_> {
              with items `widget <n>` and `gadget`), each loaded once and cached. Start-up: spawn to \
              `listening on`, {STARTS} starts (page cache warm). Rare term: {RARE_SEARCH_CALLS} sequential \
              searchOrders for the one order that has it, the server's time per call from its call log \
-             (`duration_us`). Every order: {MATCH_ALL_STREAMS} searchOrders(\"{MATCH_ALL_QUERY}\") streams to \
-             one client. Then getOrder at {CONNECTIONS}×{STREAMS_PER_CONNECTION} for {} s with VmRSS \
-             sampled every {} ms, on the same server (after the searches).\n\n\
+             (`duration_us`). Every order: then {MATCH_ALL_STREAMS} searchOrders(\"{MATCH_ALL_QUERY}\") streams \
+             to one client, on the same server (its peak RSS: VmHWM after them). getOrder: on a server of its \
+             own, {CONNECTIONS}×{STREAMS_PER_CONNECTION} for {} s with VmRSS sampled every {} ms.\n\n\
              | orders | bulk load s | data MiB | start-up ms: median (each) | rare term: server µs median (client p50) | \
-             every order: orders/s | getOrder calls/s | RSS MiB: at start / max under getOrder / peak | checks |\n\
+             every order: orders/s | getOrder calls/s | RSS MiB: at start / max under getOrder / peak of the search server | checks |\n\
              |--:|--:|--:|--:|--:|--:|--:|--:|---|\n",
             scaling.get_seconds,
             RSS_SAMPLE.as_millis(),

@@ -198,7 +198,7 @@ pub struct SizePoint {
     pub store: StoreFile,
     /// Spawn to `listening on`, each start.
     pub start_up_seconds: Vec<f64>,
-    /// VmRSS of the working server 0.5 s after its start.
+    /// VmRSS of the getOrder server 0.5 s after its start.
     pub rss_at_start_kib: u64,
     pub rare_query: String,
     pub rare: ClientBench,
@@ -209,12 +209,12 @@ pub struct SizePoint {
     pub all_expected: u64,
     /// VmRSS peak while those streams ran.
     pub all_peak_kib: u64,
-    /// getOrder load after the searches, with VmRSS sampled meanwhile.
+    /// getOrder load on a server of its own, with VmRSS sampled meanwhile.
     pub get: ClientBench,
     pub get_id: String,
     pub get_peak_kib: u64,
     pub get_samples: u64,
-    /// VmHWM at the end: the peak of the server's whole life.
+    /// VmHWM of the search server at its end: the peak of its whole life.
     pub hwm_kib: u64,
     /// Every stop of a server on this store was clean (SIGTERM, exit 0).
     pub stopped_cleanly: bool,

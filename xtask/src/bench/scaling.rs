@@ -1,10 +1,11 @@
 //! The store-size series: our server on bulk-loaded stores of each size
 //! (`--store-sizes`), each store loaded once and cached (see [`stores`]).
 //! Per store: the time from spawning the server to its `listening on`
-//! line (several starts); then, on one more start, searchOrders for a term
-//! only one order has (the server's own time per call, from its call
-//! log), searchOrders for a term every order has (orders streamed per
-//! second) and getOrder load, with the server's RSS sampled meanwhile.
+//! line (several starts); then, on one more start, getOrder load with the
+//! server's RSS sampled meanwhile; then, on another, searchOrders for a
+//! term only one order has (the server's own time per call, from its call
+//! log) and for a term every order has (orders streamed per second, and
+//! the RSS the streaming takes).
 //! Every server on a store is stopped with SIGTERM, so that the store is
 //! closed cleanly for the next start.
 //!
@@ -60,7 +61,7 @@ pub fn rare_query(orders: usize) -> String {
 fn point(rig: &mut Rig, store: &StoreFile, get_seconds: u64) -> Result<SizePoint> {
     let n = store.orders;
     rig.progress.step(&format!(
-        "scaling: {n} orders ({:.1} MiB): {STARTS} starts, rare and match-all searchOrders, getOrder load",
+        "scaling: {n} orders ({:.1} MiB): {STARTS} starts, getOrder load, rare and match-all searchOrders",
         mib(store.bytes / 1024)
     ));
     rig.stores.check_out(store)?;
@@ -80,10 +81,36 @@ fn point(rig: &mut Rig, store: &StoreFile, get_seconds: u64) -> Result<SizePoint
             .join(", ")
     ));
 
+    // getOrder load on a server of its own: its RSS is what getOrder
+    // needs, not what the searches below leave behind.
     let (server, _) = rig.servers.start_on(&store.dir, READY_WITHIN)?;
     std::thread::sleep(Duration::from_millis(500));
     let rss_at_start_kib = server.kib("VmRSS")?;
+    let get_id = format!("bulk-{:07}", rare_index(n));
+    let get_args = args(&[
+        "--rpc",
+        "get",
+        "--order-id",
+        &get_id,
+        "--connections",
+        &CONNECTIONS.to_string(),
+        "--concurrency",
+        &STREAMS_PER_CONNECTION.to_string(),
+        "--seconds",
+        &get_seconds.to_string(),
+    ]);
+    let (get, get_peak_kib, get_samples) =
+        rig.sampling_rss(&server, &get_args, Duration::from_secs(get_seconds + 60), 0)?;
+    rig.progress.note(&format!(
+        "getOrder(\"{get_id}\") at {CONNECTIONS}x{STREAMS_PER_CONNECTION}: {:.0} calls/s; RSS {:.1} MiB at \
+         start, max {:.1} MiB under getOrder ({get_samples} samples)",
+        get.calls_per_second,
+        mib(rss_at_start_kib),
+        mib(get_peak_kib),
+    ));
+    stopped_cleanly &= server.stop();
 
+    let (server, _) = rig.servers.start_on(&store.dir, READY_WITHIN)?;
     let rare_query = rare_query(n);
     let rare = rig.loadgen_bench(
         &server,
@@ -132,42 +159,16 @@ fn point(rig: &mut Rig, store: &StoreFile, get_seconds: u64) -> Result<SizePoint
         "--seconds",
         "3600",
     ]);
-    let (all, all_peak_kib, _) = rig.sampling_rss(
-        &server,
-        &all_args,
-        Duration::from_secs(3700),
-        rss_at_start_kib,
-    )?;
-    rig.progress.note(&format!(
-        "searchOrders(\"{MATCH_ALL_QUERY}\") x {MATCH_ALL_STREAMS}: {:.0} orders/s ({} of {all_expected}); \
-         RSS peak {:.1} MiB",
-        all.messages_per_second,
-        all.messages,
-        mib(all_peak_kib)
-    ));
-
-    let get_id = format!("bulk-{:07}", rare_index(n));
-    let get_args = args(&[
-        "--rpc",
-        "get",
-        "--order-id",
-        &get_id,
-        "--connections",
-        &CONNECTIONS.to_string(),
-        "--concurrency",
-        &STREAMS_PER_CONNECTION.to_string(),
-        "--seconds",
-        &get_seconds.to_string(),
-    ]);
-    let (get, get_peak_kib, get_samples) =
-        rig.sampling_rss(&server, &get_args, Duration::from_secs(get_seconds + 60), 0)?;
+    let before_kib = server.kib("VmRSS")?;
+    let (all, all_peak_kib, _) =
+        rig.sampling_rss(&server, &all_args, Duration::from_secs(3700), before_kib)?;
     let hwm_kib = server.kib("VmHWM")?;
     rig.progress.note(&format!(
-        "getOrder(\"{get_id}\") at {CONNECTIONS}x{STREAMS_PER_CONNECTION}: {:.0} calls/s; RSS {:.1} MiB at \
-         start, max {:.1} MiB under getOrder ({get_samples} samples), peak over its life {:.1} MiB",
-        get.calls_per_second,
-        mib(rss_at_start_kib),
-        mib(get_peak_kib),
+        "searchOrders(\"{MATCH_ALL_QUERY}\") x {MATCH_ALL_STREAMS}: {:.0} orders/s ({} of {all_expected}); \
+         RSS {:.1} MiB before, peak {:.1} MiB",
+        all.messages_per_second,
+        all.messages,
+        mib(before_kib),
         mib(hwm_kib)
     ));
     stopped_cleanly &= server.stop();
