@@ -150,10 +150,11 @@ impl Summary<'_> {
         );
         for p in &scaling.points {
             let checks = format!(
-                "rare: {}/{} calls, 1 order each{}; every order: {}/{} orders{}; getOrder: {} right, {} wrong, \
-                 {} errors{}",
+                "rare: {}/{} calls, 1 order each, {} server times logged{}; every order: {}/{} orders{}; \
+                 getOrder: {} right, {} wrong, {} errors{}",
                 p.rare.ok,
                 p.rare.calls,
+                p.rare_server_us.len(),
                 if p.rare_verified() {
                     ""
                 } else {

@@ -221,8 +221,12 @@ pub struct SizePoint {
 }
 
 impl SizePoint {
+    /// Every rare-term call found its one order, and the server logged
+    /// its time for each.
     pub fn rare_verified(&self) -> bool {
-        self.rare.all_ok() && self.rare.messages == self.rare.calls
+        self.rare.all_ok()
+            && self.rare.messages == self.rare.calls
+            && self.rare_server_us.len() as u64 == self.rare.calls
     }
 
     pub fn all_verified(&self) -> bool {

@@ -11,7 +11,8 @@
 //!
 //! [`stores`]: super::stores
 
-use std::time::Duration;
+use std::path::Path;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
@@ -130,9 +131,7 @@ fn point(rig: &mut Rig, store: &StoreFile, get_seconds: u64) -> Result<SizePoint
         ]),
         Duration::from_secs(660),
     )?;
-    let log = std::fs::read_to_string(&server.log)
-        .with_context(|| format!("cannot read {}", server.log.display()))?;
-    let rare_server_us = call_durations(&log, SEARCH_METHOD);
+    let rare_server_us = logged_durations(&server.log, SEARCH_METHOD, rare.calls as usize)?;
     rig.progress.note(&format!(
         "searchOrders(\"{rare_query}\") x {}: server median {} us (logged {} calls), client p50 {} us; \
          {} orders in all",
@@ -197,6 +196,23 @@ fn point(rig: &mut Rig, store: &StoreFile, get_seconds: u64) -> Result<SizePoint
         hwm_kib,
         stopped_cleanly,
     })
+}
+
+/// The server times of `method`'s calls from its log, once `calls` of
+/// them are there: the server writes its log lines from a buffer, so the
+/// last lines of a run arrive a moment after the run ends. What is there
+/// after 5 s otherwise.
+fn logged_durations(log: &Path, method: &str, calls: usize) -> Result<Vec<u64>> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let text = std::fs::read_to_string(log)
+            .with_context(|| format!("cannot read {}", log.display()))?;
+        let durations = call_durations(&text, method);
+        if durations.len() >= calls || Instant::now() >= deadline {
+            return Ok(durations);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// The `duration_us` of every call of `method` in a server log, in order:
