@@ -49,7 +49,7 @@ pub fn runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
 /// Runs the server until SIGINT or SIGTERM. Used by `src/bin/server.rs`.
 pub async fn main(config: Config) -> Result<(), String> {
     let _flush_on_exit = crate::log::init(config.log_format)?;
-    let store = open_store(&config)?;
+    let store = open_store(&config).await?;
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
@@ -227,7 +227,7 @@ fn tls_config(config: &Config) -> Result<Option<ServerTlsConfig>, String> {
 }
 
 /// Opens the store the configuration asks for and seeds it if it is empty.
-pub fn open_store(config: &Config) -> Result<Arc<dyn OrderStore>, String> {
+pub async fn open_store(config: &Config) -> Result<Arc<dyn OrderStore>, String> {
     let store: Arc<dyn OrderStore> = if config.in_memory {
         tracing::info!("orders are kept in memory only (--in-memory): nothing survives a restart");
         Arc::new(MemoryStore::new())
@@ -237,24 +237,25 @@ pub fn open_store(config: &Config) -> Result<Arc<dyn OrderStore>, String> {
         tracing::info!(
             "orders are stored in {} ({} orders)",
             path.display(),
-            store.len()
+            count(&store).await?
         );
         Arc::new(store)
     };
-    if !config.no_seed && is_empty(store.as_ref())? {
+    if !config.no_seed && count(store.as_ref()).await? == 0 {
         store
-            .insert(seed::order_101())
+            .insert(seed::order_101(), None)
+            .await
             .map_err(|e| format!("cannot insert the seed order 101: {e}"))?;
         tracing::info!("empty store: inserted the seed's order 101");
     }
     Ok(store)
 }
 
-fn is_empty(store: &dyn OrderStore) -> Result<bool, String> {
-    let page = store
-        .scan(None, 1, &|_| true)
-        .map_err(|e| format!("cannot read the store: {e}"))?;
-    Ok(page.orders.is_empty())
+async fn count(store: &dyn OrderStore) -> Result<u64, String> {
+    store
+        .count()
+        .await
+        .map_err(|e| format!("cannot read the store: {e}"))
 }
 
 /// Serves `service` alone on an already bound listener until `shutdown`

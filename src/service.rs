@@ -1,8 +1,8 @@
 //! The OrderManagement RPC handlers: validate, ask the store, map outcomes to
 //! gRPC statuses. Transport concerns (listening, shutdown) live in `server`.
 //!
-//! Reads go to the store directly (every store serves them from memory);
-//! writes run on the blocking pool, since a durable store waits for the disk.
+//! The store is async and owns its own ordering and blocking: writes are
+//! applied in call order and never stall the runtime (see `crate::store`).
 //! Streams are produced by a task feeding a small bounded channel: the task
 //! waits while the client is slow (backpressure) and stops when the client
 //! goes away (the channel closes).
@@ -11,6 +11,7 @@ use std::collections::HashSet;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Instant;
 
 use futures_util::FutureExt as _;
 use tonic_types::{ErrorDetails, StatusExt as _};
@@ -20,7 +21,7 @@ use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::call::CallInfo;
+use crate::call::{CallInfo, deadline};
 use crate::pb::order_management_server::OrderManagement;
 use crate::pb::{CombinedShipment, Order};
 use crate::shipments::Batcher;
@@ -50,7 +51,7 @@ impl Default for ServiceConfig {
     }
 }
 
-/// How many orders a search examines per step before yielding.
+/// How many candidates a search examines per step before yielding.
 const SEARCH_STEP: usize = 256;
 /// Messages buffered between a stream's producer and the connection.
 const STREAM_BUFFER: usize = 32;
@@ -62,8 +63,6 @@ type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 pub struct OrderService {
     store: Arc<dyn OrderStore>,
     config: ServiceConfig,
-    /// Writes take turns, first come first served; see [`OrderService::write`].
-    writes: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl OrderService {
@@ -75,30 +74,7 @@ impl OrderService {
         Self {
             store,
             config,
-            writes: Arc::new(tokio::sync::Mutex::new(())),
         }
-    }
-
-    /// Runs a write on the blocking pool, so a slow disk never stalls the runtime.
-    ///
-    /// Writes queue for a fair (FIFO) lock that the blocking task holds until
-    /// its commit is done. So a call abandoned while queued (its deadline
-    /// passed, its client left) never writes, and one abandoned mid-commit
-    /// still lands before any write that queued after it: a write answered
-    /// DEADLINE_EXCEEDED can never overwrite a later, acknowledged one.
-    async fn write<T: Send + 'static>(
-        &self,
-        op: impl FnOnce(&dyn OrderStore) -> Result<T, StoreError> + Send + 'static,
-    ) -> Result<T, StoreError> {
-        let turn = Arc::clone(&self.writes).lock_owned().await;
-        let store = Arc::clone(&self.store);
-        tokio::task::spawn_blocking(move || {
-            let result = op(store.as_ref());
-            drop(turn);
-            result
-        })
-        .await
-        .unwrap_or_else(|e| Err(StoreError::Failed(format!("store task failed: {e}"))))
     }
 }
 
@@ -110,7 +86,7 @@ impl OrderManagement for OrderService {
         let call = Some(call);
         let order = request.into_inner();
         note_order_id(call.as_deref(), &order.id);
-        end.run(self.add(order, call.as_deref()))
+        end.run(self.add(order, end.deadline(), call.as_deref()))
             .await
             .map(Response::new)
     }
@@ -119,7 +95,9 @@ impl OrderManagement for OrderService {
         let call = Some(CallInfo::of(&request));
         let id = request.into_inner();
         note_order_id(call.as_deref(), &id);
-        get(self.store.as_ref(), &id, call.as_deref()).map(Response::new)
+        get(self.store.as_ref(), &id, call.as_deref())
+            .await
+            .map(Response::new)
     }
 
     type searchOrdersStream = ResponseStream<Order>;
@@ -145,7 +123,7 @@ impl OrderManagement for OrderService {
         let call = CallInfo::of(&request);
         let end = call.end().clone();
         let call = Some(call);
-        end.run(self.update(request.into_inner(), call.as_deref()))
+        end.run(self.update(request.into_inner(), end.deadline(), call.as_deref()))
             .await
             .map(Response::new)
     }
@@ -202,7 +180,12 @@ fn note_order_id(call: Option<&CallInfo>, id: &str) {
 }
 
 impl OrderService {
-    async fn add(&self, mut order: Order, call: Option<&CallInfo>) -> Result<String, Status> {
+    async fn add(
+        &self,
+        mut order: Order,
+        deadline: Option<Instant>,
+        call: Option<&CallInfo>,
+    ) -> Result<String, Status> {
         let violations = validate::order(&order, validate::Id::Optional);
         if !violations.is_empty() {
             return Err(invalid_order(&order.id, &violations));
@@ -214,13 +197,13 @@ impl OrderService {
                 order.id = new_id();
             }
             let id = order.id.clone();
-            let attempt = order.clone();
-            match self.write(move |store| store.insert(attempt)).await {
+            match self.store.insert(order.clone(), deadline).await {
                 Ok(()) => return Ok(id),
                 Err(StoreError::AlreadyExists(_)) if generate => continue,
                 Err(StoreError::AlreadyExists(id)) => {
                     return Err(Status::already_exists(format!("order {id} already exists")));
                 }
+                Err(StoreError::DeadlineExceeded) => return Err(deadline::exceeded()),
                 Err(e) => return Err(internal(e, call)),
             }
         }
@@ -230,6 +213,7 @@ impl OrderService {
     async fn update(
         &self,
         mut inbound: Streaming<Order>,
+        deadline: Option<Instant>,
         call: Option<&CallInfo>,
     ) -> Result<String, Status> {
         let max = self.config.max_update_orders;
@@ -254,22 +238,24 @@ impl OrderService {
             orders.push(order);
         }
         let updated: Vec<String> = orders.iter().map(|o| o.id.clone()).collect();
-        match self.write(move |store| store.update_all(&orders)).await {
+        match self.store.update_all(orders, deadline).await {
             Ok(()) => Ok(format!("Updated Order IDs : {}", updated.join(", "))),
             Err(StoreError::NotFound(id)) => Err(Status::not_found(format!(
                 "Order : {id} Not Found. None of the orders in this call was updated."
             ))),
+            Err(StoreError::DeadlineExceeded) => Err(deadline::exceeded()),
             Err(e) => Err(internal(e, call)),
         }
     }
 }
 
-fn get(store: &dyn OrderStore, id: &str, call: Option<&CallInfo>) -> Result<Order, Status> {
+async fn get(store: &dyn OrderStore, id: &str, call: Option<&CallInfo>) -> Result<Order, Status> {
     if id.is_empty() {
         return Err(Status::invalid_argument("order id must not be empty"));
     }
     store
         .get(id)
+        .await
         .map_err(|e| internal(e, call))?
         .ok_or_else(|| not_found(id))
 }
@@ -282,16 +268,9 @@ async fn search(
     tx: mpsc::Sender<Result<Order, Status>>,
     call: Option<Arc<CallInfo>>,
 ) {
-    let needle = query.to_lowercase();
-    let matches = |order: &Order| {
-        order
-            .items
-            .iter()
-            .any(|item| item.to_lowercase().contains(&needle))
-    };
     let mut after: Option<String> = None;
     loop {
-        let page = match store.scan(after.as_deref(), SEARCH_STEP, &matches) {
+        let page = match store.search(&query, after.as_deref(), SEARCH_STEP).await {
             Ok(page) => page,
             Err(e) => {
                 let _ = tx.send(Err(internal(e, call.as_deref()))).await;
@@ -331,7 +310,7 @@ async fn process(
                 next = inbound.message() => next?,
             };
             let Some(id) = next else { break };
-            let order = get(store.as_ref(), &id, call.as_deref())?;
+            let order = get(store.as_ref(), &id, call.as_deref()).await?;
             if let Some(batch) = batcher.add(order) {
                 send_all(&tx, batch).await?;
             }

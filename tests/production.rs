@@ -22,7 +22,7 @@ use common::process::ServerProcess;
 use common::{TestServer, raw, run_client, stderr, stdout};
 use order_management::pb::order_management_client::OrderManagementClient;
 use order_management::server::{Config, Running};
-use order_management::store::{MemoryStore, OrderStore, ScanPage, StoreError};
+use order_management::store::{MemoryStore, OrderStore, SearchPage, StoreError};
 use order_management::{CombinedShipment, Order, seed};
 use prost::Message as _;
 use tokio::sync::{mpsc, oneshot};
@@ -1129,26 +1129,38 @@ struct PanickyStore(MemoryStore);
 const GET_PANIC: &str = "PanickyStore: get(boom) panics";
 const SCAN_PANIC: &str = "PanickyStore: scan panics";
 
+#[async_trait::async_trait]
 impl OrderStore for PanickyStore {
-    fn get(&self, id: &str) -> Result<Option<Order>, StoreError> {
+    async fn get(&self, id: &str) -> Result<Option<Order>, StoreError> {
         if id == "boom" {
             panic!("{GET_PANIC}");
         }
-        self.0.get(id)
+        self.0.get(id).await
     }
-    fn scan(
+    async fn search(
         &self,
+        _query: &str,
         _after: Option<&str>,
-        _max: usize,
-        _keep: &dyn Fn(&Order) -> bool,
-    ) -> Result<ScanPage, StoreError> {
+        _budget: usize,
+    ) -> Result<SearchPage, StoreError> {
         panic!("{SCAN_PANIC}");
     }
-    fn insert(&self, order: Order) -> Result<(), StoreError> {
-        self.0.insert(order)
+    async fn insert(
+        &self,
+        order: Order,
+        deadline: Option<std::time::Instant>,
+    ) -> Result<(), StoreError> {
+        self.0.insert(order, deadline).await
     }
-    fn update_all(&self, orders: &[Order]) -> Result<(), StoreError> {
-        self.0.update_all(orders)
+    async fn update_all(
+        &self,
+        orders: Vec<Order>,
+        deadline: Option<std::time::Instant>,
+    ) -> Result<(), StoreError> {
+        self.0.update_all(orders, deadline).await
+    }
+    async fn count(&self) -> Result<u64, StoreError> {
+        self.0.count().await
     }
 }
 

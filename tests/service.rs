@@ -12,7 +12,7 @@ use std::time::Duration;
 use common::{Backend, TestServer, raw};
 use order_management::pb::order_management_client::OrderManagementClient;
 use order_management::service::ServiceConfig;
-use order_management::store::{OrderStore, ScanPage, StoreError};
+use order_management::store::{OrderStore, SearchPage, StoreError};
 use order_management::{CombinedShipment, Order, seed};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -28,27 +28,37 @@ struct CountingStore {
     examined: AtomicUsize,
 }
 
+#[async_trait::async_trait]
 impl OrderStore for CountingStore {
-    fn get(&self, id: &str) -> Result<Option<Order>, StoreError> {
-        self.inner.get(id)
+    async fn get(&self, id: &str) -> Result<Option<Order>, StoreError> {
+        self.inner.get(id).await
     }
-    fn scan(
+    async fn search(
         &self,
+        query: &str,
         after: Option<&str>,
-        max: usize,
-        keep: &dyn Fn(&Order) -> bool,
-    ) -> Result<ScanPage, StoreError> {
-        let counted = |o: &Order| {
-            self.examined.fetch_add(1, Ordering::SeqCst);
-            keep(o)
-        };
-        self.inner.scan(after, max, &counted)
+        budget: usize,
+    ) -> Result<SearchPage, StoreError> {
+        let page = self.inner.search(query, after, budget).await?;
+        self.examined.fetch_add(page.examined, Ordering::SeqCst);
+        Ok(page)
     }
-    fn insert(&self, order: Order) -> Result<(), StoreError> {
-        self.inner.insert(order)
+    async fn insert(
+        &self,
+        order: Order,
+        deadline: Option<std::time::Instant>,
+    ) -> Result<(), StoreError> {
+        self.inner.insert(order, deadline).await
     }
-    fn update_all(&self, orders: &[Order]) -> Result<(), StoreError> {
-        self.inner.update_all(orders)
+    async fn update_all(
+        &self,
+        orders: Vec<Order>,
+        deadline: Option<std::time::Instant>,
+    ) -> Result<(), StoreError> {
+        self.inner.update_all(orders, deadline).await
+    }
+    async fn count(&self) -> Result<u64, StoreError> {
+        self.inner.count().await
     }
 }
 

@@ -69,6 +69,13 @@ impl CallEnd {
         }
     }
 
+    /// When the call must be over, if ever: the earlier of the caller's
+    /// deadline (less our margin) and the server's limit. Stores use it to
+    /// leave uncommitted a write nobody waits for any more.
+    pub fn deadline(&self) -> Option<std::time::Instant> {
+        self.deadline.map(Instant::into_std)
+    }
+
     /// Runs `work`, or answers `DEADLINE_EXCEEDED` / `UNAVAILABLE` if the
     /// call ends first (dropping `work`, which stops it).
     pub async fn run<T>(&self, work: impl Future<Output = Result<T, Status>>) -> Result<T, Status> {

@@ -1,41 +1,76 @@
-//! Orders on disk in a redb file: ACID, crash-safe, pure Rust.
+//! Orders on disk in a redb file: ACID, crash-safe, pure Rust; the store's
+//! cost grows with the work asked of it, not with the number of orders.
 //!
-//! Design: the file is the durable copy and a [`MemoryStore`] is the
-//! working copy. Reads are served from memory, so they never wait for the
-//! disk and cost the same as with `--in-memory`. Writes are serialized by a
-//! mutex, committed to the file with `Durability::Immediate` (fsync before
-//! `commit` returns), and only then applied to memory: an acknowledged write
-//! is on disk, and a failed commit changes neither copy.
+//! - **Opening** reads the file's header and its format version and
+//!   nothing else: no scan, no load, no full integrity check (redb's own
+//!   crash recovery still runs after an unclean shutdown). A file from an
+//!   older format is migrated in place (see `schema`); a newer one is
+//!   refused. [`RedbStore::verify`] is the full check, run on demand.
+//! - **Reads** go to the file through redb's bounded page cache
+//!   ([`RedbOptions::page_cache_bytes`]). `get` is answered *inline* from
+//!   a small cache of decoded orders (`cache`) on a hit: a lookup and a
+//!   clone, as cheap as the old in-memory copy, so getOrder keeps its
+//!   throughput. A miss, every `search` step and `count` run on tokio's
+//!   blocking pool, since any of them may wait for the disk and the
+//!   runtime's threads must never do that.
+//! - **Writes** go to one writer thread (see `writer`), which commits
+//!   everything waiting in one transaction and one disk sync (group
+//!   commit), keeps the trigram index in step in that same transaction,
+//!   updates the decoded-order cache, and only then acknowledges: an
+//!   acknowledged write is on disk.
 //!
 //! Orders are stored as their protobuf encoding keyed by id, so the wire
 //! snapshots guard the storage format too.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::Arc;
+use std::time::Instant;
 
+use async_trait::async_trait;
 use prost::Message;
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTableMetadata};
 
-use super::{MemoryStore, OrderStore, ScanPage, StoreError};
+use super::cache::OrderCache;
+use super::schema::{self, ORDERS};
+use super::writer::{Op, Write, Writer};
+use super::{OrderStore, SearchPage, StoreError, search};
 use crate::pb::Order;
-
-/// id -> protobuf-encoded `ecommerce.Order`.
-const ORDERS: TableDefinition<&str, &[u8]> = TableDefinition::new("orders");
-
-/// redb's page cache: enough for the pages a write touches.
-const CACHE_BYTES: usize = 16 * 1024 * 1024;
 
 /// The data file's name inside the data directory.
 pub const FILE_NAME: &str = "orders.redb";
 
+/// Tunables of a [`RedbStore`].
+#[derive(Debug, Clone)]
+pub struct RedbOptions {
+    /// redb's page cache, shared by reads and writes.
+    pub page_cache_bytes: usize,
+    /// The cache of decoded orders that getOrder hits are served from
+    /// (0 turns it off).
+    pub order_cache_bytes: usize,
+}
+
+impl Default for RedbOptions {
+    fn default() -> Self {
+        Self {
+            page_cache_bytes: 32 << 20,
+            order_cache_bytes: 4 << 20,
+        }
+    }
+}
+
 /// A durable store in `DIR/orders.redb`.
 pub struct RedbStore {
-    path: PathBuf,
-    db: Database,
-    memory: MemoryStore,
-    /// Keeps the check-then-commit of each write atomic with respect to
-    /// other writes, and the memory copy in step with the file.
-    writer: Mutex<()>,
+    pub(super) shared: Arc<Shared>,
+    writer: Writer,
+    /// The format the file was migrated from when this open migrated it.
+    migrated_from: Option<u64>,
+}
+
+/// What the store's handle, its blocking reads and its writer share.
+pub(super) struct Shared {
+    pub db: Database,
+    pub path: PathBuf,
+    pub cache: OrderCache,
 }
 
 /// Why the store could not be opened. The message names the file and says
@@ -52,11 +87,16 @@ impl std::fmt::Display for OpenError {
 impl std::error::Error for OpenError {}
 
 impl RedbStore {
-    /// Opens (creating if needed) the store in `dir`, checks the file's
-    /// integrity and loads every order. Fails, naming the file, if another
-    /// process has it open, if it is corrupt or unreadable, or if a record
-    /// does not decode: it never starts empty over existing data.
+    /// Opens (creating if needed) the store in `dir` with the default
+    /// options. Fails, naming the file, if another process has it open, if
+    /// its header is corrupt or it is unreadable, if it is of a newer
+    /// format, or if migrating an older format fails (the file is then left
+    /// as it was): it never starts empty over existing data.
     pub fn open(dir: &Path) -> Result<Self, OpenError> {
+        Self::open_with(dir, &RedbOptions::default())
+    }
+
+    pub fn open_with(dir: &Path, options: &RedbOptions) -> Result<Self, OpenError> {
         std::fs::create_dir_all(dir).map_err(|e| {
             OpenError(format!(
                 "cannot create the data directory {}: {e}",
@@ -64,151 +104,177 @@ impl RedbStore {
             ))
         })?;
         let path = dir.join(FILE_NAME);
-        let db = Database::builder()
-            .set_check_integrity_on_open(true)
-            // Reads are served from memory, so redb's page cache only helps
-            // writes; its default (1 GiB) would just grow the process.
-            .set_cache_size(CACHE_BYTES)
+        let db = builder(options)
             .create(&path)
             .map_err(|e| open_error(&path, e))?;
-        let memory = load(&db, &path)?;
-        Ok(Self {
-            path,
+        Self::from_database(db, path, options)
+    }
+
+    /// A store over an already opened database (tests use it to put a
+    /// failing storage backend under the store).
+    pub(super) fn from_database(
+        db: Database,
+        path: PathBuf,
+        options: &RedbOptions,
+    ) -> Result<Self, OpenError> {
+        let found = schema::prepare(&db, &path)?;
+        let migrated_from = found.filter(|v| *v != schema::FORMAT_VERSION);
+        let shared = Arc::new(Shared {
             db,
-            memory,
-            writer: Mutex::new(()),
+            path,
+            cache: OrderCache::new(options.order_cache_bytes),
+        });
+        let writer = Writer::start(Arc::clone(&shared)).map_err(|e| {
+            OpenError(format!(
+                "cannot start the writer thread of {}: {e}",
+                shared.path.display()
+            ))
+        })?;
+        Ok(Self {
+            shared,
+            writer,
+            migrated_from,
         })
     }
 
     /// The data file.
     pub fn path(&self) -> &Path {
-        &self.path
+        &self.shared.path
     }
 
-    /// How many orders are stored.
-    pub fn len(&self) -> usize {
-        self.memory.len()
+    /// The older format this open migrated the file from, if it did.
+    pub fn migrated_from(&self) -> Option<u64> {
+        self.migrated_from
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.memory.is_empty()
-    }
-
-    /// Inserts many new orders in one transaction (one disk sync): all of
-    /// them, or none if any id is taken. For bulk loads and benchmarks.
-    pub fn insert_many(&self, orders: Vec<Order>) -> Result<(), StoreError> {
-        let _writer = self.lock_writer()?;
-        let mut ids = std::collections::HashSet::new();
-        for order in &orders {
-            if !ids.insert(order.id.as_str()) || self.memory.get(&order.id)?.is_some() {
-                return Err(StoreError::AlreadyExists(order.id.clone()));
-            }
-        }
-        self.commit(&orders)?;
-        orders.into_iter().try_for_each(|o| self.memory.insert(o))
-    }
-
-    /// Writes `orders` to the file in one transaction and waits for the disk.
-    fn commit(&self, orders: &[Order]) -> Result<(), StoreError> {
-        let fail = |what: &str, e: &dyn std::fmt::Display| {
-            StoreError::Failed(format!("{what} {}: {e}", self.path.display()))
-        };
-        let txn = self
-            .db
-            .begin_write()
-            .map_err(|e| fail("cannot start a write to", &e))?;
-        {
-            let mut table = txn
-                .open_table(ORDERS)
-                .map_err(|e| fail("cannot open the orders table in", &e))?;
-            for order in orders {
-                table
-                    .insert(order.id.as_str(), order.encode_to_vec().as_slice())
-                    .map_err(|e| fail("cannot write to", &e))?;
-            }
-        }
-        // Durability::Immediate is redb's default: fsync before commit returns.
-        txn.commit().map_err(|e| fail("cannot commit to", &e))
-    }
-
-    fn lock_writer(&self) -> Result<std::sync::MutexGuard<'_, ()>, StoreError> {
+    /// Inserts many new orders as one write (one transaction, one disk
+    /// sync), queued behind the writes before it: all of them, or none if
+    /// any id is taken or repeated ([`StoreError::AlreadyExists`] names
+    /// it). For bulk loads and imports.
+    pub async fn insert_many(&self, orders: Vec<Order>) -> Result<(), StoreError> {
         self.writer
-            .lock()
-            .map_err(|_| StoreError::Failed("writer lock poisoned by an earlier panic".into()))
-    }
-}
-
-impl OrderStore for RedbStore {
-    fn get(&self, id: &str) -> Result<Option<Order>, StoreError> {
-        self.memory.get(id)
+            .submit(Write {
+                op: Op::InsertMany(orders),
+                deadline: None,
+            })
+            .await
     }
 
-    fn scan(
+    /// [`Self::insert_many`] for callers outside async code: blocks the
+    /// calling thread until the write is committed or refused. (Safe to
+    /// call from inside a runtime too: the writer is its own thread.)
+    pub fn insert_many_blocking(&self, orders: Vec<Order>) -> Result<(), StoreError> {
+        block_on(self.insert_many(orders))
+    }
+
+    /// Runs a read on the blocking pool.
+    async fn read<T: Send + 'static>(
         &self,
+        read: impl FnOnce(&Shared) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let shared = Arc::clone(&self.shared);
+        match tokio::task::spawn_blocking(move || read(&shared)).await {
+            Ok(result) => result,
+            // A panic in the read is the caller's panic, as if inline.
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => Err(StoreError::Failed(format!(
+                "a store read was cancelled: {e}"
+            ))),
+        }
+    }
+}
+
+impl Shared {
+    fn failed(&self, e: impl std::fmt::Display) -> StoreError {
+        StoreError::Failed(format!(
+            "cannot read the data file {}: {e}",
+            self.path.display()
+        ))
+    }
+
+    fn read_order(&self, id: &str) -> Result<Option<Order>, StoreError> {
+        let seen = self.cache.snapshot();
+        let txn = self.db.begin_read().map_err(|e| self.failed(e))?;
+        let orders = txn.open_table(ORDERS).map_err(|e| self.failed(e))?;
+        let Some(bytes) = orders.get(id).map_err(|e| self.failed(e))? else {
+            return Ok(None);
+        };
+        let order = Order::decode(bytes.value())
+            .map_err(|e| self.failed(format!("order {id:?} does not decode: {e}")))?;
+        self.cache.fill(seen, &order);
+        Ok(Some(order))
+    }
+}
+
+#[async_trait]
+impl OrderStore for RedbStore {
+    async fn get(&self, id: &str) -> Result<Option<Order>, StoreError> {
+        if let Some(order) = self.shared.cache.get(id) {
+            return Ok(Some(order));
+        }
+        let id = id.to_owned();
+        self.read(move |shared| shared.read_order(&id)).await
+    }
+
+    async fn search(
+        &self,
+        query: &str,
         after: Option<&str>,
-        max_examined: usize,
-        keep: &dyn Fn(&Order) -> bool,
-    ) -> Result<ScanPage, StoreError> {
-        self.memory.scan(after, max_examined, keep)
+        budget: usize,
+    ) -> Result<SearchPage, StoreError> {
+        let query = query.to_owned();
+        let after = after.map(str::to_owned);
+        self.read(move |shared| {
+            let txn = shared.db.begin_read().map_err(|e| shared.failed(e))?;
+            search::page(&txn, &query, after.as_deref(), budget.max(1))
+                .map_err(|e| shared.failed(e))
+        })
+        .await
     }
 
-    fn insert(&self, order: Order) -> Result<(), StoreError> {
-        let _writer = self.lock_writer()?;
-        if self.memory.get(&order.id)?.is_some() {
-            return Err(StoreError::AlreadyExists(order.id));
-        }
-        self.commit(std::slice::from_ref(&order))?;
-        self.memory.insert(order)
+    async fn insert(&self, order: Order, deadline: Option<Instant>) -> Result<(), StoreError> {
+        self.writer
+            .submit(Write {
+                op: Op::Insert(order),
+                deadline,
+            })
+            .await
     }
 
-    fn update_all(&self, orders: &[Order]) -> Result<(), StoreError> {
-        let _writer = self.lock_writer()?;
-        for order in orders {
-            if self.memory.get(&order.id)?.is_none() {
-                return Err(StoreError::NotFound(order.id.clone()));
-            }
-        }
-        self.commit(orders)?;
-        self.memory.update_all(orders)
+    async fn update_all(
+        &self,
+        orders: Vec<Order>,
+        deadline: Option<Instant>,
+    ) -> Result<(), StoreError> {
+        self.writer
+            .submit(Write {
+                op: Op::UpdateAll(orders),
+                deadline,
+            })
+            .await
+    }
+
+    async fn count(&self) -> Result<u64, StoreError> {
+        self.read(|shared| {
+            let txn = shared.db.begin_read().map_err(|e| shared.failed(e))?;
+            let orders = txn.open_table(ORDERS).map_err(|e| shared.failed(e))?;
+            orders.len().map_err(|e| shared.failed(e))
+        })
+        .await
     }
 }
 
-/// Reads every order from the file into memory.
-fn load(db: &Database, path: &Path) -> Result<MemoryStore, OpenError> {
-    let unreadable = |e: &dyn std::fmt::Display| {
-        OpenError(format!("cannot read the data file {}: {e}", path.display()))
-    };
-    let txn = db.begin_read().map_err(|e| unreadable(&e))?;
-    let table = match txn.open_table(ORDERS) {
-        Ok(table) => table,
-        // A new file: the table appears with the first write.
-        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(MemoryStore::new()),
-        Err(e) => return Err(unreadable(&e)),
-    };
-    let mut orders = Vec::new();
-    for entry in table.iter().map_err(|e| unreadable(&e))? {
-        let (id, bytes) = entry.map_err(|e| unreadable(&e))?;
-        let order = Order::decode(bytes.value()).map_err(|e| {
-            OpenError(format!(
-                "the data file {} is corrupt: order {:?} does not decode: {e}",
-                path.display(),
-                id.value()
-            ))
-        })?;
-        if order.id != id.value() {
-            return Err(OpenError(format!(
-                "the data file {} is corrupt: key {:?} holds order {:?}",
-                path.display(),
-                id.value(),
-                order.id
-            )));
-        }
-        orders.push(order);
-    }
-    Ok(MemoryStore::with_orders(orders))
+/// redb's settings for our file.
+pub(super) fn builder(options: &RedbOptions) -> redb::Builder {
+    let mut builder = Database::builder();
+    builder
+        // Start-up must not read the whole file: `verify` does that on demand.
+        .set_check_integrity_on_open(false)
+        .set_cache_size(options.page_cache_bytes);
+    builder
 }
 
-fn open_error(path: &Path, err: redb::DatabaseError) -> OpenError {
+pub(super) fn open_error(path: &Path, err: redb::DatabaseError) -> OpenError {
     let path = path.display();
     OpenError(match err {
         redb::DatabaseError::DatabaseAlreadyOpen => format!(
@@ -227,61 +293,22 @@ fn open_error(path: &Path, err: redb::DatabaseError) -> OpenError {
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn order(id: &str, item: &str) -> Order {
-        Order {
-            id: id.into(),
-            items: vec![item.into()],
-            ..Order::default()
+/// Polls `future` to completion on this thread, parking between wake-ups.
+/// For futures that only wait on other threads (the writer's reply).
+fn block_on<F: Future>(future: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
         }
     }
-
-    #[test]
-    fn writes_survive_reopening() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let store = RedbStore::open(dir.path()).unwrap();
-            assert!(store.is_empty());
-            store.insert(order("1", "a")).unwrap();
-            store.insert(order("2", "b")).unwrap();
-            store.update_all(&[order("1", "a2")]).unwrap();
+    let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        if let std::task::Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+            return out;
         }
-        let store = RedbStore::open(dir.path()).unwrap();
-        assert_eq!(store.len(), 2);
-        assert_eq!(store.get("1").unwrap().unwrap().items, ["a2"]);
-        assert_eq!(store.get("2").unwrap().unwrap().items, ["b"]);
-    }
-
-    #[test]
-    fn failed_updates_change_neither_copy() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = RedbStore::open(dir.path()).unwrap();
-        store.insert(order("1", "a")).unwrap();
-        let err = store
-            .update_all(&[order("1", "x"), order("2", "y")])
-            .unwrap_err();
-        assert_eq!(err, StoreError::NotFound("2".into()));
-        assert_eq!(
-            store.insert(order("1", "z")),
-            Err(StoreError::AlreadyExists("1".into()))
-        );
-        drop(store);
-        let store = RedbStore::open(dir.path()).unwrap();
-        assert_eq!(store.get("1").unwrap().unwrap().items, ["a"]);
-        assert_eq!(store.len(), 1);
-    }
-
-    #[test]
-    fn a_second_open_of_the_same_directory_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let _first = RedbStore::open(dir.path()).unwrap();
-        let err = RedbStore::open(dir.path())
-            .err()
-            .expect("second open must fail");
-        assert!(err.0.contains("already in use"), "{err}");
-        assert!(err.0.contains(FILE_NAME), "{err}");
+        std::thread::park();
     }
 }

@@ -1,10 +1,19 @@
 //! Orders in a sorted map in memory: for tests and `--in-memory`.
+//!
+//! Every operation runs inline: it holds a lock for the length of a map
+//! operation and never waits for anything else. Writes are applied in the
+//! order their calls take the lock, which is the order they were called
+//! (FIFO): nothing is queued. Deadlines cannot pass during a write, so
+//! only one already passed is refused.
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Instant;
 
-use super::{OrderStore, ScanPage, StoreError};
+use async_trait::async_trait;
+
+use super::{OrderStore, SearchPage, StoreError, rule};
 use crate::pb::Order;
 
 /// Orders in a `BTreeMap` behind a lock; gone when the process ends.
@@ -35,6 +44,33 @@ impl MemoryStore {
         self.len() == 0
     }
 
+    /// A search step by a scan of the map in id order (see [`OrderStore::search`]).
+    pub fn search_now(
+        &self,
+        query: &str,
+        after: Option<&str>,
+        budget: usize,
+    ) -> Result<SearchPage, StoreError> {
+        let needle = rule::fold(query);
+        let orders = self.read()?;
+        let start = after.map_or(Bound::Unbounded, Bound::Excluded);
+        let mut page = SearchPage::default();
+        let mut last: Option<&String> = None;
+        for (id, order) in orders.range::<str, _>((start, Bound::Unbounded)) {
+            if page.examined == budget {
+                // More may follow: resume after the last id examined.
+                page.next = last.cloned();
+                return Ok(page);
+            }
+            page.examined += 1;
+            last = Some(id);
+            if rule::matches(order, &needle) {
+                page.orders.push(order.clone());
+            }
+        }
+        Ok(page)
+    }
+
     fn read(&self) -> Result<RwLockReadGuard<'_, BTreeMap<String, Order>>, StoreError> {
         self.orders.read().map_err(|_| poisoned())
     }
@@ -44,38 +80,31 @@ impl MemoryStore {
     }
 }
 
+fn check_deadline(deadline: Option<Instant>) -> Result<(), StoreError> {
+    match deadline {
+        Some(at) if at <= Instant::now() => Err(StoreError::DeadlineExceeded),
+        _ => Ok(()),
+    }
+}
+
+#[async_trait]
 impl OrderStore for MemoryStore {
-    fn get(&self, id: &str) -> Result<Option<Order>, StoreError> {
+    async fn get(&self, id: &str) -> Result<Option<Order>, StoreError> {
         Ok(self.read()?.get(id).cloned())
     }
 
-    fn scan(
+    async fn search(
         &self,
+        query: &str,
         after: Option<&str>,
-        max_examined: usize,
-        keep: &dyn Fn(&Order) -> bool,
-    ) -> Result<ScanPage, StoreError> {
-        let orders = self.read()?;
-        let start = after.map_or(Bound::Unbounded, Bound::Excluded);
-        let mut page = ScanPage::default();
-        let mut last: Option<&String> = None;
-        let range = orders.range::<str, _>((start, Bound::Unbounded));
-        for (examined, (id, order)) in range.enumerate() {
-            if examined == max_examined {
-                // More may follow: resume after the last id examined.
-                page.next = last.cloned();
-                return Ok(page);
-            }
-            last = Some(id);
-            if keep(order) {
-                page.orders.push(order.clone());
-            }
-        }
-        Ok(page)
+        budget: usize,
+    ) -> Result<SearchPage, StoreError> {
+        self.search_now(query, after, budget)
     }
 
-    fn insert(&self, order: Order) -> Result<(), StoreError> {
+    async fn insert(&self, order: Order, deadline: Option<Instant>) -> Result<(), StoreError> {
         let mut orders = self.write()?;
+        check_deadline(deadline)?;
         if orders.contains_key(&order.id) {
             return Err(StoreError::AlreadyExists(order.id));
         }
@@ -83,15 +112,24 @@ impl OrderStore for MemoryStore {
         Ok(())
     }
 
-    fn update_all(&self, updates: &[Order]) -> Result<(), StoreError> {
+    async fn update_all(
+        &self,
+        updates: Vec<Order>,
+        deadline: Option<Instant>,
+    ) -> Result<(), StoreError> {
         let mut orders = self.write()?;
+        check_deadline(deadline)?;
         if let Some(unknown) = updates.iter().find(|o| !orders.contains_key(&o.id)) {
             return Err(StoreError::NotFound(unknown.id.clone()));
         }
         for order in updates {
-            orders.insert(order.id.clone(), order.clone());
+            orders.insert(order.id.clone(), order);
         }
         Ok(())
+    }
+
+    async fn count(&self) -> Result<u64, StoreError> {
+        Ok(self.read()?.len() as u64)
     }
 }
 
@@ -111,14 +149,24 @@ mod tests {
         }
     }
 
+    fn block_on<F: Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
     #[test]
-    fn scan_walks_in_id_order_in_bounded_steps() {
-        let store = MemoryStore::with_orders(["3", "1", "5", "2", "4"].map(|id| order(id, "x")));
+    fn search_walks_in_id_order_in_bounded_steps() {
+        let store = MemoryStore::with_orders(
+            [("3", "x"), ("1", "x"), ("5", "x"), ("2", "x"), ("4", "y")]
+                .map(|(id, item)| order(id, item)),
+        );
         let mut seen = Vec::new();
         let mut after = None;
         loop {
-            let page = store.scan(after.as_deref(), 2, &|o| o.id != "4").unwrap();
-            assert!(page.orders.len() <= 2);
+            let page = store.search_now("X", after.as_deref(), 2).unwrap();
+            assert!(page.examined <= 2);
             seen.extend(page.orders.into_iter().map(|o| o.id));
             match page.next {
                 Some(next) => after = Some(next),
@@ -130,27 +178,38 @@ mod tests {
 
     #[test]
     fn update_all_is_all_or_nothing() {
-        let store = MemoryStore::with_orders([order("1", "a"), order("2", "b")]);
-        let err = store
-            .update_all(&[order("1", "changed"), order("9", "nope")])
-            .unwrap_err();
-        assert_eq!(err, StoreError::NotFound("9".into()));
-        assert_eq!(store.get("1").unwrap().unwrap().items, ["a"]);
+        block_on(async {
+            let store = MemoryStore::with_orders([order("1", "a"), order("2", "b")]);
+            let err = store
+                .update_all(vec![order("1", "changed"), order("9", "nope")], None)
+                .await
+                .unwrap_err();
+            assert_eq!(err, StoreError::NotFound("9".into()));
+            assert_eq!(store.get("1").await.unwrap().unwrap().items, ["a"]);
 
-        store
-            .update_all(&[order("1", "c"), order("2", "d")])
-            .unwrap();
-        assert_eq!(store.get("2").unwrap().unwrap().items, ["d"]);
+            store
+                .update_all(vec![order("1", "c"), order("2", "d")], None)
+                .await
+                .unwrap();
+            assert_eq!(store.get("2").await.unwrap().unwrap().items, ["d"]);
+        });
     }
 
     #[test]
-    fn insert_refuses_a_taken_id() {
-        let store = MemoryStore::new();
-        store.insert(order("1", "a")).unwrap();
-        assert_eq!(
-            store.insert(order("1", "b")),
-            Err(StoreError::AlreadyExists("1".into()))
-        );
-        assert_eq!(store.get("1").unwrap().unwrap().items, ["a"]);
+    fn insert_refuses_a_taken_id_and_a_passed_deadline() {
+        block_on(async {
+            let store = MemoryStore::new();
+            store.insert(order("1", "a"), None).await.unwrap();
+            assert_eq!(
+                store.insert(order("1", "b"), None).await,
+                Err(StoreError::AlreadyExists("1".into()))
+            );
+            assert_eq!(store.get("1").await.unwrap().unwrap().items, ["a"]);
+            assert_eq!(
+                store.insert(order("2", "b"), Some(Instant::now())).await,
+                Err(StoreError::DeadlineExceeded)
+            );
+            assert_eq!(store.count().await.unwrap(), 1);
+        });
     }
 }

@@ -1,50 +1,99 @@
 //! Where orders live. The service talks to the [`OrderStore`] trait only.
 //!
-//! Reads (`get`, `scan`) are called on the async runtime and must be cheap:
-//! every implementation serves them from memory. Writes (`insert`,
-//! `update_all`) may block on disk; the service runs them on the runtime's
-//! blocking pool.
+//! The trait is async so that a store may wait on a disk or a network
+//! without stalling the runtime; each implementation decides what it runs
+//! inline and what it sends elsewhere:
+//!
+//! - [`MemoryStore`]: everything inline (a map behind a lock; nothing waits).
+//! - [`RedbStore`]: `get` answers inline from a small cache of decoded
+//!   orders when it can, and otherwise reads the file on the runtime's
+//!   blocking pool; `search` and `count` always run on the blocking pool;
+//!   writes go to the store's writer thread, which commits everything
+//!   waiting in one transaction (group commit). See [`durable`].
+//!
+//! Module map:
+//! - [`rule`]: the search rule (folding, matching, trigrams), shared by all.
+//! - `memory`: [`MemoryStore`].
+//! - [`durable`]: [`RedbStore`]: opening, reads, the trait.
+//! - `cache`: the decoded-order cache and why it is never stale.
+//! - `schema`: tables, format versions, migration, index maintenance.
+//! - `writer`: the writer thread and how one group is applied.
+//! - `search`: a search step over the trigram index.
+//! - `verify`: [`RedbStore::verify`], a full check of a data file.
 
-mod durable;
+mod cache;
+pub mod durable;
 mod memory;
+pub mod rule;
+mod schema;
+mod search;
+mod verify;
+mod writer;
 
-pub use durable::{FILE_NAME, OpenError, RedbStore};
+#[cfg(test)]
+mod tests;
+
+pub use durable::{FILE_NAME, OpenError, RedbOptions, RedbStore};
 pub use memory::MemoryStore;
+pub use schema::FORMAT_VERSION;
+pub use verify::VerifyReport;
+
+use std::time::Instant;
+
+use async_trait::async_trait;
 
 use crate::pb::Order;
 
 /// Storage for orders, keyed by id, ordered by id.
+///
+/// Writes take effect in the order they were called (FIFO). A write that
+/// returns `Ok` is stored (durably, for a durable store); one that returns
+/// an error changed nothing.
+#[async_trait]
 pub trait OrderStore: Send + Sync + 'static {
     /// The order with this id, if any.
-    fn get(&self, id: &str) -> Result<Option<Order>, StoreError>;
+    async fn get(&self, id: &str) -> Result<Option<Order>, StoreError>;
 
-    /// Examines up to `max_examined` orders with ids after `after` (from the
-    /// first id when `None`), in id order, and returns those `keep` accepts.
-    /// Lets a search walk the whole store in bounded steps without holding a
-    /// lock or a copy of everything.
-    fn scan(
+    /// One bounded step of a search: the orders matching `query` (see
+    /// [`rule`]) with ids after `after` (from the first id when `None`), in
+    /// id order, examining at most `budget` candidates. Lets a search walk
+    /// the whole store in bounded steps without holding a lock or a copy of
+    /// everything.
+    async fn search(
         &self,
+        query: &str,
         after: Option<&str>,
-        max_examined: usize,
-        keep: &dyn Fn(&Order) -> bool,
-    ) -> Result<ScanPage, StoreError>;
+        budget: usize,
+    ) -> Result<SearchPage, StoreError>;
 
-    /// Stores a new order; [`StoreError::AlreadyExists`] if its id is taken.
-    fn insert(&self, order: Order) -> Result<(), StoreError>;
+    /// Stores a new order; [`StoreError::AlreadyExists`] if its id is
+    /// taken; [`StoreError::DeadlineExceeded`] (and nothing stored) if
+    /// `deadline` passes before the write is committed.
+    async fn insert(&self, order: Order, deadline: Option<Instant>) -> Result<(), StoreError>;
 
     /// Replaces every given order at once, or none of them:
     /// [`StoreError::NotFound`] names the first id that does not exist.
-    fn update_all(&self, orders: &[Order]) -> Result<(), StoreError>;
+    /// `deadline` as for [`OrderStore::insert`].
+    async fn update_all(
+        &self,
+        orders: Vec<Order>,
+        deadline: Option<Instant>,
+    ) -> Result<(), StoreError>;
+
+    /// How many orders are stored (cheap: no scan).
+    async fn count(&self) -> Result<u64, StoreError>;
 }
 
-/// One step of a [`OrderStore::scan`].
-#[derive(Debug, Default)]
-pub struct ScanPage {
-    /// The examined orders that matched, in id order.
+/// One step of an [`OrderStore::search`].
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct SearchPage {
+    /// The matching orders found in this step, in id order.
     pub orders: Vec<Order>,
-    /// Where the next step starts (the last id examined), or `None` when the
-    /// scan has reached the end of the store.
+    /// Where the next step starts (pass it as `after`), or `None` when the
+    /// search is done.
     pub next: Option<String>,
+    /// How many candidates this step looked at (fetched and checked).
+    pub examined: usize,
 }
 
 /// Why a store operation did not happen.
@@ -54,6 +103,9 @@ pub enum StoreError {
     AlreadyExists(String),
     /// An update named this id, which is not stored.
     NotFound(String),
+    /// The call's deadline passed before its write was committed; nothing
+    /// of it was written.
+    DeadlineExceeded,
     /// The storage itself failed; nothing was changed.
     Failed(String),
 }
@@ -63,6 +115,9 @@ impl std::fmt::Display for StoreError {
         match self {
             StoreError::AlreadyExists(id) => write!(f, "order {id} already exists"),
             StoreError::NotFound(id) => write!(f, "order {id} not found"),
+            StoreError::DeadlineExceeded => {
+                f.write_str("the deadline passed before the write was committed")
+            }
             StoreError::Failed(why) => write!(f, "store failure: {why}"),
         }
     }

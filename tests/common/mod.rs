@@ -14,7 +14,7 @@ use order_management::Order;
 use order_management::pb::order_management_client::OrderManagementClient;
 use order_management::server;
 use order_management::service::{OrderService, ServiceConfig};
-use order_management::store::{MemoryStore, OrderStore, RedbStore, ScanPage, StoreError};
+use order_management::store::{MemoryStore, OrderStore, RedbStore, SearchPage, StoreError};
 use tokio::sync::oneshot;
 
 /// A real server on an ephemeral loopback port, on its own thread and
@@ -117,7 +117,7 @@ impl Backend {
                 let dir = tempfile::tempdir().expect("temp dir");
                 let store = RedbStore::open(dir.path()).expect("open a redb store");
                 store
-                    .insert_many(orders.into_iter().collect())
+                    .insert_many_blocking(orders.into_iter().collect())
                     .expect("load orders");
                 Arc::new(TempRedb { store, _dir: dir })
             }
@@ -131,23 +131,35 @@ struct TempRedb {
     _dir: tempfile::TempDir,
 }
 
+#[async_trait::async_trait]
 impl OrderStore for TempRedb {
-    fn get(&self, id: &str) -> Result<Option<Order>, StoreError> {
-        self.store.get(id)
+    async fn get(&self, id: &str) -> Result<Option<Order>, StoreError> {
+        self.store.get(id).await
     }
-    fn scan(
+    async fn search(
         &self,
+        query: &str,
         after: Option<&str>,
-        max: usize,
-        keep: &dyn Fn(&Order) -> bool,
-    ) -> Result<ScanPage, StoreError> {
-        self.store.scan(after, max, keep)
+        budget: usize,
+    ) -> Result<SearchPage, StoreError> {
+        self.store.search(query, after, budget).await
     }
-    fn insert(&self, order: Order) -> Result<(), StoreError> {
-        self.store.insert(order)
+    async fn insert(
+        &self,
+        order: Order,
+        deadline: Option<std::time::Instant>,
+    ) -> Result<(), StoreError> {
+        self.store.insert(order, deadline).await
     }
-    fn update_all(&self, orders: &[Order]) -> Result<(), StoreError> {
-        self.store.update_all(orders)
+    async fn update_all(
+        &self,
+        orders: Vec<Order>,
+        deadline: Option<std::time::Instant>,
+    ) -> Result<(), StoreError> {
+        self.store.update_all(orders, deadline).await
+    }
+    async fn count(&self) -> Result<u64, StoreError> {
+        self.store.count().await
     }
 }
 

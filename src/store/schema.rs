@@ -1,0 +1,219 @@
+//! The data file's tables, its format version, migration, and keeping the
+//! trigram index in step with the orders.
+//!
+//! Format 2 (this code):
+//! - `orders`: id -> protobuf-encoded `ecommerce.Order` (as in format 1;
+//!   the wire snapshots guard this encoding too).
+//! - `postings`: (trigram, id) -> () for each distinct trigram of each
+//!   order (see [`super::rule`]). Keyed trigram first, so each trigram's
+//!   posting list is a contiguous run sorted by id that a range can seek
+//!   into.
+//! - `meta`: `"format_version"` -> 2.
+//!
+//! Format 1 (the code before the index): `orders` only, no `meta`. Opening
+//! one migrates it in place, in one transaction: either the file is left as
+//! it was or it is at format 2 with a complete index.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use prost::Message;
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+
+use super::OpenError;
+use super::rule;
+use crate::pb::Order;
+
+/// id -> protobuf-encoded `ecommerce.Order`.
+pub(super) const ORDERS: TableDefinition<&str, &[u8]> = TableDefinition::new("orders");
+/// (trigram key, order id) -> nothing: the trigram index.
+pub(super) const POSTINGS: TableDefinition<(u64, &str), ()> = TableDefinition::new("postings");
+/// Facts about the file itself.
+pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const VERSION_KEY: &str = "format_version";
+
+/// The format this code writes and reads.
+pub const FORMAT_VERSION: u64 = 2;
+
+/// Migration logs its progress every this many orders.
+const PROGRESS_EVERY: u64 = 100_000;
+
+/// The format of a file as found: `None` for a new (empty) file.
+pub(super) fn read_version(db: &Database, path: &Path) -> Result<Option<u64>, OpenError> {
+    let unreadable = |e: &dyn std::fmt::Display| {
+        OpenError(format!("cannot read the data file {}: {e}", path.display()))
+    };
+    let txn = db.begin_read().map_err(|e| unreadable(&e))?;
+    match txn.open_table(META) {
+        Ok(meta) => match meta.get(VERSION_KEY).map_err(|e| unreadable(&e))? {
+            Some(v) => Ok(Some(v.value())),
+            None => Err(OpenError(format!(
+                "the data file {} is corrupt: its meta table has no format version",
+                path.display()
+            ))),
+        },
+        Err(redb::TableError::TableDoesNotExist(_)) => match txn.open_table(ORDERS) {
+            Ok(_) => Ok(Some(1)),
+            Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
+            Err(e) => Err(unreadable(&e)),
+        },
+        Err(e) => Err(unreadable(&e)),
+    }
+}
+
+/// Makes the file ready for this code: creates the tables of a new file,
+/// migrates an older format, refuses a newer one. Returns the version found.
+pub(super) fn prepare(db: &Database, path: &Path) -> Result<Option<u64>, OpenError> {
+    let found = read_version(db, path)?;
+    match found {
+        Some(FORMAT_VERSION) => {}
+        Some(v) if v > FORMAT_VERSION => {
+            return Err(OpenError(format!(
+                "the data file {} has format version {v}, newer than this server's \
+                 format version {FORMAT_VERSION}: run a newer server on it \
+                 (the file was left as it is)",
+                path.display()
+            )));
+        }
+        None => create(db, path)?,
+        Some(v) => migrate(db, path, v)?,
+    }
+    Ok(found)
+}
+
+fn write_failed(path: &Path, what: &str, e: &dyn std::fmt::Display) -> OpenError {
+    OpenError(format!(
+        "cannot {what} the data file {}: {e}",
+        path.display()
+    ))
+}
+
+/// A new file: empty tables at the current format.
+fn create(db: &Database, path: &Path) -> Result<(), OpenError> {
+    let fail = |e: &dyn std::fmt::Display| write_failed(path, "initialize", e);
+    let txn = db.begin_write().map_err(|e| fail(&e))?;
+    {
+        txn.open_table(ORDERS).map_err(|e| fail(&e))?;
+        txn.open_table(POSTINGS).map_err(|e| fail(&e))?;
+        let mut meta = txn.open_table(META).map_err(|e| fail(&e))?;
+        meta.insert(VERSION_KEY, FORMAT_VERSION)
+            .map_err(|e| fail(&e))?;
+    }
+    txn.commit().map_err(|e| fail(&e))
+}
+
+/// Format 1 -> 2 in one transaction: every order decoded and checked,
+/// the index built, the version recorded.
+fn migrate(db: &Database, path: &Path, from: u64) -> Result<(), OpenError> {
+    let fail = |e: &dyn std::fmt::Display| write_failed(path, "migrate", e);
+    let total = {
+        let txn = db.begin_read().map_err(|e| fail(&e))?;
+        let orders = txn.open_table(ORDERS).map_err(|e| fail(&e))?;
+        orders.len().map_err(|e| fail(&e))?
+    };
+    tracing::info!(
+        "migrating the data file {} from format {from} to {FORMAT_VERSION}: \
+         indexing {total} orders for search, in one transaction",
+        path.display()
+    );
+    let started = std::time::Instant::now();
+    let txn = db.begin_write().map_err(|e| fail(&e))?;
+    {
+        let orders = txn.open_table(ORDERS).map_err(|e| fail(&e))?;
+        let mut postings = txn.open_table(POSTINGS).map_err(|e| fail(&e))?;
+        let mut done = 0u64;
+        for entry in orders.iter().map_err(|e| fail(&e))? {
+            let (id, bytes) = entry.map_err(|e| fail(&e))?;
+            let order = decode(path, id.value(), bytes.value())?;
+            for t in rule::order_trigrams(&order) {
+                postings.insert((t, id.value()), ()).map_err(|e| fail(&e))?;
+            }
+            done += 1;
+            if done % PROGRESS_EVERY == 0 {
+                tracing::info!(
+                    "migrating {}: {done} of {total} orders indexed",
+                    path.display()
+                );
+            }
+        }
+        let mut meta = txn.open_table(META).map_err(|e| fail(&e))?;
+        meta.insert(VERSION_KEY, FORMAT_VERSION)
+            .map_err(|e| fail(&e))?;
+    }
+    txn.commit().map_err(|e| fail(&e))?;
+    tracing::info!(
+        "migrated the data file {} to format {FORMAT_VERSION} ({total} orders) in {:.1?}",
+        path.display(),
+        started.elapsed()
+    );
+    Ok(())
+}
+
+/// Decodes a stored record, checking that it holds the order its key names.
+pub(super) fn decode(path: &Path, key: &str, bytes: &[u8]) -> Result<Order, OpenError> {
+    let order = Order::decode(bytes).map_err(|e| {
+        OpenError(format!(
+            "the data file {} is corrupt: order {key:?} does not decode: {e}",
+            path.display()
+        ))
+    })?;
+    if order.id != key {
+        return Err(OpenError(format!(
+            "the data file {} is corrupt: key {key:?} holds order {:?}",
+            path.display(),
+            order.id
+        )));
+    }
+    Ok(order)
+}
+
+/// The tables one write transaction changes, opened once per group.
+pub(super) struct Tables<'txn> {
+    pub orders: redb::Table<'txn, &'static str, &'static [u8]>,
+    pub postings: redb::Table<'txn, (u64, &'static str), ()>,
+}
+
+impl<'txn> Tables<'txn> {
+    pub fn open(txn: &'txn redb::WriteTransaction) -> Result<Self, redb::Error> {
+        Ok(Self {
+            orders: txn.open_table(ORDERS)?,
+            postings: txn.open_table(POSTINGS)?,
+        })
+    }
+
+    /// The stored order with this id, if any (as bytes: callers that only
+    /// need to know it exists do not decode it).
+    pub fn exists(&self, id: &str) -> Result<bool, redb::Error> {
+        Ok(self.orders.get(id)?.is_some())
+    }
+
+    /// Stores `order` (new or replacing the stored one) and brings its
+    /// postings in step: removes those of the old version it no longer
+    /// has, adds the new ones.
+    pub fn put(&mut self, order: &Order) -> Result<(), redb::Error> {
+        let id = order.id.as_str();
+        let old: BTreeSet<u64> = match self.orders.get(id)? {
+            Some(bytes) => match Order::decode(bytes.value()) {
+                Ok(old) => rule::order_trigrams(&old),
+                // Unreadable old version: fall back to removing every
+                // posting it could have had is impossible to know, so
+                // report it (verify() finds such a file too).
+                Err(e) => {
+                    return Err(redb::Error::Corrupted(format!(
+                        "stored order {id:?} does not decode: {e}"
+                    )));
+                }
+            },
+            None => BTreeSet::new(),
+        };
+        let new = rule::order_trigrams(order);
+        for t in old.difference(&new) {
+            self.postings.remove((*t, id))?;
+        }
+        for t in new.difference(&old) {
+            self.postings.insert((*t, id), ())?;
+        }
+        self.orders.insert(id, order.encode_to_vec().as_slice())?;
+        Ok(())
+    }
+}

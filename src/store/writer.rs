@@ -1,0 +1,316 @@
+//! The writer: one thread that applies every write, in arrival order, in
+//! groups that share one redb transaction and one disk sync.
+//!
+//! Calls queue their write on an unbounded channel (bounded in practice by
+//! the server's admission limit) with a one-shot reply channel. The writer
+//! takes the first waiting write and then everything else already waiting,
+//! up to [`MAX_GROUP_WRITES`] writes or [`MAX_GROUP_BYTES`] of orders,
+//! applies them in order to one write transaction, commits it with
+//! `Durability::Immediate` (one fsync), updates the order cache, and only
+//! then answers each call. While it syncs, the next group gathers.
+//!
+//! Per call, the semantics are those of a lone transaction:
+//! - an insert of a taken id fails with `AlreadyExists`; the rest of its
+//!   group goes on;
+//! - an `update_all` is checked against the state the writes before it in
+//!   the group left, and applied whole or not at all;
+//! - a call whose caller is gone (its future dropped, so its reply channel
+//!   closed) when its group starts is not applied;
+//! - a call whose deadline has passed is not applied and gets
+//!   `DeadlineExceeded`: deadlines are checked as each write is applied and
+//!   again just before the commit; a write that expired in between is taken
+//!   out by applying the group again without it. (A deadline that passes
+//!   during the disk sync itself is too late to act on: the write is
+//!   committed and its call answered `Ok`.)
+//!
+//! If the commit fails, every call of the group gets `Failed` naming the
+//! file and nothing of the group is stored. redb then refuses all further
+//! use of the open database (it latches the I/O error until the file is
+//! reopened), so the writer refuses every later write at once with a
+//! `Failed` that says so: restarting the server reopens the file, and
+//! redb's recovery brings it back to the last successful commit. A panic
+//! while applying a group fails that group's calls (nothing of it is
+//! committed) and the writer goes on. If the writer thread ever stops,
+//! every later call fails with a `Failed` that says so.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Instant;
+
+use prost::Message;
+use redb::{Durability, WriteTransaction};
+use tokio::sync::{mpsc, oneshot};
+
+use super::StoreError;
+use super::durable::Shared;
+use super::schema::Tables;
+use crate::pb::Order;
+
+/// A group closes once it holds this many writes...
+pub(super) const MAX_GROUP_WRITES: usize = 1024;
+/// ... or this many bytes of encoded orders (a single larger write, such
+/// as a bulk load, is a group of its own).
+pub(super) const MAX_GROUP_BYTES: usize = 8 << 20;
+
+/// One write, as a call asked for it.
+#[derive(Debug, Clone)]
+pub(super) enum Op {
+    /// A new order (`OrderStore::insert`).
+    Insert(Order),
+    /// Replace these existing orders, all or none (`OrderStore::update_all`).
+    UpdateAll(Vec<Order>),
+    /// Insert these new orders, all or none (`RedbStore::insert_many`).
+    InsertMany(Vec<Order>),
+}
+
+impl Op {
+    fn orders(&self) -> &[Order] {
+        match self {
+            Op::Insert(o) => std::slice::from_ref(o),
+            Op::UpdateAll(os) | Op::InsertMany(os) => os,
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        self.orders().iter().map(Message::encoded_len).sum()
+    }
+}
+
+/// A write and the time by which it must be committed.
+#[derive(Debug, Clone)]
+pub(super) struct Write {
+    pub op: Op,
+    pub deadline: Option<Instant>,
+}
+
+pub(super) type Reply = oneshot::Sender<Result<(), StoreError>>;
+
+/// A queued write and where to send its outcome.
+pub(super) struct Request {
+    pub write: Write,
+    pub reply: Reply,
+}
+
+/// Applies one group's writes, in order, to `txn`; `now` decides which
+/// deadlines have passed. Returns each write's outcome; an `Err` is a
+/// storage failure, after which the transaction must be abandoned.
+///
+/// A write that fails leaves nothing of itself: each is checked in full
+/// before it changes anything.
+pub(super) fn apply_group(
+    txn: &WriteTransaction,
+    writes: &[&Write],
+    now: Instant,
+) -> Result<Vec<Result<(), StoreError>>, redb::Error> {
+    let mut tables = Tables::open(txn)?;
+    let mut outcomes = Vec::with_capacity(writes.len());
+    for write in writes {
+        if write.deadline.is_some_and(|at| at <= now) {
+            outcomes.push(Err(StoreError::DeadlineExceeded));
+            continue;
+        }
+        outcomes.push(apply(&mut tables, &write.op)?);
+    }
+    Ok(outcomes)
+}
+
+fn apply(tables: &mut Tables<'_>, op: &Op) -> Result<Result<(), StoreError>, redb::Error> {
+    #[cfg(test)]
+    if op.orders().iter().any(|o| o.id == tests::PANIC_ID) {
+        panic!("test: a panic while applying a group");
+    }
+    match op {
+        Op::Insert(order) => {
+            if tables.exists(&order.id)? {
+                return Ok(Err(StoreError::AlreadyExists(order.id.clone())));
+            }
+            tables.put(order)?;
+        }
+        Op::UpdateAll(orders) => {
+            for order in orders {
+                if !tables.exists(&order.id)? {
+                    return Ok(Err(StoreError::NotFound(order.id.clone())));
+                }
+            }
+            for order in orders {
+                tables.put(order)?;
+            }
+        }
+        Op::InsertMany(orders) => {
+            let mut ids = std::collections::HashSet::with_capacity(orders.len());
+            for order in orders {
+                if !ids.insert(order.id.as_str()) || tables.exists(&order.id)? {
+                    return Ok(Err(StoreError::AlreadyExists(order.id.clone())));
+                }
+            }
+            for order in orders {
+                tables.put(order)?;
+            }
+        }
+    }
+    Ok(Ok(()))
+}
+
+/// The queue side, held by the store.
+pub(super) struct Writer {
+    queue: Option<mpsc::UnboundedSender<Request>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    path: String,
+}
+
+impl Writer {
+    pub fn start(shared: Arc<Shared>) -> std::io::Result<Self> {
+        let (queue, requests) = mpsc::unbounded_channel();
+        let path = shared.path.display().to_string();
+        let thread = std::thread::Builder::new()
+            .name("order-store-writer".into())
+            .spawn(move || run(&shared, requests))?;
+        Ok(Self {
+            queue: Some(queue),
+            thread: Some(thread),
+            path,
+        })
+    }
+
+    /// Queues `write` and waits for its outcome. Dropping the returned
+    /// future before the write's group starts withdraws it.
+    pub async fn submit(&self, write: Write) -> Result<(), StoreError> {
+        let (reply, outcome) = oneshot::channel();
+        let stopped = || {
+            StoreError::Failed(format!(
+                "the writer of the data file {} has stopped (see the log); restart the server",
+                self.path
+            ))
+        };
+        let queue = self.queue.as_ref().ok_or_else(stopped)?;
+        queue
+            .send(Request { write, reply })
+            .map_err(|_| stopped())?;
+        outcome.await.unwrap_or_else(|_| Err(stopped()))
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        // The writer finishes what is queued, then sees the queue closed.
+        drop(self.queue.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn run(shared: &Shared, mut requests: mpsc::UnboundedReceiver<Request>) {
+    let mut state = State::default();
+    while let Some(first) = requests.blocking_recv() {
+        let mut bytes = first.write.op.bytes();
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP_WRITES && bytes < MAX_GROUP_BYTES {
+            match requests.try_recv() {
+                Ok(next) => {
+                    bytes += next.write.op.bytes();
+                    group.push(next);
+                }
+                Err(_) => break,
+            }
+        }
+        process_group(shared, &mut state, group);
+    }
+}
+
+/// What the writer remembers between groups.
+#[derive(Default)]
+pub(super) struct State {
+    /// Set by a failed commit: why every later write is refused.
+    stopped: Option<String>,
+}
+
+/// Applies, commits and answers one group (see the module docs).
+pub(super) fn process_group(shared: &Shared, state: &mut State, group: Vec<Request>) {
+    // Callers that went away before their group started: not applied.
+    let group: Vec<Request> = group.into_iter().filter(|r| !r.reply.is_closed()).collect();
+    if group.is_empty() {
+        return;
+    }
+    if let Some(why) = &state.stopped {
+        return answer_all(group, &StoreError::Failed(why.clone()));
+    }
+    let writes: Vec<&Write> = group.iter().map(|r| &r.write).collect();
+    let path = shared.path.display();
+    let outcomes = loop {
+        let applied = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            let mut txn = shared.db.begin_write()?;
+            txn.set_durability(Durability::Immediate)?;
+            let outcomes = apply_group(&txn, &writes, Instant::now())?;
+            Ok::<_, redb::Error>((txn, outcomes))
+        }));
+        let (txn, outcomes) = match applied {
+            Ok(Ok(applied)) => applied,
+            Ok(Err(e)) => {
+                let failed = format!("cannot write to the data file {path}: {e}");
+                tracing::error!("{failed}");
+                return answer_all(group, &StoreError::Failed(failed));
+            }
+            Err(panic) => {
+                let what = crate::call::panic_message(panic.as_ref());
+                let failed = format!(
+                    "the writer of the data file {path} panicked applying a group of writes \
+                     ({what}); none of them was written"
+                );
+                tracing::error!("{failed}");
+                return answer_all(group, &StoreError::Failed(failed));
+            }
+        };
+        // A write whose deadline passed while the group was applied must
+        // not be committed: apply the group again without it.
+        let now = Instant::now();
+        let expired = writes
+            .iter()
+            .zip(&outcomes)
+            .any(|(w, o)| o.is_ok() && w.deadline.is_some_and(|at| at <= now));
+        if expired {
+            drop(txn); // aborts
+            continue;
+        }
+        if let Err(e) = txn.commit() {
+            let failed = format!(
+                "cannot commit to the data file {path}: {e}; nothing of this group of \
+                 writes was stored"
+            );
+            tracing::error!("{failed}");
+            state.stopped = Some(format!(
+                "the data file {path} takes no more writes after a failed commit ({e}); \
+                 restart the server to reopen it (redb recovers it to the last successful commit)"
+            ));
+            return answer_all(group, &StoreError::Failed(failed));
+        }
+        break outcomes;
+    };
+    // Committed: the cache gets the new versions before anyone hears of them.
+    shared.cache.committed(
+        group
+            .iter()
+            .zip(&outcomes)
+            .filter(|(_, o)| o.is_ok())
+            .flat_map(|(r, _)| match &r.write.op {
+                Op::Insert(o) => std::slice::from_ref(o),
+                Op::UpdateAll(os) => os.as_slice(),
+                Op::InsertMany(_) => &[], // new ids: nothing cached to replace
+            }),
+    );
+    for (request, outcome) in group.into_iter().zip(outcomes) {
+        let _ = request.reply.send(outcome);
+    }
+}
+
+fn answer_all(group: Vec<Request>, error: &StoreError) {
+    for request in group {
+        let _ = request.reply.send(Err(error.clone()));
+    }
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    /// An order with this id makes `apply` panic (tests only).
+    pub const PANIC_ID: &str = "panic-while-applying";
+}
