@@ -24,6 +24,7 @@
 mod cache;
 pub mod durable;
 mod memory;
+pub mod postgres;
 pub mod rule;
 mod schema;
 mod search;
@@ -35,6 +36,7 @@ mod tests;
 
 pub use durable::{FILE_NAME, OpenError, RedbOptions, RedbStore};
 pub use memory::MemoryStore;
+pub use postgres::{PgOptions, PgStore};
 pub use schema::FORMAT_VERSION;
 pub use verify::VerifyReport;
 
@@ -106,6 +108,10 @@ pub enum StoreError {
     /// The call's deadline passed before its write was committed; nothing
     /// of it was written.
     DeadlineExceeded,
+    /// The storage could not be reached (a database store: the database
+    /// is down or unreachable), or a write's outcome is unknown: the
+    /// message says which. Worth retrying (gRPC UNAVAILABLE).
+    Unavailable(String),
     /// The storage itself failed; nothing was changed.
     Failed(String),
 }
@@ -118,6 +124,7 @@ impl std::fmt::Display for StoreError {
             StoreError::DeadlineExceeded => {
                 f.write_str("the deadline passed before the write was committed")
             }
+            StoreError::Unavailable(why) => write!(f, "store unavailable: {why}"),
             StoreError::Failed(why) => write!(f, "store failure: {why}"),
         }
     }
