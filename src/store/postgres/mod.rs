@@ -206,6 +206,11 @@ macro_rules! write {
                 match until(deadline, work).await {
                     None => Err(Failure::Final(PgError::DeadlineExceeded)),
                     Some(Err(failure)) => Err(failure),
+                    // The work finished, but too late to commit (the timer
+                    // may fire after a fast reply): roll back.
+                    Some(Ok(_)) if passed(deadline) => {
+                        Err(Failure::Final(PgError::DeadlineExceeded))
+                    }
                     Some(Ok((tx, value))) => commit(tx, deadline).await.map(|()| value),
                 }
             };
@@ -536,12 +541,18 @@ fn jitter() -> f64 {
     (h.finish() >> 11) as f64 / (1u64 << 53) as f64
 }
 
-/// `f`, or `None` if `deadline` passes first.
+/// `f`, or `None` if `deadline` passes first (or has passed already:
+/// then `f` is not started).
 async fn until<F: Future>(deadline: Option<Instant>, f: F) -> Option<F::Output> {
     match deadline {
+        Some(d) if d <= Instant::now() => None,
         Some(d) => tokio::time::timeout_at(d.into(), f).await.ok(),
         None => Some(f.await),
     }
+}
+
+fn passed(deadline: Option<Instant>) -> bool {
+    deadline.is_some_and(|d| d <= Instant::now())
 }
 
 /// PostgreSQL text cannot hold U+0000 (the embedded stores can).
