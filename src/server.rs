@@ -49,7 +49,7 @@ pub fn runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
 /// Runs the server until SIGINT or SIGTERM. Used by `src/bin/server.rs`.
 pub async fn main(config: Config) -> Result<(), String> {
     let _flush_on_exit = crate::log::init(config.log_format)?;
-    let store = open_store(&config).await?;
+    let store = open_store(&config)?;
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
@@ -227,35 +227,28 @@ fn tls_config(config: &Config) -> Result<Option<ServerTlsConfig>, String> {
 }
 
 /// Opens the store the configuration asks for and seeds it if it is empty.
-pub async fn open_store(config: &Config) -> Result<Arc<dyn OrderStore>, String> {
-    let store: Arc<dyn OrderStore> = if config.in_memory {
+pub fn open_store(config: &Config) -> Result<Arc<dyn OrderStore>, String> {
+    let seed = (!config.no_seed).then(seed::order_101);
+    if config.in_memory {
         tracing::info!("orders are kept in memory only (--in-memory): nothing survives a restart");
-        Arc::new(MemoryStore::new())
-    } else {
-        let store = RedbStore::open(&config.data_dir).map_err(|e| e.to_string())?;
-        let path = std::path::absolute(store.path()).unwrap_or_else(|_| store.path().to_owned());
-        tracing::info!(
-            "orders are stored in {} ({} orders)",
-            path.display(),
-            count(&store).await?
-        );
-        Arc::new(store)
-    };
-    if !config.no_seed && count(store.as_ref()).await? == 0 {
+        if seed.is_some() {
+            tracing::info!("empty store: inserted the seed's order 101");
+        }
+        return Ok(Arc::new(MemoryStore::with_orders(seed)));
+    }
+    let store = RedbStore::open(&config.data_dir).map_err(|e| e.to_string())?;
+    let path = std::path::absolute(store.path()).unwrap_or_else(|_| store.path().to_owned());
+    let count = store
+        .count_blocking()
+        .map_err(|e| format!("cannot read the store: {e}"))?;
+    tracing::info!("orders are stored in {} ({count} orders)", path.display());
+    if let Some(seed) = seed.filter(|_| count == 0) {
         store
-            .insert(seed::order_101(), None)
-            .await
+            .insert_many_blocking(vec![seed])
             .map_err(|e| format!("cannot insert the seed order 101: {e}"))?;
         tracing::info!("empty store: inserted the seed's order 101");
     }
-    Ok(store)
-}
-
-async fn count(store: &dyn OrderStore) -> Result<u64, String> {
-    store
-        .count()
-        .await
-        .map_err(|e| format!("cannot read the store: {e}"))
+    Ok(Arc::new(store))
 }
 
 /// Serves `service` alone on an already bound listener until `shutdown`

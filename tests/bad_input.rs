@@ -29,7 +29,7 @@ async fn start(extra: &[&str]) -> Server {
     let mut args = vec!["server", "--in-memory"];
     args.extend_from_slice(extra);
     let config = Config::parse_from(args);
-    let store = open_store(&config).await.unwrap();
+    let store = open_store(&config).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let running = Running::start(&config, store, listener).await.unwrap();

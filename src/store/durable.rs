@@ -167,6 +167,12 @@ impl RedbStore {
         block_on(self.insert_many(orders))
     }
 
+    /// [`OrderStore::count`] for callers outside async code (start-up):
+    /// redb keeps each table's length, so this reads no order.
+    pub fn count_blocking(&self) -> Result<u64, StoreError> {
+        self.shared.count()
+    }
+
     /// Runs a read on the blocking pool.
     async fn read<T: Send + 'static>(
         &self,
@@ -190,6 +196,12 @@ impl Shared {
             "cannot read the data file {}: {e}",
             self.path.display()
         ))
+    }
+
+    fn count(&self) -> Result<u64, StoreError> {
+        let txn = self.db.begin_read().map_err(|e| self.failed(e))?;
+        let orders = txn.open_table(ORDERS).map_err(|e| self.failed(e))?;
+        orders.len().map_err(|e| self.failed(e))
     }
 
     fn read_order(&self, id: &str) -> Result<Option<Order>, StoreError> {
@@ -255,12 +267,7 @@ impl OrderStore for RedbStore {
     }
 
     async fn count(&self) -> Result<u64, StoreError> {
-        self.read(|shared| {
-            let txn = shared.db.begin_read().map_err(|e| shared.failed(e))?;
-            let orders = txn.open_table(ORDERS).map_err(|e| shared.failed(e))?;
-            orders.len().map_err(|e| shared.failed(e))
-        })
-        .await
+        self.read(Shared::count).await
     }
 }
 

@@ -10,8 +10,9 @@
 //! answered by a scan of the orders table in id order.
 //!
 //! Work per step is bounded: at most `budget` candidates examined, and at
-//! most [`SEEKS_PER_CANDIDATE`] x `budget` posting-list seeks (a query
-//! whose lists rarely agree would otherwise walk far between candidates).
+//! most [`WORK_PER_CANDIDATE`] x `budget` entries visited or seeks made (a
+//! query whose lists rarely agree would otherwise walk far between
+//! candidates).
 //! `next` is then the last id known to be settled, so the next step
 //! resumes exactly there.
 
@@ -24,8 +25,9 @@ use super::schema::{ORDERS, POSTINGS};
 use super::{SearchPage, rule};
 use crate::pb::Order;
 
-/// Posting-list seeks a step may spend per candidate of its budget.
-pub(super) const SEEKS_PER_CANDIDATE: usize = 16;
+/// Units of work (a posting or order visited, or a seek) a step may spend
+/// per candidate of its budget.
+pub(super) const WORK_PER_CANDIDATE: usize = 32;
 
 pub(super) fn page(
     txn: &ReadTransaction,
@@ -76,23 +78,126 @@ fn scan(
     Ok(page)
 }
 
-/// The first id in `trigram`'s posting list after (or at) `from`.
-fn seek(
-    postings: &ReadOnlyTable<(u64, &str), ()>,
+/// A posting list's cursor steps forward this many entries looking for a
+/// target before it seeks (a new range from the target) instead: dense
+/// intersections walk, sparse ones jump.
+const WALK: usize = 4;
+
+fn reached(id: &str, target: Bound<&str>) -> bool {
+    match target {
+        Bound::Included(t) => id >= t,
+        Bound::Excluded(t) => id > t,
+        Bound::Unbounded => true,
+    }
+}
+
+/// A position in one trigram's posting list.
+struct Cursor {
     trigram: u64,
-    from: Bound<&str>,
-) -> Result<Option<String>, redb::Error> {
-    let start = match from {
-        Bound::Included(id) => Bound::Included((trigram, id)),
-        Bound::Excluded(id) => Bound::Excluded((trigram, id)),
-        Bound::Unbounded => Bound::Included((trigram, "")),
-    };
-    // Trigram keys are < 2^63, so `trigram + 1` cannot overflow.
-    let end = Bound::Excluded((trigram + 1, ""));
-    let mut range = postings.range::<(u64, &str)>((start, end))?;
-    match range.next() {
-        Some(entry) => Ok(Some(entry?.0.value().1.to_owned())),
-        None => Ok(None),
+    iter: Option<redb::Range<'static, (u64, &'static str), ()>>,
+    /// The id the cursor is at; `None` once the list is exhausted.
+    head: Option<String>,
+}
+
+impl Cursor {
+    fn new(trigram: u64) -> Self {
+        Self {
+            trigram,
+            iter: None,
+            head: None,
+        }
+    }
+
+    /// Moves to the first id in the list that is at or after `target`
+    /// and returns it (`None`: the list has none). Counts its work.
+    fn seek(
+        &mut self,
+        postings: &ReadOnlyTable<(u64, &str), ()>,
+        target: Bound<&str>,
+        work: &mut usize,
+    ) -> Result<Option<String>, redb::Error> {
+        if let Some(head) = &self.head
+            && reached(head, target)
+        {
+            return Ok(Some(head.clone()));
+        }
+        if let Some(iter) = &mut self.iter {
+            for _ in 0..WALK {
+                *work += 1;
+                match iter.next() {
+                    None => {
+                        self.head = None;
+                        return Ok(None);
+                    }
+                    Some(entry) => {
+                        let (key, _) = entry?;
+                        let id = key.value().1;
+                        if reached(id, target) {
+                            self.head = Some(id.to_owned());
+                            return Ok(self.head.clone());
+                        }
+                    }
+                }
+            }
+        }
+        *work += 1;
+        let start = match target {
+            Bound::Included(id) => Bound::Included((self.trigram, id)),
+            Bound::Excluded(id) => Bound::Excluded((self.trigram, id)),
+            Bound::Unbounded => Bound::Included((self.trigram, "")),
+        };
+        // Trigram keys are < 2^63, so `trigram + 1` cannot overflow.
+        let end = Bound::Excluded((self.trigram + 1, ""));
+        let mut iter = postings.range::<(u64, &str)>((start, end))?;
+        self.head = match iter.next() {
+            Some(entry) => Some(entry?.0.value().1.to_owned()),
+            None => None,
+        };
+        self.iter = Some(iter);
+        Ok(self.head.clone())
+    }
+}
+
+/// Fetches candidates in increasing id order, walking the orders table
+/// when they are close together and seeking when they are not.
+struct Fetcher {
+    iter: Option<redb::Range<'static, &'static str, &'static [u8]>>,
+}
+
+impl Fetcher {
+    fn get(
+        &mut self,
+        orders: &ReadOnlyTable<&str, &[u8]>,
+        id: &str,
+        work: &mut usize,
+    ) -> Result<Option<Order>, redb::Error> {
+        if let Some(iter) = &mut self.iter {
+            for _ in 0..WALK {
+                *work += 1;
+                let Some(entry) = iter.next() else { break };
+                let (key, bytes) = entry?;
+                match key.value().cmp(id) {
+                    std::cmp::Ordering::Less => continue,
+                    std::cmp::Ordering::Equal => return decode(id, bytes.value()).map(Some),
+                    std::cmp::Ordering::Greater => return Ok(None),
+                }
+            }
+        }
+        *work += 1;
+        let mut iter = orders.range::<&str>((Bound::Included(id), Bound::Unbounded))?;
+        let found = match iter.next() {
+            Some(entry) => {
+                let (key, bytes) = entry?;
+                if key.value() == id {
+                    Some(decode(id, bytes.value())?)
+                } else {
+                    None
+                }
+            }
+            None => None,
+        };
+        self.iter = Some(iter);
+        Ok(found)
     }
 }
 
@@ -105,28 +210,30 @@ fn indexed(
     budget: usize,
 ) -> Result<SearchPage, redb::Error> {
     let mut page = SearchPage::default();
-    let max_seeks = budget
-        .saturating_mul(SEEKS_PER_CANDIDATE)
-        .max(trigrams.len() + 1);
-    let mut seeks = 0;
+    let max_work = budget
+        .saturating_mul(WORK_PER_CANDIDATE)
+        .max(trigrams.len() * (WALK + 1) + 1);
+    let mut work = 0;
+    let mut cursors: Vec<Cursor> = trigrams.iter().map(|t| Cursor::new(*t)).collect();
+    let mut fetcher = Fetcher { iter: None };
     // Everything up to and including `settled` has been decided.
     let mut settled: Option<String> = after.map(str::to_owned);
     loop {
-        if page.examined == budget || seeks >= max_seeks {
+        if page.examined == budget || work >= max_work {
             page.next = settled;
             return Ok(page);
         }
         let from = settled.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
-        seeks += 1;
-        let Some(mut candidate) = seek(postings, trigrams[0], from)? else {
+        let Some(mut candidate) = cursors[0].seek(postings, from, &mut work)? else {
             return Ok(page); // the first list is done: so is the search
         };
         // Leapfrog until every list holds `candidate`.
         let mut agreed = 1;
-        let mut list = 1 % trigrams.len();
-        while agreed < trigrams.len() {
-            seeks += 1;
-            let Some(found) = seek(postings, trigrams[list], Bound::Included(&candidate))? else {
+        let mut list = 1 % cursors.len();
+        while agreed < cursors.len() {
+            let Some(found) =
+                cursors[list].seek(postings, Bound::Included(&candidate), &mut work)?
+            else {
                 return Ok(page);
             };
             if found == candidate {
@@ -136,20 +243,19 @@ fn indexed(
                 // before `found` that is after it.
                 settled = Some(std::mem::replace(&mut candidate, found));
                 agreed = 1;
-                if seeks >= max_seeks {
+                if work >= max_work {
                     page.next = settled;
                     return Ok(page);
                 }
             }
-            list = (list + 1) % trigrams.len();
+            list = (list + 1) % cursors.len();
         }
         page.examined += 1;
-        let bytes = orders.get(candidate.as_str())?.ok_or_else(|| {
+        let order = fetcher.get(orders, &candidate, &mut work)?.ok_or_else(|| {
             redb::Error::Corrupted(format!(
                 "the index names order {candidate:?}, which is not stored"
             ))
         })?;
-        let order = decode(&candidate, bytes.value())?;
         if rule::matches(&order, needle) {
             page.orders.push(order);
         }

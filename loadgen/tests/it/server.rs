@@ -19,7 +19,7 @@ impl InProcessServer {
         let mut argv = vec!["server", "--data-dir", dir.path().to_str().unwrap()];
         argv.extend_from_slice(args);
         let config = Config::parse_from(argv);
-        let store = open_store(&config).await.unwrap();
+        let store = open_store(&config).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let running = Running::start(&config, store, listener).await.unwrap();
