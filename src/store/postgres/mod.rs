@@ -50,6 +50,7 @@ use deadpool_postgres::{
     Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime,
 };
 use tokio_postgres::CancelToken;
+use tokio_postgres::types::Type;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 pub use error::{PgError, PgOpenError};
@@ -671,14 +672,31 @@ impl PgStore {
         let pattern = sql::contains_pattern(&needle);
         let budget = budget.max(1);
         let limit = i64::try_from(budget).unwrap_or(i64::MAX);
+        // Not a cached prepared statement: after a few runs PostgreSQL would
+        // plan that for any pattern (a generic plan), which walks the primary
+        // key for a rare needle instead of asking the trigram index. An
+        // unnamed statement is planned for the pattern at hand, still in
+        // one round trip.
         let rows = read!(self, None, |client| match after {
             None => {
-                let stmt = client.prepare_cached(sql::SEARCH_FIRST).await?;
-                client.query(&stmt, &[&pattern, &limit]).await
+                client
+                    .query_typed(
+                        sql::SEARCH_FIRST,
+                        &[(&pattern, Type::TEXT), (&limit, Type::INT8)],
+                    )
+                    .await
             }
             Some(after) => {
-                let stmt = client.prepare_cached(sql::SEARCH_AFTER).await?;
-                client.query(&stmt, &[&pattern, &after, &limit]).await
+                client
+                    .query_typed(
+                        sql::SEARCH_AFTER,
+                        &[
+                            (&pattern, Type::TEXT),
+                            (&after, Type::TEXT),
+                            (&limit, Type::INT8),
+                        ],
+                    )
+                    .await
             }
         });
         let mut page = SearchPage {

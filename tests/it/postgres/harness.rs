@@ -25,6 +25,8 @@ pub struct Postgres {
     dir: tempfile::TempDir,
     bin: PathBuf,
     as_postgres: bool,
+    /// The TCP port if any, and the socket's name (`.s.PGSQL.<port>`).
+    port: u16,
 }
 
 impl Postgres {
@@ -33,16 +35,23 @@ impl Postgres {
     /// (after saying why, loudly) when PostgreSQL is not installed and
     /// `CI` is not set.
     pub fn start() -> Option<Self> {
-        Self::start_with(false)
+        Self::start_with(false, None)
     }
 
     /// A fresh server with PostgreSQL's durable defaults (fsync at each
     /// commit), for measurements.
     pub fn start_durable() -> Option<Self> {
-        Self::start_with(true)
+        Self::start_with(true, None)
     }
 
-    fn start_with(durable: bool) -> Option<Self> {
+    /// A fresh server that also listens on TCP `127.0.0.1:port`, accepting
+    /// only TLS connections there, with this certificate and key (PEM).
+    /// Its socket stays the way for [`Postgres::connect`].
+    pub fn start_tls(port: u16, cert_pem: &str, key_pem: &str) -> Option<Self> {
+        Self::start_with(false, Some((port, cert_pem, key_pem)))
+    }
+
+    fn start_with(durable: bool, tls: Option<(u16, &str, &str)>) -> Option<Self> {
         let Some(bin) = find_bin() else {
             let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
             assert!(
@@ -75,6 +84,7 @@ impl Postgres {
             dir,
             bin,
             as_postgres,
+            port: tls.map_or(5432, |(port, _, _)| port),
         };
         let data = pg.data_dir();
         run(pg
@@ -91,8 +101,7 @@ impl Postgres {
             ])
             .arg("--no-sync"));
         let mut conf = format!(
-            "listen_addresses = ''\n\
-             unix_socket_directories = '{}'\n\
+            "unix_socket_directories = '{}'\n\
              shared_buffers = 32MB\n\
              max_connections = 100\n",
             pg.socket_dir().display()
@@ -100,11 +109,38 @@ impl Postgres {
         if !durable {
             conf.push_str("fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n");
         }
+        let mut written = vec!["postgresql.auto.conf"];
+        match tls {
+            None => conf.push_str("listen_addresses = ''\n"),
+            Some((port, cert, key)) => {
+                conf.push_str(&format!(
+                    "listen_addresses = '127.0.0.1'\nport = {port}\nssl = on\n\
+                     ssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n"
+                ));
+                std::fs::write(data.join("server.crt"), cert).unwrap();
+                std::fs::write(data.join("server.key"), key).unwrap();
+                std::fs::set_permissions(
+                    data.join("server.key"),
+                    std::os::unix::fs::PermissionsExt::from_mode(0o600),
+                )
+                .unwrap();
+                std::fs::write(
+                    data.join("pg_hba.conf"),
+                    "local all all trust\n\
+                     hostssl all all 127.0.0.1/32 trust\n\
+                     hostnossl all all 127.0.0.1/32 reject\n",
+                )
+                .unwrap();
+                written.extend(["server.crt", "server.key", "pg_hba.conf"]);
+            }
+        }
         std::fs::write(data.join("postgresql.auto.conf"), conf).unwrap();
         if pg.as_postgres {
-            run(Command::new("chown")
-                .arg("postgres:postgres")
-                .arg(data.join("postgresql.auto.conf")));
+            for file in written {
+                run(Command::new("chown")
+                    .arg("postgres:postgres")
+                    .arg(data.join(file)));
+            }
         }
         pg.start_again();
         Some(pg)
@@ -133,7 +169,24 @@ impl Postgres {
     /// A URL for database `db` over the Unix socket, as user `postgres`.
     pub fn url(&self, db: &str) -> String {
         let host = self.socket_dir().display().to_string().replace('/', "%2F");
-        format!("postgres://postgres@{host}/{db}")
+        format!("postgres://postgres@{host}:{}/{db}", self.port)
+    }
+
+    /// The URL for `db` with the socket in the `host` parameter (the other
+    /// form tokio-postgres accepts).
+    pub fn url_with_host_param(&self, db: &str) -> String {
+        format!(
+            "postgres://postgres@/{db}?host={}",
+            self.socket_dir().display()
+        )
+    }
+
+    /// A free TCP port on 127.0.0.1 (for [`Postgres::start_tls`]).
+    pub fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port")
     }
 
     /// Creates database `name` (UTF8) and returns its URL.

@@ -5,6 +5,7 @@
 //! - `replicas`: two `PgStore`s on one database: races and concurrent
 //!   updates.
 //! - `outage`: the database stopped under load, then restarted.
+//! - `tls`: each `sslmode` against a TLS-only server.
 //! - `bench`: `#[ignore]`d throughput and latency figures.
 
 pub mod harness;
@@ -13,6 +14,7 @@ mod bench;
 mod outage;
 mod replicas;
 mod store;
+mod tls;
 
 use order_management::Order;
 use order_management::store::{PgOptions, PgStore};

@@ -306,7 +306,7 @@ async fn migrations_run_once_under_concurrent_starts_and_a_newer_schema_is_refus
 }
 
 /// How many of our connections wait on a lock.
-async fn waiting_on_locks(admin: &tokio_postgres::Client) -> i64 {
+pub(super) async fn waiting_on_locks(admin: &tokio_postgres::Client) -> i64 {
     admin
         .query_one(
             "SELECT count(*) FROM pg_stat_activity \
