@@ -47,6 +47,10 @@ pub struct RedbOptions {
     /// The cache of decoded orders that getOrder hits are served from
     /// (0 turns it off).
     pub order_cache_bytes: usize,
+    /// How many inserted orders may wait to be indexed (each search
+    /// checks them all; see `schema`): at this many, the next group of
+    /// writes indexes them together.
+    pub unindexed_limit: usize,
 }
 
 impl Default for RedbOptions {
@@ -54,6 +58,7 @@ impl Default for RedbOptions {
         Self {
             page_cache_bytes: 32 << 20,
             order_cache_bytes: 4 << 20,
+            unindexed_limit: 512,
         }
     }
 }
@@ -71,6 +76,7 @@ pub(super) struct Shared {
     pub db: Database,
     pub path: PathBuf,
     pub cache: OrderCache,
+    pub unindexed_limit: usize,
 }
 
 /// Why the store could not be opened. The message names the file and says
@@ -123,6 +129,7 @@ impl RedbStore {
             db,
             path,
             cache: OrderCache::new(options.order_cache_bytes),
+            unindexed_limit: options.unindexed_limit.max(1),
         });
         let writer = Writer::start(Arc::clone(&shared)).map_err(|e| {
             OpenError(format!(

@@ -8,13 +8,27 @@
 //!   order (see [`super::rule`]). Keyed trigram first, so each trigram's
 //!   posting list is a contiguous run sorted by id that a range can seek
 //!   into.
+//! - `unindexed`: id -> () for each order stored by an insert since the
+//!   last indexing pass, which has no postings yet (see below).
 //! - `meta`: `"format_version"` -> 2.
+//!
+//! **Deferred indexing.** Writing an order's postings dirties one leaf
+//! page per trigram, scattered over the index, and each dirty page costs a
+//! page write at commit: with ~15 trigrams per order, concurrent inserts
+//! of unrelated ids cost ~15 page writes each. So an insert (addOrder)
+//! only appends its id to `unindexed` (a small table, few pages); once it
+//! holds [`super::RedbOptions::unindexed_limit`] ids, the group that
+//! reaches it indexes them all in its own transaction, where postings of
+//! many orders share pages (the same idea as PostgreSQL GIN's pending
+//! list). Searches treat every unindexed order as a candidate. Updates of
+//! an indexed order change its postings in place (the few that differ);
+//! bulk loads index directly. The index is always exact: an order has all
+//! of its postings, or none and is listed in `unindexed`.
 //!
 //! Format 1 (the code before the index): `orders` only, no `meta`. Opening
 //! one migrates it in place, in one transaction: either the file is left as
 //! it was or it is at format 2 with a complete index.
 
-use std::collections::BTreeSet;
 use std::path::Path;
 
 use prost::Message;
@@ -30,6 +44,8 @@ pub(super) const ORDERS: TableDefinition<&str, &[u8]> = TableDefinition::new("or
 pub(super) const POSTINGS: TableDefinition<(u64, &str), ()> = TableDefinition::new("postings");
 /// Facts about the file itself.
 pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// Orders not yet in the index.
+pub(super) const UNINDEXED: TableDefinition<&str, ()> = TableDefinition::new("unindexed");
 const VERSION_KEY: &str = "format_version";
 
 /// The format this code writes and reads.
@@ -95,6 +111,7 @@ fn create(db: &Database, path: &Path) -> Result<(), OpenError> {
     {
         txn.open_table(ORDERS).map_err(|e| fail(&e))?;
         txn.open_table(POSTINGS).map_err(|e| fail(&e))?;
+        txn.open_table(UNINDEXED).map_err(|e| fail(&e))?;
         let mut meta = txn.open_table(META).map_err(|e| fail(&e))?;
         meta.insert(VERSION_KEY, FORMAT_VERSION)
             .map_err(|e| fail(&e))?;
@@ -121,6 +138,7 @@ fn migrate(db: &Database, path: &Path, from: u64) -> Result<(), OpenError> {
     {
         let orders = txn.open_table(ORDERS).map_err(|e| fail(&e))?;
         let mut postings = txn.open_table(POSTINGS).map_err(|e| fail(&e))?;
+        txn.open_table(UNINDEXED).map_err(|e| fail(&e))?;
         let mut done = 0u64;
         for entry in orders.iter().map_err(|e| fail(&e))? {
             let (id, bytes) = entry.map_err(|e| fail(&e))?;
@@ -171,6 +189,11 @@ pub(super) fn decode(path: &Path, key: &str, bytes: &[u8]) -> Result<Order, Open
 pub(super) struct Tables<'txn> {
     pub orders: redb::Table<'txn, &'static str, &'static [u8]>,
     pub postings: redb::Table<'txn, (u64, &'static str), ()>,
+    pub unindexed: redb::Table<'txn, &'static str, ()>,
+}
+
+fn corrupt_record(id: &str, e: prost::DecodeError) -> redb::Error {
+    redb::Error::Corrupted(format!("stored order {id:?} does not decode: {e}"))
 }
 
 impl<'txn> Tables<'txn> {
@@ -178,42 +201,74 @@ impl<'txn> Tables<'txn> {
         Ok(Self {
             orders: txn.open_table(ORDERS)?,
             postings: txn.open_table(POSTINGS)?,
+            unindexed: txn.open_table(UNINDEXED)?,
         })
     }
 
-    /// The stored order with this id, if any (as bytes: callers that only
-    /// need to know it exists do not decode it).
+    /// Whether an order with this id is stored.
     pub fn exists(&self, id: &str) -> Result<bool, redb::Error> {
         Ok(self.orders.get(id)?.is_some())
     }
 
-    /// Stores `order` (new or replacing the stored one) and brings its
-    /// postings in step: removes those of the old version it no longer
-    /// has, adds the new ones.
-    pub fn put(&mut self, order: &Order) -> Result<(), redb::Error> {
+    /// Stores `order`, new or replacing the stored one, keeping the index
+    /// exact. A new order is indexed now if `index_now`, else listed as
+    /// unindexed. A replaced order keeps its state: if indexed, the
+    /// postings of the old version it no longer has are removed and its
+    /// new ones added; if unindexed, it stays so.
+    pub fn put(&mut self, order: &Order, index_now: bool) -> Result<(), redb::Error> {
         let id = order.id.as_str();
-        let old: BTreeSet<u64> = match self.orders.get(id)? {
-            Some(bytes) => match Order::decode(bytes.value()) {
-                Ok(old) => rule::order_trigrams(&old),
-                // Unreadable old version: fall back to removing every
-                // posting it could have had is impossible to know, so
-                // report it (verify() finds such a file too).
-                Err(e) => {
-                    return Err(redb::Error::Corrupted(format!(
-                        "stored order {id:?} does not decode: {e}"
-                    )));
-                }
-            },
-            None => BTreeSet::new(),
+        let old = match self.orders.get(id)? {
+            Some(bytes) => Some(Order::decode(bytes.value()).map_err(|e| corrupt_record(id, e))?),
+            None => None,
         };
-        let new = rule::order_trigrams(order);
-        for t in old.difference(&new) {
-            self.postings.remove((*t, id))?;
-        }
-        for t in new.difference(&old) {
-            self.postings.insert((*t, id), ())?;
+        match old {
+            None if index_now => {
+                for t in rule::order_trigrams(order) {
+                    self.postings.insert((t, id), ())?;
+                }
+            }
+            None => {
+                self.unindexed.insert(id, ())?;
+            }
+            Some(_) if self.unindexed.get(id)?.is_some() => {}
+            Some(old) => {
+                let old = rule::order_trigrams(&old);
+                let new = rule::order_trigrams(order);
+                for t in old.difference(&new) {
+                    self.postings.remove((*t, id))?;
+                }
+                for t in new.difference(&old) {
+                    self.postings.insert((*t, id), ())?;
+                }
+            }
         }
         self.orders.insert(id, order.encode_to_vec().as_slice())?;
+        Ok(())
+    }
+
+    /// Indexes every unindexed order if there are `limit` or more of them.
+    pub fn index_if_due(&mut self, limit: usize) -> Result<(), redb::Error> {
+        if self.unindexed.len()? < limit as u64 {
+            return Ok(());
+        }
+        let mut ids = Vec::new();
+        for entry in self.unindexed.iter()? {
+            ids.push(entry?.0.value().to_owned());
+        }
+        for id in &ids {
+            let order = match self.orders.get(id.as_str())? {
+                Some(bytes) => Order::decode(bytes.value()).map_err(|e| corrupt_record(id, e))?,
+                None => {
+                    return Err(redb::Error::Corrupted(format!(
+                        "order {id:?} is listed as unindexed but not stored"
+                    )));
+                }
+            };
+            for t in rule::order_trigrams(&order) {
+                self.postings.insert((t, id.as_str()), ())?;
+            }
+        }
+        self.unindexed.retain(|_, _| false)?;
         Ok(())
     }
 }

@@ -4,7 +4,9 @@
 //! index: its trigrams' posting lists are intersected by leapfrogging (the
 //! current candidate is the largest id any list has reached; each list is
 //! seeked to the first id >= the candidate, until all agree), starting
-//! after the cursor. Each id found in every list is a candidate: its order
+//! after the cursor. Each id found in every list is a candidate, and so is
+//! each order not yet indexed (the `unindexed` table, merged in id order;
+//! see `schema`). Each candidate's order
 //! is fetched and checked against the full rule, so results are exact, in
 //! id order, each order once. A shorter query has no trigrams and is
 //! answered by a scan of the orders table in id order.
@@ -21,7 +23,7 @@ use std::ops::Bound;
 use prost::Message;
 use redb::{ReadOnlyTable, ReadTransaction};
 
-use super::schema::{ORDERS, POSTINGS};
+use super::schema::{ORDERS, POSTINGS, UNINDEXED};
 use super::{SearchPage, rule};
 use crate::pb::Order;
 
@@ -41,7 +43,10 @@ pub(super) fn page(
         None => scan(&orders, &needle, after, budget),
         Some(trigrams) => {
             let postings = txn.open_table(POSTINGS)?;
-            indexed(&orders, &postings, &trigrams, &needle, after, budget)
+            let unindexed = txn.open_table(UNINDEXED)?;
+            indexed(
+                &orders, &postings, &unindexed, &trigrams, &needle, after, budget,
+            )
         }
     }
 }
@@ -201,9 +206,92 @@ impl Fetcher {
     }
 }
 
+/// What a leapfrog over the posting lists came to.
+enum Leap {
+    /// An id in every list (after the start).
+    Found(String),
+    /// One of the lists has no more ids: no more candidates.
+    Done,
+    /// Out of work; every id up to and including this one (if any) is
+    /// known to be in some list's gap.
+    OutOfWork(Option<String>),
+}
+
+/// The first id after `settled` that every list holds.
+fn leapfrog(
+    postings: &ReadOnlyTable<(u64, &str), ()>,
+    cursors: &mut [Cursor],
+    settled: Option<&str>,
+    work: &mut usize,
+    max_work: usize,
+) -> Result<Leap, redb::Error> {
+    let mut settled = settled.map(str::to_owned);
+    if *work >= max_work {
+        return Ok(Leap::OutOfWork(settled));
+    }
+    let from = settled.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
+    let Some(mut candidate) = cursors[0].seek(postings, from, work)? else {
+        return Ok(Leap::Done);
+    };
+    let mut agreed = 1;
+    let mut list = 1 % cursors.len();
+    while agreed < cursors.len() {
+        let Some(found) = cursors[list].seek(postings, Bound::Included(&candidate), work)? else {
+            return Ok(Leap::Done);
+        };
+        if found == candidate {
+            agreed += 1;
+        } else {
+            // `candidate` is missing from this list, and so is every id
+            // before `found` that is after it.
+            settled = Some(std::mem::replace(&mut candidate, found));
+            agreed = 1;
+            if *work >= max_work {
+                return Ok(Leap::OutOfWork(settled));
+            }
+        }
+        list = (list + 1) % cursors.len();
+    }
+    Ok(Leap::Found(candidate))
+}
+
+/// The unindexed orders after a point, in id order (each is a candidate).
+struct Unindexed {
+    iter: redb::Range<'static, &'static str, ()>,
+    head: Option<String>,
+}
+
+impl Unindexed {
+    fn new(table: &ReadOnlyTable<&str, ()>, after: Option<&str>) -> Result<Self, redb::Error> {
+        let start = after.map_or(Bound::Unbounded, Bound::Excluded);
+        let mut iter = table.range::<&str>((start, Bound::Unbounded))?;
+        let head = match iter.next() {
+            Some(entry) => Some(entry?.0.value().to_owned()),
+            None => None,
+        };
+        Ok(Self { iter, head })
+    }
+
+    /// The first unindexed id after `settled`.
+    fn after(&mut self, settled: Option<&str>) -> Result<Option<&str>, redb::Error> {
+        while let (Some(head), Some(settled)) = (&self.head, settled) {
+            if head.as_str() > settled {
+                break;
+            }
+            self.head = match self.iter.next() {
+                Some(entry) => Some(entry?.0.value().to_owned()),
+                None => None,
+            };
+        }
+        Ok(self.head.as_deref())
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 fn indexed(
     orders: &ReadOnlyTable<&str, &[u8]>,
     postings: &ReadOnlyTable<(u64, &str), ()>,
+    unindexed: &ReadOnlyTable<&str, ()>,
     trigrams: &[u64],
     needle: &str,
     after: Option<&str>,
@@ -216,40 +304,35 @@ fn indexed(
     let mut work = 0;
     let mut cursors: Vec<Cursor> = trigrams.iter().map(|t| Cursor::new(*t)).collect();
     let mut fetcher = Fetcher { iter: None };
+    let mut unindexed = Unindexed::new(unindexed, after)?;
     // Everything up to and including `settled` has been decided.
     let mut settled: Option<String> = after.map(str::to_owned);
     loop {
-        if page.examined == budget || work >= max_work {
+        if page.examined == budget {
             page.next = settled;
             return Ok(page);
         }
-        let from = settled.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
-        let Some(mut candidate) = cursors[0].seek(postings, from, &mut work)? else {
-            return Ok(page); // the first list is done: so is the search
-        };
-        // Leapfrog until every list holds `candidate`.
-        let mut agreed = 1;
-        let mut list = 1 % cursors.len();
-        while agreed < cursors.len() {
-            let Some(found) =
-                cursors[list].seek(postings, Bound::Included(&candidate), &mut work)?
-            else {
+        let pending = unindexed.after(settled.as_deref())?.map(str::to_owned);
+        let leap = leapfrog(
+            postings,
+            &mut cursors,
+            settled.as_deref(),
+            &mut work,
+            max_work,
+        )?;
+        // The next candidate: the index's or an unindexed order, whichever
+        // comes first; or stop.
+        let candidate = match (leap, pending) {
+            (Leap::Found(c), Some(u)) => c.min(u),
+            (Leap::Found(c), None) => c,
+            (Leap::Done, Some(u)) => u,
+            (Leap::Done, None) => return Ok(page),
+            (Leap::OutOfWork(gap), Some(u)) if gap.as_deref().is_some_and(|g| u.as_str() <= g) => u,
+            (Leap::OutOfWork(gap), _) => {
+                page.next = gap.max(settled);
                 return Ok(page);
-            };
-            if found == candidate {
-                agreed += 1;
-            } else {
-                // `candidate` is missing from this list, and so is every id
-                // before `found` that is after it.
-                settled = Some(std::mem::replace(&mut candidate, found));
-                agreed = 1;
-                if work >= max_work {
-                    page.next = settled;
-                    return Ok(page);
-                }
             }
-            list = (list + 1) % cursors.len();
-        }
+        };
         page.examined += 1;
         let order = fetcher.get(orders, &candidate, &mut work)?.ok_or_else(|| {
             redb::Error::Corrupted(format!(

@@ -140,10 +140,15 @@ fn bare_db(dir: &Path) -> Database {
     db
 }
 
-fn apply_and_commit(db: &Database, writes: &[Write], now: Instant) -> Vec<Result<(), StoreError>> {
+fn apply_and_commit(
+    db: &Database,
+    writes: &[Write],
+    now: Instant,
+    unindexed_limit: usize,
+) -> Vec<Result<(), StoreError>> {
     let txn = db.begin_write().unwrap();
     let refs: Vec<&Write> = writes.iter().collect();
-    let outcomes = apply_group(&txn, &refs, now).unwrap();
+    let outcomes = apply_group(&txn, &refs, now, unindexed_limit).unwrap();
     txn.commit().unwrap();
     outcomes
 }
@@ -156,6 +161,7 @@ fn a_group_applies_each_write_as_if_alone_in_order() {
         &db,
         &[write(Op::Insert(order("1", &["one"])))],
         Instant::now(),
+        1,
     );
 
     let outcomes = apply_and_commit(
@@ -178,6 +184,7 @@ fn a_group_applies_each_write_as_if_alone_in_order() {
             write(Op::InsertMany(vec![order("5", &["x"]), order("5", &["y"])])),
         ],
         Instant::now(),
+        1,
     );
     assert_eq!(
         outcomes,
@@ -219,11 +226,75 @@ fn a_write_whose_deadline_has_passed_is_not_applied() {
             },
         ],
         now,
+        1,
     );
     assert_eq!(outcomes, [Err(StoreError::DeadlineExceeded), Ok(())]);
     assert!(stored(&db, "1").is_none());
     assert!(postings_of(&db, "1").is_empty());
     assert!(stored(&db, "2").is_some());
+}
+
+#[test]
+fn inserts_wait_to_be_indexed_in_batches_and_stay_searchable() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = RedbOptions {
+        unindexed_limit: 3,
+        ..RedbOptions::default()
+    };
+    let store = RedbStore::open_with(dir.path(), &options).unwrap();
+    let db = &store.shared.db;
+    let unindexed = || -> Vec<String> {
+        let txn = db.begin_read().unwrap();
+        let table = txn.open_table(super::schema::UNINDEXED).unwrap();
+        table
+            .iter()
+            .unwrap()
+            .map(|e| e.unwrap().0.value().to_owned())
+            .collect()
+    };
+    runtime().block_on(async {
+        store.insert(order("1", &["Alpha"]), None).await.unwrap();
+        store.insert(order("2", &["Beta"]), None).await.unwrap();
+        assert_eq!(unindexed(), ["1", "2"]);
+        assert!(postings_of(db, "1").is_empty());
+        assert_eq!(ids(&search_all(&store, "ALPH", 1).await), ["1"]);
+        // An unindexed order updated stays unindexed, searchable as it is now.
+        store
+            .update_all(vec![order("2", &["Gamma"])], None)
+            .await
+            .unwrap();
+        assert_eq!(unindexed(), ["1", "2"]);
+        assert!(search_all(&store, "beta", 2).await.is_empty());
+        assert_eq!(ids(&search_all(&store, "gamma", 2).await), ["2"]);
+
+        // The third makes the group index all three.
+        store.insert(order("3", &["Alphabet"]), None).await.unwrap();
+        assert!(unindexed().is_empty());
+        assert_eq!(postings_of(db, "2"), trigrams_of(&["Gamma"]));
+        assert_eq!(ids(&search_all(&store, "alpha", 1).await), ["1", "3"]);
+        // An indexed order updated changes its postings in place.
+        store
+            .update_all(vec![order("1", &["Delta"])], None)
+            .await
+            .unwrap();
+        assert!(unindexed().is_empty());
+        assert_eq!(postings_of(db, "1"), trigrams_of(&["Delta"]));
+        assert_eq!(ids(&search_all(&store, "alpha", 1).await), ["3"]);
+        // Mixed: the index's candidates and unindexed ones, in id order.
+        store.insert(order("0", &["alpha"]), None).await.unwrap();
+        store.insert(order("4", &["ALPHA"]), None).await.unwrap();
+        assert_eq!(unindexed(), ["0", "4"]);
+        for budget in 1..4 {
+            assert_eq!(
+                ids(&search_all(&store, "alpha", budget).await),
+                ["0", "3", "4"]
+            );
+        }
+    });
+    drop(store);
+    let report = RedbStore::verify(dir.path()).unwrap();
+    assert!(report.is_ok(), "{report}");
+    assert_eq!((report.orders, report.unindexed), (5, 2));
 }
 
 // ---------------------------------------------------------------------------
@@ -564,7 +635,11 @@ fn search_equals_brute_force_on_both_stores() {
             .collect();
         let dir = tempfile::tempdir().unwrap();
         let memory = MemoryStore::with_orders(orders.values().cloned());
-        let redb = RedbStore::open(dir.path()).unwrap();
+        let options = RedbOptions {
+            unindexed_limit: [1, 3, 7, 512][seed as usize],
+            ..RedbOptions::default()
+        };
+        let redb = RedbStore::open_with(dir.path(), &options).unwrap();
         rt.block_on(async {
             redb.insert_many(orders.values().cloned().collect())
                 .await

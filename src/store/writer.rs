@@ -92,8 +92,10 @@ pub(super) struct Request {
 }
 
 /// Applies one group's writes, in order, to `txn`; `now` decides which
-/// deadlines have passed. Returns each write's outcome; an `Err` is a
-/// storage failure, after which the transaction must be abandoned.
+/// deadlines have passed. Then, if `unindexed_limit` orders or more are
+/// waiting to be indexed, indexes them (see `schema`). Returns each
+/// write's outcome; an `Err` is a storage failure, after which the
+/// transaction must be abandoned.
 ///
 /// A write that fails leaves nothing of itself: each is checked in full
 /// before it changes anything.
@@ -101,6 +103,7 @@ pub(super) fn apply_group(
     txn: &WriteTransaction,
     writes: &[&Write],
     now: Instant,
+    unindexed_limit: usize,
 ) -> Result<Vec<Result<(), StoreError>>, redb::Error> {
     let mut tables = Tables::open(txn)?;
     let mut outcomes = Vec::with_capacity(writes.len());
@@ -111,6 +114,7 @@ pub(super) fn apply_group(
         }
         outcomes.push(apply(&mut tables, &write.op)?);
     }
+    tables.index_if_due(unindexed_limit)?;
     Ok(outcomes)
 }
 
@@ -124,7 +128,7 @@ fn apply(tables: &mut Tables<'_>, op: &Op) -> Result<Result<(), StoreError>, red
             if tables.exists(&order.id)? {
                 return Ok(Err(StoreError::AlreadyExists(order.id.clone())));
             }
-            tables.put(order)?;
+            tables.put(order, false)?;
         }
         Op::UpdateAll(orders) => {
             for order in orders {
@@ -133,7 +137,7 @@ fn apply(tables: &mut Tables<'_>, op: &Op) -> Result<Result<(), StoreError>, red
                 }
             }
             for order in orders {
-                tables.put(order)?;
+                tables.put(order, false)?;
             }
         }
         Op::InsertMany(orders) => {
@@ -143,8 +147,9 @@ fn apply(tables: &mut Tables<'_>, op: &Op) -> Result<Result<(), StoreError>, red
                     return Ok(Err(StoreError::AlreadyExists(order.id.clone())));
                 }
             }
+            // A bulk load indexes as it goes: its postings share pages.
             for order in orders {
-                tables.put(order)?;
+                tables.put(order, true)?;
             }
         }
     }
@@ -237,11 +242,13 @@ pub(super) fn process_group(shared: &Shared, state: &mut State, group: Vec<Reque
     }
     let writes: Vec<&Write> = group.iter().map(|r| &r.write).collect();
     let path = shared.path.display();
+    let started = Instant::now();
+    let mut applied_in;
     let outcomes = loop {
         let applied = std::panic::catch_unwind(AssertUnwindSafe(|| {
             let mut txn = shared.db.begin_write()?;
             txn.set_durability(Durability::Immediate)?;
-            let outcomes = apply_group(&txn, &writes, Instant::now())?;
+            let outcomes = apply_group(&txn, &writes, Instant::now(), shared.unindexed_limit)?;
             Ok::<_, redb::Error>((txn, outcomes))
         }));
         let (txn, outcomes) = match applied {
@@ -264,6 +271,7 @@ pub(super) fn process_group(shared: &Shared, state: &mut State, group: Vec<Reque
         // A write whose deadline passed while the group was applied must
         // not be committed: apply the group again without it.
         let now = Instant::now();
+        applied_in = now - started;
         let expired = writes
             .iter()
             .zip(&outcomes)
@@ -286,6 +294,12 @@ pub(super) fn process_group(shared: &Shared, state: &mut State, group: Vec<Reque
         }
         break outcomes;
     };
+    tracing::debug!(
+        writes = writes.len(),
+        apply_us = applied_in.as_micros() as u64,
+        total_us = started.elapsed().as_micros() as u64,
+        "committed a group"
+    );
     // Committed: the cache gets the new versions before anyone hears of them.
     shared.cache.committed(
         group
