@@ -35,23 +35,28 @@ impl Postgres {
     /// (after saying why, loudly) when PostgreSQL is not installed and
     /// `CI` is not set.
     pub fn start() -> Option<Self> {
-        Self::start_with(false, None)
+        Self::start_with(false, Listen::Socket)
     }
 
     /// A fresh server with PostgreSQL's durable defaults (fsync at each
     /// commit), for measurements.
     pub fn start_durable() -> Option<Self> {
-        Self::start_with(true, None)
+        Self::start_with(true, Listen::Socket)
+    }
+
+    /// A fresh server that also listens on plain TCP `127.0.0.1:port`.
+    pub fn start_tcp(port: u16) -> Option<Self> {
+        Self::start_with(false, Listen::Tcp(port))
     }
 
     /// A fresh server that also listens on TCP `127.0.0.1:port`, accepting
     /// only TLS connections there, with this certificate and key (PEM).
     /// Its socket stays the way for [`Postgres::connect`].
     pub fn start_tls(port: u16, cert_pem: &str, key_pem: &str) -> Option<Self> {
-        Self::start_with(false, Some((port, cert_pem, key_pem)))
+        Self::start_with(false, Listen::Tls(port, cert_pem, key_pem))
     }
 
-    fn start_with(durable: bool, tls: Option<(u16, &str, &str)>) -> Option<Self> {
+    fn start_with(durable: bool, listen: Listen<'_>) -> Option<Self> {
         let Some(bin) = find_bin() else {
             let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
             assert!(
@@ -84,7 +89,10 @@ impl Postgres {
             dir,
             bin,
             as_postgres,
-            port: tls.map_or(5432, |(port, _, _)| port),
+            port: match listen {
+                Listen::Socket => 5432,
+                Listen::Tcp(port) | Listen::Tls(port, _, _) => port,
+            },
         };
         let data = pg.data_dir();
         run(pg
@@ -110,9 +118,12 @@ impl Postgres {
             conf.push_str("fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n");
         }
         let mut written = vec!["postgresql.auto.conf"];
-        match tls {
-            None => conf.push_str("listen_addresses = ''\n"),
-            Some((port, cert, key)) => {
+        match listen {
+            Listen::Socket => conf.push_str("listen_addresses = ''\n"),
+            Listen::Tcp(port) => {
+                conf.push_str(&format!("listen_addresses = '127.0.0.1'\nport = {port}\n"));
+            }
+            Listen::Tls(port, cert, key) => {
                 conf.push_str(&format!(
                     "listen_addresses = '127.0.0.1'\nport = {port}\nssl = on\n\
                      ssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n"
@@ -237,6 +248,15 @@ impl Postgres {
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
     }
+}
+
+/// Where a test server listens besides its Unix socket.
+#[derive(Clone, Copy)]
+enum Listen<'a> {
+    Socket,
+    Tcp(u16),
+    /// TLS only on TCP: port, certificate PEM, key PEM.
+    Tls(u16, &'a str, &'a str),
 }
 
 impl Drop for Postgres {

@@ -5,12 +5,14 @@
 //! - `replicas`: two `PgStore`s on one database: races and concurrent
 //!   updates.
 //! - `outage`: the database stopped under load, then restarted.
+//! - `commit`: the connection lost during COMMIT (a proxy cuts it).
 //! - `tls`: each `sslmode` against a TLS-only server.
 //! - `bench`: `#[ignore]`d throughput and latency figures.
 
 pub mod harness;
 
 mod bench;
+mod commit;
 mod outage;
 mod replicas;
 mod store;

@@ -100,6 +100,7 @@ async fn each_sslmode_checks_what_libpq_checks() {
     )
     .await
     .unwrap_err();
+    eprintln!("verify-full, wrong name: {err}");
     assert!(err.0.contains("certificate"), "{err}");
     assert!(!err.0.contains(":pw@"), "{err}");
 
@@ -118,6 +119,7 @@ async fn each_sslmode_checks_what_libpq_checks() {
     let err = PgStore::connect(&url("localhost", "sslmode=verify-full"), options.clone())
         .await
         .unwrap_err();
+    eprintln!("verify-full, webpki roots: {err}");
     assert!(err.0.contains("certificate"), "{err}");
 
     // require: encrypted, not checked (as libpq).
@@ -129,6 +131,7 @@ async fn each_sslmode_checks_what_libpq_checks() {
     let err = PgStore::connect(&url("127.0.0.1", "sslmode=disable"), options)
         .await
         .unwrap_err();
+    eprintln!("disable, TLS-only server: {err}");
     assert!(err.0.contains("cannot connect"), "{err}");
 }
 
