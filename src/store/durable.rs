@@ -15,9 +15,10 @@
 //!   runtime's threads must never do that.
 //! - **Writes** go to one writer thread (see `writer`), which commits
 //!   everything waiting in one transaction and one disk sync (group
-//!   commit), keeps the trigram index in step in that same transaction,
-//!   updates the decoded-order cache, and only then acknowledges: an
-//!   acknowledged write is on disk.
+//!   commit), keeps the trigram index exact in that same transaction (an
+//!   inserted order is listed as not yet indexed, and indexed with others
+//!   in a later group: see `schema`), updates the decoded-order cache, and
+//!   only then acknowledges: an acknowledged write is on disk.
 //!
 //! Orders are stored as their protobuf encoding keyed by id, so the wire
 //! snapshots guard the storage format too.

@@ -16,9 +16,12 @@
 //! - `memory`: [`MemoryStore`].
 //! - [`durable`]: [`RedbStore`]: opening, reads, the trait.
 //! - `cache`: the decoded-order cache and why it is never stale.
-//! - `schema`: tables, format versions, migration, index maintenance.
+//! - `schema`: tables, format versions, migration, index maintenance
+//!   (including the list of inserted orders not yet indexed).
 //! - `writer`: the writer thread and how one group is applied.
-//! - `search`: a search step over the trigram index.
+//! - `search`: a search step over the trigram index (or a scan).
+//! - `tests`: the stores' behaviour (groups, FIFO, deadlines, failed
+//!   commits, search against brute force, files).
 //! - `verify`: [`RedbStore::verify`], a full check of a data file.
 
 mod cache;

@@ -54,9 +54,8 @@ pub fn order_trigrams(order: &Order) -> BTreeSet<u64> {
 /// The distinct trigrams a folded query needs, in key order; `None` when
 /// it has fewer than 3 chars (every order is then a candidate).
 pub fn query_trigrams(folded_query: &str) -> Option<Vec<u64>> {
-    if folded_query.chars().nth(2).is_none() {
-        return None;
-    }
+    // Fewer than 3 chars: no trigram.
+    folded_query.chars().nth(2)?;
     let set: BTreeSet<u64> = text_trigrams(folded_query).collect();
     Some(set.into_iter().collect())
 }
