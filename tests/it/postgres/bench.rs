@@ -4,6 +4,7 @@
 //!
 //! ```sh
 //! cargo test --release --test postgres -- --ignored --nocapture pg_bench
+//! # once these tests live in tests/it: --test it
 //! ```
 //!
 //! `PG_BENCH_ORDERS` (default 100000) orders are bulk-loaded first
