@@ -42,13 +42,13 @@ FUZZ_SECONDS ?= 60
 fuzz:
 	FUZZ_SECONDS=$(FUZZ_SECONDS) bash fuzz/run.sh $(FUZZ_TARGETS)
 
-## Our server vs bare tonic, Python grpcio and Node grpc-js on this machine (~10 min; see BENCHMARKS.md).
-## BENCH_ARGS=--quick for a smoke test, BENCH_ARGS=--write-report to rewrite BENCHMARKS.md.
+## Our server vs bare tonic, Python grpcio and Node grpc-js on this machine (~10 min; see docs/bench/BENCHMARKS.md).
+## BENCH_ARGS=--quick for a smoke test, BENCH_ARGS=--write-report to rewrite docs/bench/BENCHMARKS.md.
 bench:
 	$(CARGO) xtask bench $(BENCH_ARGS)
 
 ## Instructions per getOrder, ours vs bare tonic, by callgrind (exact on a noisy machine).
-## PROFILE_ARGS=--write-report to rewrite PROFILE.md.
+## PROFILE_ARGS=--write-report to rewrite docs/bench/PROFILE.md.
 profile:
 	$(CARGO) xtask profile $(PROFILE_ARGS)
 

@@ -3,6 +3,7 @@
 //! every call (auth, limits, logs) in `middleware`.
 
 mod config;
+pub mod connections;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -12,16 +13,17 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::codec::CompressionEncoding;
-use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
-pub use self::config::{Config, seconds};
+pub use self::config::{Config, optional_seconds, seconds};
+use self::connections::{ConnectionLimits, ConnectionStats};
 pub use crate::log::LogFormat;
-use crate::middleware::CallLayer;
 use crate::middleware::admission::Admission;
 use crate::middleware::auth::Auth;
+use crate::middleware::request_body::Budget;
+use crate::middleware::{CallLayer, CallPolicy};
 use crate::pb::order_management_server::OrderManagementServer;
 use crate::pb::{FILE_DESCRIPTOR_SET, SERVICE_NAME};
 use crate::seed;
@@ -65,6 +67,7 @@ pub async fn main(config: Config) -> Result<(), String> {
 pub struct Running {
     serve: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
     stop_accepting: tokio::sync::oneshot::Sender<()>,
+    connections: Arc<ConnectionStats>,
     abort: CancellationToken,
     health: HealthReporter,
     grace: Duration,
@@ -108,11 +111,25 @@ impl Running {
             .as_deref()
             .map(Auth::from_file)
             .transpose()?;
-        let admission = Admission::new(config.max_concurrent_calls as usize);
+        let pool = |limit: u32| Admission::new(limit as usize, config.calls_per_ip(limit));
+        let policy = CallPolicy {
+            auth,
+            reads: pool(config.max_concurrent_calls),
+            writes: pool(config.max_concurrent_writes).named("writes"),
+            watches: Admission::new(config.max_health_watches as usize, usize::MAX)
+                .named("health watches"),
+            max_call: config.max_call()?,
+            message_timeout: optional_seconds(
+                "--request-message-timeout",
+                config.request_message_timeout,
+            )?,
+            buffered: Budget::new(config.max_buffered_bytes),
+            max_update_bytes: config.max_update_bytes,
+        };
         // Cancelled when the shutdown grace period ends: calls still open
         // end with UNAVAILABLE (see `Running::until`).
         let abort = CancellationToken::new();
-        let layer = CallLayer::new(auth, admission, config.max_call()?, abort.clone());
+        let layer = CallLayer::new(policy, abort.clone());
 
         let mut builder = Server::builder()
             .max_concurrent_streams(config.max_concurrent_streams)
@@ -126,7 +143,17 @@ impl Running {
                 config.keepalive_timeout,
             )?))
             .tcp_nodelay(true);
+        if let Some(age) = optional_seconds("--max-connection-age", config.max_connection_age)? {
+            builder = builder
+                .max_connection_age(age)
+                .max_connection_age_grace(seconds(
+                    "--max-connection-age-grace",
+                    config.max_connection_age_grace,
+                )?);
+        }
+        let limits = config.connection_limits()?;
         if let Some(tls) = tls_config(config)? {
+            let tls = tls.timeout(limits.handshake_timeout);
             builder = builder
                 .tls_config(tls)
                 .map_err(|e| format!("invalid TLS configuration: {e}"))?;
@@ -139,18 +166,24 @@ impl Running {
             .add_service(orders);
 
         let (stop_accepting, stopped) = tokio::sync::oneshot::channel::<()>();
-        let serve = tokio::spawn(
-            router.serve_with_incoming_shutdown(incoming(listener), async {
-                let _ = stopped.await;
-            }),
-        );
+        let connections = Arc::new(ConnectionStats::default());
+        let incoming = connections::incoming(listener, limits, Arc::clone(&connections));
+        let serve = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async {
+            let _ = stopped.await;
+        }));
         Ok(Self {
             serve,
             stop_accepting,
+            connections,
             abort,
             health,
             grace: seconds("--shutdown-grace", config.shutdown_grace)?,
         })
+    }
+
+    /// What the accept loop has seen so far (open, refused, timed out...).
+    pub fn connection_stats(&self) -> Arc<ConnectionStats> {
+        Arc::clone(&self.connections)
     }
 
     /// Serves until `signal`, then shuts down: health goes NOT_SERVING, the
@@ -161,6 +194,7 @@ impl Running {
         let Running {
             mut serve,
             stop_accepting,
+            connections: _,
             abort,
             health,
             grace,
@@ -258,18 +292,17 @@ pub async fn serve(
     service: OrderService,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), tonic::transport::Error> {
+    let limits = ConnectionLimits {
+        max_connections: connections::default_max_connections(),
+        max_per_ip: usize::MAX,
+        handshake_timeout: Duration::from_secs(10),
+        idle_timeout: None,
+    };
+    let incoming = connections::incoming(listener, limits, Arc::default());
     Server::builder()
         .add_service(OrderManagementServer::new(service))
-        .serve_with_incoming_shutdown(incoming(listener), shutdown)
+        .serve_with_incoming_shutdown(incoming, shutdown)
         .await
-}
-
-/// Connections from an already bound listener, with TCP_NODELAY set.
-/// `Server::tcp_nodelay` applies only to listeners tonic binds itself; left
-/// to Nagle, a call that writes twice (a stream's messages, or a reply
-/// after the 10th update) waited ~40 ms for the peer's delayed ACK.
-fn incoming(listener: TcpListener) -> TcpIncoming {
-    TcpIncoming::from(listener).with_nodelay(Some(true))
 }
 
 /// Resolves on Ctrl-C (SIGINT) or SIGTERM, the signals service managers send.

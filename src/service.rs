@@ -21,7 +21,8 @@ use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::call::{CallInfo, deadline};
+use crate::call::CallInfo;
+use crate::call::deadline;
 use crate::pb::order_management_server::OrderManagement;
 use crate::pb::{CombinedShipment, Order};
 use crate::shipments::Batcher;
@@ -80,19 +81,18 @@ impl OrderManagement for OrderService {
     async fn add_order(&self, request: Request<Order>) -> Result<Response<String>, Status> {
         let call = CallInfo::of(&request);
         let end = call.end().clone();
-        let call = Some(call);
         let order = request.into_inner();
-        note_order_id(call.as_deref(), &order.id);
-        end.run(self.add(order, end.deadline(), call.as_deref()))
+        call.set_order_id(&order.id);
+        end.run(self.add(order, end.deadline(), &call))
             .await
             .map(Response::new)
     }
 
     async fn get_order(&self, request: Request<String>) -> Result<Response<Order>, Status> {
-        let call = Some(CallInfo::of(&request));
+        let call = CallInfo::of(&request);
         let id = request.into_inner();
-        note_order_id(call.as_deref(), &id);
-        get(self.store.as_ref(), &id, call.as_deref())
+        call.set_order_id(&id);
+        get(self.store.as_ref(), &id, &call)
             .await
             .map(Response::new)
     }
@@ -105,10 +105,14 @@ impl OrderManagement for OrderService {
     ) -> Result<Response<Self::searchOrdersStream>, Status> {
         let call = CallInfo::of(&request);
         let end = call.end().clone();
-        let call = Some(call);
         let query = request.into_inner();
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
-        let producer = search(Arc::clone(&self.store), query, tx.clone(), call.clone());
+        let producer = search(
+            Arc::clone(&self.store),
+            query,
+            tx.clone(),
+            Arc::clone(&call),
+        );
         spawn_producer(tx, producer, call);
         Ok(Response::new(Box::pin(end.bound(ReceiverStream::new(rx)))))
     }
@@ -119,8 +123,7 @@ impl OrderManagement for OrderService {
     ) -> Result<Response<String>, Status> {
         let call = CallInfo::of(&request);
         let end = call.end().clone();
-        let call = Some(call);
-        end.run(self.update(request.into_inner(), end.deadline(), call.as_deref()))
+        end.run(self.update(request.into_inner(), end.deadline(), &call))
             .await
             .map(Response::new)
     }
@@ -133,14 +136,13 @@ impl OrderManagement for OrderService {
     ) -> Result<Response<Self::processOrdersStream>, Status> {
         let call = CallInfo::of(&request);
         let end = call.end().clone();
-        let call = Some(call);
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
         let producer = process(
             Arc::clone(&self.store),
             self.config.batch_size,
             request.into_inner(),
             tx.clone(),
-            call.clone(),
+            Arc::clone(&call),
         );
         spawn_producer(tx, producer, call);
         Ok(Response::new(Box::pin(end.bound(ReceiverStream::new(rx)))))
@@ -152,14 +154,14 @@ impl OrderManagement for OrderService {
 fn spawn_producer<T: Send + 'static>(
     tx: mpsc::Sender<Result<T, Status>>,
     producer: impl Future<Output = ()> + Send + 'static,
-    call: Option<Arc<CallInfo>>,
+    call: Arc<CallInfo>,
 ) {
     tokio::spawn(async move {
         if let Err(panic) = AssertUnwindSafe(producer).catch_unwind().await {
             let what = crate::call::panic_message(panic.as_ref());
             tracing::error!(
                 panic = what,
-                request_id = call.as_deref().map(CallInfo::request_id),
+                request_id = call.request_id(),
                 "a response stream's producer panicked"
             );
             let _ = tx
@@ -169,19 +171,12 @@ fn spawn_producer<T: Send + 'static>(
     });
 }
 
-/// Adds the order id to the call's log line (see `middleware::call_info`).
-fn note_order_id(call: Option<&CallInfo>, id: &str) {
-    if let Some(call) = call {
-        call.set_order_id(id);
-    }
-}
-
 impl OrderService {
     async fn add(
         &self,
         mut order: Order,
         deadline: Option<Instant>,
-        call: Option<&CallInfo>,
+        call: &CallInfo,
     ) -> Result<String, Status> {
         let violations = validate::order(&order, validate::Id::Optional);
         if !violations.is_empty() {
@@ -211,7 +206,7 @@ impl OrderService {
         &self,
         mut inbound: Streaming<Order>,
         deadline: Option<Instant>,
-        call: Option<&CallInfo>,
+        call: &CallInfo,
     ) -> Result<String, Status> {
         let max = self.config.max_update_orders;
         let mut orders = Vec::new();
@@ -246,7 +241,7 @@ impl OrderService {
     }
 }
 
-async fn get(store: &dyn OrderStore, id: &str, call: Option<&CallInfo>) -> Result<Order, Status> {
+async fn get(store: &dyn OrderStore, id: &str, call: &CallInfo) -> Result<Order, Status> {
     if id.is_empty() {
         return Err(Status::invalid_argument("order id must not be empty"));
     }
@@ -263,14 +258,14 @@ async fn search(
     store: Arc<dyn OrderStore>,
     query: String,
     tx: mpsc::Sender<Result<Order, Status>>,
-    call: Option<Arc<CallInfo>>,
+    call: Arc<CallInfo>,
 ) {
     let mut after: Option<String> = None;
     loop {
         let page = match store.search(&query, after.as_deref(), SEARCH_STEP).await {
             Ok(page) => page,
             Err(e) => {
-                let _ = tx.send(Err(internal(e, call.as_deref()))).await;
+                let _ = tx.send(Err(internal(e, &call))).await;
                 return;
             }
         };
@@ -296,7 +291,7 @@ async fn process(
     batch_size: usize,
     mut inbound: Streaming<String>,
     tx: mpsc::Sender<Result<CombinedShipment, Status>>,
-    call: Option<Arc<CallInfo>>,
+    call: Arc<CallInfo>,
 ) {
     let mut batcher = Batcher::new(batch_size);
     let outcome: Result<(), Status> = async {
@@ -307,7 +302,7 @@ async fn process(
                 next = inbound.message() => next?,
             };
             let Some(id) = next else { break };
-            let order = get(store.as_ref(), &id, call.as_deref()).await?;
+            let order = get(store.as_ref(), &id, &call).await?;
             if let Some(batch) = batcher.add(order) {
                 send_all(&tx, batch).await?;
             }
@@ -361,8 +356,8 @@ fn invalid_order(id: &str, violations: &[Violation]) -> Status {
     )
 }
 
-fn internal(err: StoreError, call: Option<&CallInfo>) -> Status {
-    let request_id = call.map(CallInfo::request_id);
+fn internal(err: StoreError, call: &CallInfo) -> Status {
+    let request_id = call.request_id();
     if let StoreError::Unavailable(why) = &err {
         // A database store that cannot be reached: the client may retry.
         tracing::warn!(error = %err, request_id, "store unavailable");

@@ -69,6 +69,11 @@ impl CallEnd {
         }
     }
 
+    /// Whether the deadline has already passed (e.g. `grpc-timeout: 0n`).
+    pub fn has_passed(&self) -> bool {
+        self.deadline.is_some_and(|at| at <= Instant::now())
+    }
+
     /// When the call must be over, if ever: the earlier of the caller's
     /// deadline (less our margin) and the server's limit. Stores use it to
     /// leave uncommitted a write nobody waits for any more.

@@ -121,68 +121,8 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         _ => Vec::new(),
     };
     let connector = Connector::new(&cli.connection)?;
-    let mut out = Output::new(cli.json);
-    let call = async {
-        let channel = connector.channel().await?;
-        let mut client = connector.orders(channel.clone());
-        match command {
-            Command::Get { id } => {
-                let order = client.get_order(with_deadline(id, timeout)).await?;
-                out.emit("ecommerce.Order", order.get_ref())
-            }
-            Command::Add {
-                items,
-                price,
-                destination,
-                description,
-                id,
-            } => {
-                let order = Order {
-                    id,
-                    items,
-                    description,
-                    price,
-                    destination,
-                };
-                let id = client.add_order(with_deadline(order, timeout)).await?;
-                out.emit_string(id.get_ref())
-            }
-            Command::Search { query } => {
-                let stream = client.search_orders(with_deadline(query, timeout)).await?;
-                out.emit_all("ecommerce.Order", stream.into_inner()).await
-            }
-            Command::Update { .. } => {
-                let mut request = tokio_stream::iter(updates).into_streaming_request();
-                request.set_timeout(timeout);
-                let reply = client.update_orders(request).await?;
-                out.emit_string(reply.get_ref())
-            }
-            Command::Process { ids } => {
-                let mut request = tokio_stream::iter(ids).into_streaming_request();
-                request.set_timeout(timeout);
-                let stream = client.process_orders(request).await?;
-                out.emit_all("ecommerce.CombinedShipment", stream.into_inner())
-                    .await
-            }
-            Command::Health { service } => {
-                let mut health = connector.health(channel);
-                let reply = health
-                    .check(with_deadline(HealthCheckRequest { service }, timeout))
-                    .await?
-                    .into_inner();
-                let status =
-                    ServingStatus::try_from(reply.status).unwrap_or(ServingStatus::Unknown);
-                out.emit_string(status.as_str_name())?;
-                match status {
-                    ServingStatus::Serving => Ok(()),
-                    _ => Err(Failure {
-                        message: format!("the server reports {}", status.as_str_name()),
-                        code: exit_code(Code::Unavailable),
-                    }),
-                }
-            }
-        }
-    };
+    let out = Output::new(cli.json);
+    let call = execute(command, updates, &connector, out, timeout);
     // The deadline covers the whole call, streams included; the server gets
     // it too (grpc-timeout) and stops its work when it passes.
     let deadline_exceeded = || Failure {
@@ -201,6 +141,74 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             Err(deadline_exceeded())
         }
         Ok(result) => result,
+    }
+}
+
+/// Connects and makes the command's call, printing what comes back.
+async fn execute(
+    command: Command,
+    updates: Vec<Order>,
+    connector: &Connector,
+    mut out: Output,
+    timeout: Duration,
+) -> Result<(), Failure> {
+    let channel = connector.channel().await?;
+    let mut client = connector.orders(channel.clone());
+    match command {
+        Command::Get { id } => {
+            let order = client.get_order(with_deadline(id, timeout)).await?;
+            out.emit("ecommerce.Order", order.get_ref())
+        }
+        Command::Add {
+            items,
+            price,
+            destination,
+            description,
+            id,
+        } => {
+            let order = Order {
+                id,
+                items,
+                description,
+                price,
+                destination,
+            };
+            let id = client.add_order(with_deadline(order, timeout)).await?;
+            out.emit_string(id.get_ref())
+        }
+        Command::Search { query } => {
+            let stream = client.search_orders(with_deadline(query, timeout)).await?;
+            out.emit_all("ecommerce.Order", stream.into_inner()).await
+        }
+        Command::Update { .. } => {
+            let mut request = tokio_stream::iter(updates).into_streaming_request();
+            request.set_timeout(timeout);
+            let reply = client.update_orders(request).await?;
+            out.emit_string(reply.get_ref())
+        }
+        Command::Process { ids } => {
+            let mut request = tokio_stream::iter(ids).into_streaming_request();
+            request.set_timeout(timeout);
+            let stream = client.process_orders(request).await?;
+            out.emit_all("ecommerce.CombinedShipment", stream.into_inner())
+                .await
+        }
+        Command::Health { service } => {
+            let mut health = connector.health(channel);
+            let reply = health
+                .check(with_deadline(HealthCheckRequest { service }, timeout))
+                .await?
+                .into_inner();
+            let status = ServingStatus::try_from(reply.status).unwrap_or(ServingStatus::Unknown);
+            out.emit_string(status.as_str_name())?;
+            match status {
+                ServingStatus::Serving => Ok(()),
+                _ => Err(Failure {
+                    message: format!("the server reports {}", status.as_str_name()),
+                    code: exit_code(Code::Unavailable),
+                }),
+            }
+        }
     }
 }
 

@@ -6,8 +6,13 @@
 //!    ([`caller_request_id`]); it tags the call's log line;
 //! 2. authentication ([`auth`]): `UNAUTHENTICATED` without the bearer token;
 //! 3. admission ([`admission`]): `RESOURCE_EXHAUSTED` beyond the limit of
-//!    concurrent calls, at once rather than after a queue;
-//! 4. panics in a handler become `INTERNAL` for that call only;
+//!    concurrent calls, at once rather than after a queue; reads, writes and
+//!    health watches have separate limits ([`CallPolicy`]), and a call whose
+//!    deadline has already passed is answered `DEADLINE_EXCEEDED` at once;
+//! 4. a call's request body is bounded in time and memory ([`request_body`]):
+//!    its message must arrive within a deadline of its headers, and bytes of
+//!    incomplete messages count against a server-wide budget; panics in a handler become `INTERNAL`
+//!    for that call only;
 //! 5. at the end of the shutdown grace period, responses still streaming
 //!    end with `UNAVAILABLE` ([`call_body`]);
 //! 6. one log line per call when it ends, with method, status, duration,
@@ -21,8 +26,8 @@
 pub mod admission;
 pub mod auth;
 mod call_body;
+pub mod request_body;
 
-use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -33,16 +38,18 @@ use futures_util::FutureExt as _;
 use http::{HeaderValue, Request, Response};
 use tokio_util::sync::CancellationToken;
 use tonic::body::Body;
-use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+use tonic::transport::server::TlsConnectInfo;
 use tonic::{Code, Status};
 use tower::{Layer, Service};
 
-use self::admission::Admission;
+use self::admission::{Admission, Permit};
 use self::auth::Auth;
 use self::call_body::CallBody;
+use self::request_body::{Budget, RequestBody};
 use crate::call::deadline::{self, CallEnd};
 use crate::call::{CallInfo, panic_message};
 use crate::log::CallRecord;
+use crate::server::connections::ConnInfo;
 
 /// A `HeaderName` constant rather than a `&str`: a lookup by `&str` parses
 /// and validates the name on every call.
@@ -54,32 +61,68 @@ pub struct CallLayer {
     shared: Arc<Shared>,
 }
 
-struct Shared {
-    auth: Option<Auth>,
-    admission: Admission,
+/// What the layer enforces on every call; see the module documentation.
+pub struct CallPolicy {
+    /// The bearer token every call but health checks must present.
+    pub auth: Option<Auth>,
+    /// Slots for reads: every call but writes and health watches.
+    pub reads: Admission,
+    /// Slots for writes (addOrder, updateOrders), apart from the reads', so
+    /// a flood of writes waiting on the disk never starves reads.
+    pub writes: Admission,
+    /// Slots for health Watch streams: open to anyone (no token), so bounded
+    /// on their own; health Check takes no slot at all.
+    pub watches: Admission,
     /// The longest a call may take to produce its response head. Handlers
     /// bound their own work; this also covers the time before a handler
-    /// runs, e.g. a client that sends headers and never its message.
-    max_call: Option<Duration>,
+    /// runs.
+    pub max_call: Option<Duration>,
+    /// How long after its headers a call's one request message may arrive.
+    pub message_timeout: Option<Duration>,
+    /// The server-wide budget of buffered request bytes.
+    pub buffered: Arc<Budget>,
+    /// The most bytes one updateOrders call may send.
+    pub max_update_bytes: usize,
+}
+
+struct Shared {
+    policy: CallPolicy,
     /// Cancelled when the shutdown grace period ends: every response still
     /// streaming, of any service, ends with UNAVAILABLE.
     abort: CancellationToken,
 }
 
 impl CallLayer {
-    pub fn new(
-        auth: Option<Auth>,
-        admission: Admission,
-        max_call: Option<Duration>,
-        abort: CancellationToken,
-    ) -> Self {
+    pub fn new(policy: CallPolicy, abort: CancellationToken) -> Self {
         Self {
-            shared: Arc::new(Shared {
-                auth,
-                admission,
-                max_call,
-                abort,
-            }),
+            shared: Arc::new(Shared { policy, abort }),
+        }
+    }
+}
+
+impl Shared {
+    /// Authentication, then admission: the call's slot, or the status that
+    /// refuses it. Health checks need no token and take no slot (probes must
+    /// get an answer even when the server is full); health watches need no
+    /// token and take a slot of their own.
+    fn admit<B>(&self, request: &Request<B>) -> Result<Permit, Status> {
+        let conn = connection(request);
+        let policy = &self.policy;
+        match request.uri().path() {
+            "/grpc.health.v1.Health/Watch" => return policy.watches.try_admit(conn),
+            path if path.starts_with("/grpc.health.v1.Health/") => {
+                return Ok(Permit::exempt(conn));
+            }
+            _ => {}
+        }
+        if let Some(auth) = &policy.auth {
+            auth.check(request.headers())?;
+        }
+        match request.uri().path() {
+            "/ecommerce.OrderManagement/addOrder" | "/ecommerce.OrderManagement/updateOrders" => {
+                policy.writes.try_admit(conn)
+            }
+            _ => policy.reads.try_admit(conn),
         }
     }
 }
@@ -129,14 +172,19 @@ where
 
         let caller_id = caller_request_id(request.headers());
         let from_caller = caller_id.is_some();
-        let end = CallEnd::new(request.headers(), shared.max_call, shared.abort.clone());
+        let end = CallEnd::new(
+            request.headers(),
+            shared.policy.max_call,
+            shared.abort.clone(),
+        );
         let info = CallInfo::new(caller_id, end);
         request.extensions_mut().insert(Arc::clone(&info));
+        let started = Instant::now();
         let record = CallRecord::new(
             request.uri().path_and_query().cloned(),
-            peer(&request),
+            connection(&request).map(|c| c.remote_addr),
             Arc::clone(&info),
-            Instant::now(),
+            started,
         );
 
         let future = async move {
@@ -149,23 +197,23 @@ where
                 *response.status_mut() = http::StatusCode::UNSUPPORTED_MEDIA_TYPE;
                 return Ok(response);
             }
-            let path = request.uri().path();
-            let health = path.starts_with("/grpc.health.v1.Health/");
-            if let (Some(auth), false) = (&shared.auth, health)
-                && let Err(status) = auth.check(request.headers())
-            {
-                return Ok(respond(status, &info, record));
+            // A call whose deadline has already passed (`grpc-timeout: 0n`)
+            // is answered at once; tonic's own timer would say CANCELLED.
+            if info.end().has_passed() {
+                return Ok(respond(deadline::exceeded(), &info, record));
             }
-            let permit = if health {
-                None // probes must get an answer even when the server is full
-            } else {
-                match shared.admission.try_admit() {
-                    Ok(permit) => Some(permit),
-                    Err(status) => return Ok(respond(status, &info, record)),
-                }
+            let permit = match shared.admit(&request) {
+                Ok(permit) => Some(permit),
+                Err(status) => return Ok(respond(status, &info, record)),
             };
+            let policy = &shared.policy;
+            let shape = request_body::shape(request.uri().path(), policy.max_update_bytes);
+            let budget = Arc::clone(&policy.buffered);
+            let timeout = policy.message_timeout;
+            let request = request
+                .map(|body| Body::new(RequestBody::new(body, shape, budget, started, timeout)));
             let handled = AssertUnwindSafe(inner.call(request)).catch_unwind();
-            let outcome = match shared.max_call {
+            let outcome = match shared.policy.max_call {
                 Some(max) => match tokio::time::timeout(max, handled).await {
                     Ok(outcome) => outcome,
                     Err(_elapsed) => {
@@ -240,14 +288,12 @@ fn is_grpc(headers: &http::HeaderMap) -> bool {
         .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
 }
 
-fn peer<B>(request: &Request<B>) -> Option<SocketAddr> {
+/// The connection the request came on, plain or through TLS.
+fn connection<B>(request: &Request<B>) -> Option<&ConnInfo> {
     let extensions = request.extensions();
-    extensions
-        .get::<TcpConnectInfo>()
-        .and_then(TcpConnectInfo::remote_addr)
-        .or_else(|| {
-            extensions
-                .get::<TlsConnectInfo<TcpConnectInfo>>()
-                .and_then(|tls| tls.get_ref().remote_addr())
-        })
+    extensions.get::<ConnInfo>().or_else(|| {
+        extensions
+            .get::<TlsConnectInfo<ConnInfo>>()
+            .map(TlsConnectInfo::get_ref)
+    })
 }

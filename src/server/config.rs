@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use super::connections::{ConnectionLimits, default_max_connections};
 use crate::log::LogFormat;
 use crate::service::ServiceConfig;
 
@@ -84,6 +85,36 @@ pub struct Config {
     #[arg(long, env = "ORDER_MAX_CONCURRENT_CALLS", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_concurrent_calls: u32,
 
+    /// Writes (addOrder, updateOrders) in flight across the server, apart from
+    /// --max-concurrent-calls (reads), so writes waiting on the disk never
+    /// starve reads; beyond it, RESOURCE_EXHAUSTED at once.
+    #[arg(long, env = "ORDER_MAX_CONCURRENT_WRITES", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_concurrent_writes: u32,
+
+    /// Health Watch streams open at once (they need no token).
+    #[arg(long, env = "ORDER_MAX_HEALTH_WATCHES", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_health_watches: u32,
+
+    /// Seconds a call's request message may take to arrive after its headers
+    /// (calls with one request message); DEADLINE_EXCEEDED beyond. 0 for no limit.
+    #[arg(long, env = "ORDER_REQUEST_MESSAGE_TIMEOUT", default_value_t = 10.0)]
+    pub request_message_timeout: f64,
+
+    /// Request bytes the server may buffer at once (messages not yet complete,
+    /// and updateOrders' orders until the call ends); beyond it, the call
+    /// that would go over gets RESOURCE_EXHAUSTED.
+    #[arg(long, env = "ORDER_MAX_BUFFERED_BYTES", default_value_t = 256 * 1024 * 1024)]
+    pub max_buffered_bytes: usize,
+
+    /// Bytes one updateOrders call may send (RESOURCE_EXHAUSTED beyond; none applied).
+    #[arg(long, env = "ORDER_MAX_UPDATE_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub max_update_bytes: usize,
+
+    /// Calls in flight from one client IP address; 0 for no limit of its own
+    /// (behind a proxy or load balancer every call comes from one address).
+    #[arg(long, env = "ORDER_MAX_CALLS_PER_IP", default_value_t = 0)]
+    pub max_calls_per_ip: u32,
+
     /// Largest request header list (metadata), in bytes.
     #[arg(long, env = "ORDER_MAX_HEADER_LIST_BYTES", default_value_t = 16 * 1024)]
     pub max_header_list_bytes: u32,
@@ -95,6 +126,33 @@ pub struct Config {
     /// Seconds to wait for a keepalive ping's answer before closing the connection.
     #[arg(long, env = "ORDER_KEEPALIVE_TIMEOUT", default_value_t = 20.0)]
     pub keepalive_timeout: f64,
+
+    /// Connections open at once; beyond it new connections are closed at once.
+    /// 0: what the file-descriptor limit allows (raised to its hard limit), less 64.
+    #[arg(long, env = "ORDER_MAX_CONNECTIONS", default_value_t = 0)]
+    pub max_connections: usize,
+
+    /// Connections open at once from one IP address.
+    #[arg(long, env = "ORDER_MAX_CONNECTIONS_PER_IP", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections_per_ip: u32,
+
+    /// Seconds a new connection has to send the HTTP/2 preface (and to finish
+    /// the TLS handshake, with TLS) before it is closed.
+    #[arg(long, env = "ORDER_HANDSHAKE_TIMEOUT", default_value_t = 10.0)]
+    pub handshake_timeout: f64,
+
+    /// Seconds a connection may stay open with no call in flight; 0 for no limit.
+    #[arg(long, env = "ORDER_IDLE_TIMEOUT", default_value_t = 300.0)]
+    pub idle_timeout: f64,
+
+    /// Seconds after which a connection is asked to go away (GOAWAY; clients
+    /// reconnect), spreading clients over replicas; 0 for no limit.
+    #[arg(long, env = "ORDER_MAX_CONNECTION_AGE", default_value_t = 0.0)]
+    pub max_connection_age: f64,
+
+    /// Seconds the calls of a connection past its age get to finish before it is closed.
+    #[arg(long, env = "ORDER_MAX_CONNECTION_AGE_GRACE", default_value_t = 10.0)]
+    pub max_connection_age_grace: f64,
 
     /// Worker threads; 0 uses every CPU this process may run on. With one,
     /// the server runs on a single-threaded runtime (no cross-thread
@@ -117,12 +175,40 @@ impl Config {
         }
     }
 
+    /// The connection limits (`--max-connections`, `--max-connections-per-ip`,
+    /// `--handshake-timeout`, `--idle-timeout`).
+    pub fn connection_limits(&self) -> Result<ConnectionLimits, String> {
+        Ok(ConnectionLimits {
+            max_connections: match self.max_connections {
+                0 => default_max_connections(),
+                n => n,
+            },
+            max_per_ip: self.max_connections_per_ip as usize,
+            handshake_timeout: seconds("--handshake-timeout", self.handshake_timeout)?,
+            idle_timeout: optional_seconds("--idle-timeout", self.idle_timeout)?,
+        })
+    }
+
+    /// Calls in flight from one address of a pool of `limit` slots
+    /// (`--max-calls-per-ip`; 0 = no limit of its own, i.e. `limit`).
+    pub fn calls_per_ip(&self, limit: u32) -> usize {
+        match self.max_calls_per_ip {
+            0 => limit as usize,
+            n => n.min(limit) as usize,
+        }
+    }
+
     /// The longest any call may run (`--max-call-seconds`; 0 = no limit).
     pub fn max_call(&self) -> Result<Option<Duration>, String> {
-        match self.max_call_seconds {
-            0.0 => Ok(None),
-            s => seconds("--max-call-seconds", s).map(Some),
-        }
+        optional_seconds("--max-call-seconds", self.max_call_seconds)
+    }
+}
+
+/// A flag's number of seconds, 0 meaning "no limit".
+pub fn optional_seconds(flag: &str, value: f64) -> Result<Option<Duration>, String> {
+    match value {
+        0.0 => Ok(None),
+        s => seconds(flag, s).map(Some),
     }
 }
 

@@ -10,7 +10,7 @@ only on the cases and the protobuf version, so a rerun writes identical files:
 tests/interop/run.sh regenerates into a temporary folder and fails on any
 difference with the committed tests/fixtures/.
 
-tests/wire_fixtures.rs then checks that prost encodes every case to exactly
+tests/it/wire_fixtures.rs then checks that prost encodes every case to exactly
 these bytes and decodes them back to the same value, except the documented
 differences (see NOTES below and that file).
 
@@ -274,7 +274,7 @@ def main():
         "about": (
             "Golden protobuf encodings of the ecommerce contract (proto/order.proto), "
             "written by tests/interop/make_fixtures.py with the Python protobuf "
-            "runtime below; checked against prost by tests/wire_fixtures.rs. "
+            "runtime below; checked against prost by tests/it/wire_fixtures.rs. "
             "Do not edit by hand: rerun the script (tests/interop/run.sh shows how)."
         ),
         "generator": "tests/interop/make_fixtures.py",
@@ -297,7 +297,7 @@ def markdown(index):
         "Golden encodings of `proto/order.proto` messages, made by the reference",
         f"protobuf runtime (Python `protobuf` {index['protobuf']}, "
         f"`{index['protobuf_backend']}` backend)",
-        "with `tests/interop/make_fixtures.py`; `tests/wire_fixtures.rs` checks that",
+        "with `tests/interop/make_fixtures.py`; `tests/it/wire_fixtures.rs` checks that",
         "prost writes and reads exactly these bytes. Generated: do not edit.",
         "`tests/interop/run.sh` regenerates them into a temporary folder and fails",
         "if they differ from these. After changing the cases or the pinned protobuf,",

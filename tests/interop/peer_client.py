@@ -255,7 +255,7 @@ def add_negative_zero_price_is_accepted_and_comes_back_as_zero():
     # -0.0 is a valid price (not < 0). The Python runtime sends it (it checks
     # the bits); what comes back depends on the server's runtime: prost skips
     # a float field equal to 0.0, which -0.0 is, so our Rust server answers
-    # +0.0; the Python peer keeps the sign. See tests/wire_fixtures.rs.
+    # +0.0; the Python peer keeps the sign. See tests/it/wire_fixtures.rs.
     negative_zero = order("py-neg-zero", ["a"], price=-0.0)
     assert sign(negative_zero.price) == -1.0
     assert negative_zero.SerializeToString().endswith(b"\x25\x00\x00\x00\x80" + b"\x2a\x05Seoul")

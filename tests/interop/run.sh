@@ -7,13 +7,14 @@
 #   2. Python stubs generated from proto/order.proto by grpcio-tools into
 #      tests/interop/.gen;
 #   3. wire fixtures: make_fixtures.py regenerates tests/fixtures/ into a temp
-#      folder, which must equal the committed one; then tests/wire_fixtures.rs
-#      (prost against those bytes);
+#      folder, which must equal the committed one; then the wire_fixtures
+#      tests (prost against those bytes; tests/it/wire_fixtures.rs);
 #   4. Python client -> Rust server: peer_client.py against target/debug/server;
 #   5. Python client -> Python server: the same cases against peer_server.py,
 #      the control that shows the peer has our semantics;
 #   6. Rust client -> Python server: our client binary (rust_cli_cases.py) and
-#      tests/interop_python_peer.rs (cargo test -- --ignored).
+#      tests/it/interop_python_peer.rs (its #[ignore]d tests, run with
+#      cargo test --test it -- --ignored interop_python_peer::).
 #
 # Ends with `interop: N passed, M failed`; exits 1 if anything failed.
 # Usage: bash tests/interop/run.sh [--write-fixtures]
@@ -219,13 +220,23 @@ ls "$GEN"
 # ---------- 3a. fixtures: regenerate and compare ----------
 
 section "wire fixtures: regenerate with Python protobuf and compare"
+# What tests/fixtures/ holds besides make_fixtures.py's files: other tests'
+# data (store-v1/: a data file written by the store's format 1). Neither
+# compared nor deleted here.
+NOT_FROM_MAKE_FIXTURES=(store-v1)
+DIFF_EXCLUDES=()
+for name in "${NOT_FROM_MAKE_FIXTURES[@]}"; do
+    DIFF_EXCLUDES+=("--exclude=$name")
+done
 if [[ "$WRITE_FIXTURES" == 1 ]]; then
-    rm -rf "$ROOT/tests/fixtures"
+    for entry in "$ROOT"/tests/fixtures/*; do
+        [[ " ${NOT_FROM_MAKE_FIXTURES[*]} " == *" $(basename "$entry") "* ]] || rm -rf "$entry"
+    done
     timeout 120 "${PY_ENV[@]}" "$VENV/bin/python" "$HERE/make_fixtures.py" --out "$ROOT/tests/fixtures" ||
         die "make_fixtures.py failed"
 fi
 if timeout 120 "${PY_ENV[@]}" "$VENV/bin/python" "$HERE/make_fixtures.py" --out "$WORK/fixtures" &&
-    diff -r "$ROOT/tests/fixtures" "$WORK/fixtures" >"$WORK/fixtures.diff" 2>&1; then
+    diff -r "${DIFF_EXCLUDES[@]}" "$ROOT/tests/fixtures" "$WORK/fixtures" >"$WORK/fixtures.diff" 2>&1; then
     echo "PASS fixtures: tests/fixtures/ is exactly what make_fixtures.py writes"
     record "fixtures regenerate identically" 1 0
 else
@@ -237,19 +248,19 @@ fi
 
 # ---------- build ----------
 
-section "build (cargo build --bins; the test binaries)"
+section "build (cargo build --bins; the integration test binary)"
 timeout 1800 "$CARGO" build --locked --bins || die "cargo build --bins failed"
-timeout 1800 "$CARGO" test --locked --no-run --test wire_fixtures --test interop_python_peer ||
-    die "cannot build tests/wire_fixtures.rs and tests/interop_python_peer.rs"
+timeout 1800 "$CARGO" test --locked --no-run --test it ||
+    die "cannot build the integration tests (tests/it)"
 SERVER_BIN="$TARGET_DIR/debug/server"
 CLIENT_BIN="$TARGET_DIR/debug/client"
 [[ -x "$SERVER_BIN" && -x "$CLIENT_BIN" ]] || die "no $SERVER_BIN or $CLIENT_BIN after the build"
 
 # ---------- 3b. prost against the fixtures ----------
 
-section "wire fixtures: prost (cargo test --test wire_fixtures)"
+section "wire fixtures: prost (cargo test --test it wire_fixtures::)"
 rc=0
-timeout 900 "$CARGO" test --locked --test wire_fixtures 2>&1 | tee "$WORK/wire_fixtures.log" || rc=$?
+timeout 900 "$CARGO" test --locked --test it wire_fixtures:: 2>&1 | tee "$WORK/wire_fixtures.log" || rc=$?
 record_cargo "prost vs fixtures (wire_fixtures.rs)" "$rc" "$WORK/wire_fixtures.log"
 
 # ---------- 4. Python client -> Rust server ----------
@@ -301,11 +312,12 @@ timeout 300 "${PY_ENV[@]}" "$VENV/bin/python" "$HERE/rust_cli_cases.py" \
 record_summary "rust client binary -> python server" "$WORK/rs-cli.summary"
 stop_bg "$PEER_PID"
 
-section "Rust tonic client -> Python server (cargo test --test interop_python_peer -- --ignored)"
+section "Rust tonic client -> Python server (cargo test --test it -- --ignored interop_python_peer::)"
 start_python_peer python-peer-tonic
 rc=0
+# --ignored runs only #[ignore]d tests, the filter only this module's.
 INTEROP_PEER_URL="http://$PEER_ADDR" timeout 900 "$CARGO" test --locked \
-    --test interop_python_peer -- --ignored 2>&1 | tee "$WORK/interop_python_peer.log" || rc=$?
+    --test it -- --ignored interop_python_peer:: 2>&1 | tee "$WORK/interop_python_peer.log" || rc=$?
 record_cargo "rust tonic client -> python server" "$rc" "$WORK/interop_python_peer.log"
 stop_bg "$PEER_PID"
 

@@ -4,7 +4,7 @@ and its exit code (README: 0 ok, 3 NOT_FOUND, 4 INVALID_ARGUMENT, 5
 ALREADY_EXISTS, 7 DEADLINE_EXCEEDED, 9 RESOURCE_EXHAUSTED).
 
 What the CLI cannot express (custom metadata, cancelling a stream, an unknown
-method) is in tests/interop_python_peer.rs, which run.sh runs against the
+method) is in tests/it/interop_python_peer.rs, which run.sh runs against the
 same kind of peer.
 """
 

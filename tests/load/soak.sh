@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The long soak (make soak): the release server on a loopback port with a
-# durable store, and `client soak` against it for SOAK_SECONDS (default 60):
+# durable store, and `loadgen soak` against it for SOAK_SECONDS (default 60):
 # all five RPCs at random over many connections, random deadlines and
 # cancels, every answer and the final store checked, server RSS before and
 # after. Bounded in time; stops the server it starts.
@@ -11,7 +11,7 @@ seconds=${SOAK_SECONDS:-60}
 connections=${SOAK_CONNECTIONS:-16}
 workers=${SOAK_WORKERS:-8}
 
-cargo build --release --locked --bins
+cargo build --release --locked --bins -p order-management -p loadgen
 work=$(mktemp -d)
 server_pid=
 cleanup() {
@@ -30,6 +30,6 @@ done
 [ -n "${addr:-}" ] || { cat "$work/server.log"; echo "soak: the server did not start" >&2; exit 1; }
 
 echo "soak: ${seconds}s, ${connections} connections x ${workers} workers against $addr (pid $server_pid)"
-timeout $((seconds + 120)) target/release/client --server "http://$addr" --timeout 30 \
+timeout $((seconds + 120)) target/release/loadgen --server "http://$addr" \
     soak --seconds "$seconds" --connections "$connections" --workers "$workers" \
     --server-pid "$server_pid" --seed "${SOAK_SEED:-$RANDOM}"

@@ -2,7 +2,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use xtask::{breaking, codegen, project_root};
+use xtask::{breaking, codegen, find_project_root};
 
 /// Project automation for order-management.
 #[derive(Parser)]
@@ -38,29 +38,10 @@ enum Command {
     /// Benchmark our server against bare tonic, Python grpcio and Node grpc-js
     /// on this machine (release build, loopback, pinned cores; takes minutes).
     /// Prints a table and the targets; writes bench-results.json and
-    /// benchmarks.svg, and BENCHMARKS.md with --write-report.
+    /// benchmarks.svg (into target/bench/), and with --write-report also
+    /// BENCHMARKS.md (all three into docs/bench/).
     #[cfg(feature = "bench")]
-    Bench {
-        /// Rounds; the servers take turns within each [default: 3, 1 with --quick].
-        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
-        rounds: Option<u32>,
-        /// Seconds of load per run [default: 10, 3 with --quick].
-        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
-        seconds: Option<u64>,
-        /// A smoke test: 1 round of 3 s.
-        #[arg(long)]
-        quick: bool,
-        /// Peers to leave out, comma-separated.
-        #[arg(long, value_enum, value_delimiter = ',')]
-        skip: Vec<xtask::bench::Peer>,
-        /// Where to write the files [default: the repo root with
-        /// --write-report, else target/bench].
-        #[arg(long, value_name = "DIR")]
-        out: Option<std::path::PathBuf>,
-        /// Also write BENCHMARKS.md (the full report) into the output dir.
-        #[arg(long)]
-        write_report: bool,
-    },
+    Bench(BenchArgs),
     /// Count the instructions one getOrder costs our server and bare tonic,
     /// with callgrind (exact and repeatable, unlike requests/s on a shared
     /// machine). Dumps go to target/profile/ for callgrind_annotate.
@@ -69,10 +50,34 @@ enum Command {
         /// getOrder calls to count, after a warm-up.
         #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(100..))]
         calls: u64,
-        /// Also write PROFILE.md (the table and our costliest functions) at the repo root.
+        /// Also write PROFILE.md (the table and our costliest functions) into docs/bench/.
         #[arg(long)]
         write_report: bool,
     },
+}
+
+#[cfg(feature = "bench")]
+#[derive(clap::Args)]
+struct BenchArgs {
+    /// Rounds; the servers take turns within each [default: 3, 1 with --quick].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    rounds: Option<u32>,
+    /// Seconds of load per run [default: 10, 3 with --quick].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    seconds: Option<u64>,
+    /// A smoke test: 1 round of 3 s.
+    #[arg(long)]
+    quick: bool,
+    /// Peers to leave out, comma-separated.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    skip: Vec<xtask::bench::Peer>,
+    /// Where to write the files [default: docs/bench with
+    /// --write-report, else target/bench].
+    #[arg(long, value_name = "DIR")]
+    out: Option<std::path::PathBuf>,
+    /// Also write BENCHMARKS.md (the full report) into the output dir.
+    #[arg(long)]
+    write_report: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -85,56 +90,26 @@ enum Format {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let root = project_root();
+    let root = match find_project_root() {
+        Ok(root) => root,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            // `breaking` exits 2 when it cannot check.
+            return match cli.command {
+                Command::Breaking { .. } => ExitCode::from(2),
+                _ => ExitCode::FAILURE,
+            };
+        }
+    };
     let (proto, generated) = (root.join("proto"), root.join("generated"));
     let result = match cli.command {
         #[cfg(feature = "bench")]
-        Command::Bench {
-            rounds,
-            seconds,
-            quick,
-            skip,
-            out,
-            write_report,
-        } => {
-            let options = xtask::bench::Options {
-                rounds: rounds.unwrap_or(if quick { 1 } else { 3 }) as usize,
-                seconds: seconds.unwrap_or(if quick { 3 } else { 10 }),
-                skip,
-                // A casual run writes under target/ only: the tree stays clean.
-                out: out.unwrap_or_else(|| match write_report {
-                    true => root.clone(),
-                    false => root.join("target/bench"),
-                }),
-                write_report,
-                quick,
-            };
-            return match xtask::bench::run_bench(&root, options) {
-                Ok(true) => ExitCode::SUCCESS,
-                Ok(false) => ExitCode::FAILURE,
-                Err(e) => {
-                    eprintln!("bench: error: {e:#}");
-                    ExitCode::FAILURE
-                }
-            };
-        }
+        Command::Bench(args) => return bench(&root, args),
         #[cfg(feature = "bench")]
         Command::Profile {
             calls,
             write_report,
-        } => {
-            let options = xtask::bench::ProfileOptions {
-                calls,
-                write_report,
-            };
-            return match xtask::bench::run_profile(&root, &options) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("profile: error: {e:#}");
-                    ExitCode::FAILURE
-                }
-            };
-        }
+        } => return profile(&root, calls, write_report),
         Command::Breaking {
             against,
             format,
@@ -154,6 +129,47 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Exit status: 0 every run verified, 1 not, or an error.
+#[cfg(feature = "bench")]
+fn bench(root: &Path, args: BenchArgs) -> ExitCode {
+    let quick = args.quick;
+    let options = xtask::bench::Options {
+        rounds: args.rounds.unwrap_or(if quick { 1 } else { 3 }) as usize,
+        seconds: args.seconds.unwrap_or(if quick { 3 } else { 10 }),
+        skip: args.skip,
+        // A casual run writes under target/ only: the tree stays clean.
+        out: args.out.unwrap_or_else(|| match args.write_report {
+            true => root.join(xtask::bench::REPORT_DIR),
+            false => root.join("target/bench"),
+        }),
+        write_report: args.write_report,
+        quick,
+    };
+    match xtask::bench::run_bench(root, options) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("bench: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(feature = "bench")]
+fn profile(root: &Path, calls: u64, write_report: bool) -> ExitCode {
+    let options = xtask::profile::ProfileOptions {
+        calls,
+        write_report,
+    };
+    match xtask::profile::run_profile(root, &options) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("profile: error: {e:#}");
             ExitCode::FAILURE
         }
     }

@@ -11,8 +11,10 @@ use plotters::coord::types::RangedCoordusize;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::Kind;
-use super::report::{Row, Summary, thousands};
+use super::config::Kind;
+use super::loadgen::LOAD_GENERATOR;
+use super::numbers::thousands;
+use super::summary::{Row, Summary};
 
 const FONT: &str = "sans-serif";
 const OURS: RGBColor = RGBColor(0x1f, 0x6f, 0xb4);
@@ -141,7 +143,13 @@ fn latency<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, rows: &[&Row]) -> 
         // Headroom on the log scale for the value labels and the legend.
         * 20.0;
     let mut chart = ChartBuilder::on(area)
-        .caption("p99 latency, µs (client bench; log scale)", (FONT, 15))
+        .caption(
+            format!(
+                "p99 latency, µs ({}; log scale)",
+                LOAD_GENERATOR.bench_name()
+            ),
+            (FONT, 15),
+        )
         .margin(12)
         .x_label_area_size(36)
         .y_label_area_size(72)

@@ -1,0 +1,367 @@
+//! What a call's request body may cost: time and memory.
+//!
+//! - **Time.** A client can send a call's headers and never its message:
+//!   the call then holds its admission slot until `--max-call-seconds`, and
+//!   a few such clients hold every slot. For calls whose request is one
+//!   message (every method but the client-streaming and bidirectional
+//!   ones), the body must end within `--request-message-timeout` of the
+//!   headers, or the call ends with `DEADLINE_EXCEEDED`. The timer is armed
+//!   only if the body is not complete when the handler first asks for it,
+//!   so the usual call (headers and message in one read) pays for no timer.
+//! - **Memory.** tonic buffers a message until all of it has arrived (up to
+//!   `--max-request-bytes`), so streams that announce a large message and
+//!   send all but its last byte pin that much memory each. Every byte of a
+//!   message still incomplete is counted against a server-wide budget
+//!   (`--max-buffered-bytes`) *before* tonic sees it; a chunk that would go
+//!   over it ends the call with `RESOURCE_EXHAUSTED`. updateOrders keeps
+//!   every order until its stream ends, so its bytes stay counted until the
+//!   call ends, and one call may not exceed `--max-update-bytes`.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::{Buf, Bytes};
+use http_body::{Body, Frame, SizeHint};
+use tokio::time::{Instant, Sleep};
+use tonic::Status;
+
+/// The server-wide count of buffered request bytes, and its limit.
+#[derive(Debug)]
+pub struct Budget {
+    used: AtomicUsize,
+    limit: usize,
+}
+
+impl Budget {
+    pub fn new(limit: usize) -> Arc<Self> {
+        Arc::new(Self {
+            used: AtomicUsize::new(0),
+            limit,
+        })
+    }
+
+    /// Bytes counted now.
+    pub fn used(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    fn take(&self, n: usize) -> bool {
+        let mut used = self.used.load(Ordering::Relaxed);
+        loop {
+            if used + n > self.limit {
+                return false;
+            }
+            match self.used.compare_exchange_weak(
+                used,
+                used + n,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return true,
+                Err(now) => used = now,
+            }
+        }
+    }
+
+    fn give(&self, n: usize) {
+        self.used.fetch_sub(n, Ordering::Relaxed);
+    }
+}
+
+/// How a method's request is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// One message: the body must end within the message timeout.
+    Unary,
+    /// A stream of messages, each released once complete.
+    Stream,
+    /// updateOrders: a stream whose messages are all kept until the end.
+    Kept { max_bytes: usize },
+}
+
+/// The shape of `path`'s request.
+pub fn shape(path: &str, max_update_bytes: usize) -> Shape {
+    match path {
+        "/ecommerce.OrderManagement/updateOrders" => Shape::Kept {
+            max_bytes: max_update_bytes,
+        },
+        "/ecommerce.OrderManagement/processOrders"
+        | "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"
+        | "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo" => Shape::Stream,
+        _ => Shape::Unary,
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A request body bounded in time and memory; see the module docs.
+    #[project = RequestBodyProj]
+    pub struct RequestBody<B> {
+        #[pin]
+        inner: B,
+        shape: Shape,
+        budget: Arc<Budget>,
+        // Bytes counted against the budget by this call.
+        counted: usize,
+        // Bytes (header and data) of the message still incomplete.
+        current: usize,
+        // Bytes of the current message still to come (0: between messages),
+        // and how many header bytes of the next one have been seen.
+        message_left: usize,
+        header: [u8; 5],
+        header_len: usize,
+        // Every byte this call has sent, for Shape::Kept's bound.
+        total: usize,
+        due: Option<Instant>,
+        limit: Duration,
+        sleep: Option<Pin<Box<Sleep>>>,
+        ended: bool,
+    }
+
+    impl<B> PinnedDrop for RequestBody<B> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            this.budget.give(*this.counted);
+        }
+    }
+}
+
+impl<B> RequestBody<B> {
+    /// `inner`, under `budget`; a unary body must end within `timeout` of
+    /// `started`.
+    pub fn new(
+        inner: B,
+        shape: Shape,
+        budget: Arc<Budget>,
+        started: std::time::Instant,
+        timeout: Option<Duration>,
+    ) -> Self {
+        let timeout = timeout.filter(|_| shape == Shape::Unary);
+        Self {
+            inner,
+            shape,
+            budget,
+            counted: 0,
+            current: 0,
+            message_left: 0,
+            header: [0; 5],
+            header_len: 0,
+            total: 0,
+            due: timeout.map(|t| Instant::from_std(started) + t),
+            limit: timeout.unwrap_or_default(),
+            sleep: None,
+            ended: false,
+        }
+    }
+}
+
+impl<B> RequestBodyProj<'_, B> {
+    /// Counts a chunk: bytes of incomplete messages are taken from the
+    /// budget, and given back as their messages complete (for a kept
+    /// stream, when the call ends).
+    fn account(&mut self, mut chunk: &[u8]) -> Result<(), Status> {
+        *self.total += chunk.len();
+        if let Shape::Kept { max_bytes } = *self.shape
+            && *self.total > max_bytes
+        {
+            return Err(Status::resource_exhausted(format!(
+                "this updateOrders call sent more than {max_bytes} bytes \
+                 (--max-update-bytes); none was updated"
+            )));
+        }
+        let incoming = chunk.len();
+        while !chunk.is_empty() {
+            if *self.message_left == 0 {
+                // A message header: 1 flag byte and a 4-byte length.
+                let n = (5 - *self.header_len).min(chunk.len());
+                self.header[*self.header_len..*self.header_len + n].copy_from_slice(&chunk[..n]);
+                *self.header_len += n;
+                *self.current += n;
+                chunk = &chunk[n..];
+                if *self.header_len == 5 {
+                    *self.header_len = 0;
+                    let len = u32::from_be_bytes(self.header[1..5].try_into().unwrap());
+                    *self.message_left = len as usize;
+                    if len == 0 {
+                        *self.current = 0;
+                    }
+                }
+                continue;
+            }
+            let n = (*self.message_left).min(chunk.len());
+            *self.message_left -= n;
+            *self.current += n;
+            chunk = &chunk[n..];
+            if *self.message_left == 0 {
+                *self.current = 0; // complete: tonic's to decode now
+            }
+        }
+        // What this call should have counted now: the bytes of its message
+        // still incomplete, or, for a kept stream, everything so far.
+        let target = match self.shape {
+            Shape::Kept { .. } => *self.counted + incoming,
+            _ => *self.current,
+        };
+        if target > *self.counted {
+            if !self.budget.take(target - *self.counted) {
+                return Err(Status::resource_exhausted(format!(
+                    "the server is buffering its limit of {} request bytes \
+                     (--max-buffered-bytes); retry later",
+                    self.budget.limit
+                )));
+            }
+        } else {
+            self.budget.give(*self.counted - target);
+        }
+        *self.counted = target;
+        Ok(())
+    }
+
+    fn timed_out(&mut self, cx: &mut Context<'_>) -> Option<Status> {
+        let due = (*self.due)?;
+        let sleep = self
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(due)));
+        if sleep.as_mut().poll(cx).is_pending() {
+            return None;
+        }
+        *self.sleep = None;
+        Some(Status::deadline_exceeded(format!(
+            "the request message did not arrive within {:?} of the call's headers \
+             (--request-message-timeout)",
+            self.limit
+        )))
+    }
+}
+
+impl<B> Body for RequestBody<B>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Data = Bytes;
+    type Error = Status;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+        let mut this = self.project();
+        if *this.ended {
+            return Poll::Ready(None);
+        }
+        let frame = match this.inner.as_mut().poll_frame(cx) {
+            Poll::Ready(frame) => frame,
+            Poll::Pending => {
+                return match this.timed_out(cx) {
+                    Some(status) => {
+                        *this.ended = true;
+                        Poll::Ready(Some(Err(status)))
+                    }
+                    None => Poll::Pending,
+                };
+            }
+        };
+        let result = match frame {
+            None => {
+                *this.ended = true;
+                *this.sleep = None;
+                return Poll::Ready(None);
+            }
+            Some(Err(e)) => Err(Status::from_error(e.into())),
+            Some(Ok(frame)) => match frame.data_ref() {
+                Some(data) => this.account(data.chunk()).map(|()| frame),
+                None => Ok(frame),
+            },
+        };
+        if result.is_err() {
+            *this.ended = true;
+        }
+        Poll::Ready(Some(result))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.ended || self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn framed(len: usize) -> Vec<u8> {
+        let mut out = vec![0];
+        out.extend_from_slice(&(len as u32).to_be_bytes());
+        out.extend(std::iter::repeat_n(7u8, len));
+        out
+    }
+
+    fn body(shape: Shape, budget: &Arc<Budget>) -> RequestBody<http_body_util::Empty<Bytes>> {
+        RequestBody::new(
+            http_body_util::Empty::new(),
+            shape,
+            Arc::clone(budget),
+            std::time::Instant::now(),
+            None,
+        )
+    }
+
+    #[test]
+    fn bytes_of_incomplete_messages_are_counted_until_they_complete() {
+        let budget = Budget::new(1000);
+        let mut b = body(Shape::Stream, &budget);
+        let message = framed(100);
+        let mut p = Pin::new(&mut b).project();
+        p.account(&message[..50]).unwrap();
+        assert_eq!(budget.used(), 50);
+        p.account(&message[50..]).unwrap();
+        assert_eq!(budget.used(), 0, "a complete message is given back");
+        // Two messages and a half in one chunk: only the half stays counted.
+        let mut chunk = framed(10);
+        chunk.extend(framed(10));
+        chunk.extend(&framed(100)[..30]);
+        p.account(&chunk).unwrap();
+        assert_eq!(budget.used(), 30);
+        drop(b);
+        assert_eq!(budget.used(), 0, "dropping the body gives everything back");
+    }
+
+    #[test]
+    fn a_chunk_over_the_budget_is_refused_and_nothing_of_it_counted() {
+        let budget = Budget::new(100);
+        let mut held = body(Shape::Stream, &budget);
+        Pin::new(&mut held)
+            .project()
+            .account(&framed(200)[..80])
+            .unwrap();
+        let mut other = body(Shape::Stream, &budget);
+        let err = Pin::new(&mut other)
+            .project()
+            .account(&framed(200)[..40])
+            .unwrap_err();
+        assert_eq!(err.code(), tonic::Code::ResourceExhausted);
+        assert!(err.message().contains("--max-buffered-bytes"), "{err:?}");
+        assert_eq!(budget.used(), 80);
+    }
+
+    #[test]
+    fn a_kept_stream_stays_counted_and_is_bounded_per_call() {
+        let budget = Budget::new(10_000);
+        let mut b = body(Shape::Kept { max_bytes: 300 }, &budget);
+        let mut p = Pin::new(&mut b).project();
+        p.account(&framed(100)).unwrap();
+        p.account(&framed(100)).unwrap();
+        assert_eq!(budget.used(), 210, "kept messages stay counted");
+        assert_eq!(budget.used(), 210);
+        let err = p.account(&framed(100)).unwrap_err();
+        assert!(err.message().contains("--max-update-bytes"), "{err:?}");
+        drop(b);
+        assert_eq!(budget.used(), 0);
+    }
+}

@@ -1,0 +1,553 @@
+//! Accepting connections, with every total bounded.
+//!
+//! tonic's own `TcpIncoming` accepts whatever comes: no cap on connections,
+//! none per client address, no deadline for a client that connects and never
+//! speaks, and on `EMFILE` (no file descriptors left) its accept loop retries
+//! at once, burning a core without a word. Here:
+//!
+//! - at most `max_connections` connections, and `max_per_ip` from one IP
+//!   address; beyond either, a new connection is closed at once (and
+//!   counted). The default total stays below the process's file-descriptor
+//!   limit, so the limit is reached before the kernel's.
+//! - a connection must send the HTTP/2 preface and its SETTINGS frame
+//!   ([`PREFACE_BYTES`]) within `handshake_timeout`, or it is closed. (With
+//!   TLS those bytes arrive inside the TLS handshake, which tonic bounds with
+//!   the same timeout: `ServerTlsConfig::timeout`.)
+//! - a connection with no call in flight for `idle_timeout` is closed. (grpc-go
+//!   sends GOAWAY first; tonic gives no handle on the connection to do that,
+//!   so the client sees the connection close, and reconnects on its next call.)
+//! - `EMFILE`/`ENFILE` (and `ENOBUFS`/`ENOMEM`) make the accept loop back off
+//!   (1 ms doubling to 1 s), with a warning at most every 10 s and a count.
+//!
+//! Each connection's [`ConnInfo`] reaches every request's extensions (tonic
+//! puts `Connected::connect_info` there), so the middleware knows the peer
+//! and keeps the connection's count of calls in flight.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures_util::Stream;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::time::{Instant, Sleep};
+use tonic::transport::server::Connected;
+
+/// The client connection preface (24 bytes) and a SETTINGS frame header (9):
+/// what every HTTP/2 client sends first.
+pub const PREFACE_BYTES: usize = 24 + 9;
+
+/// The most accept failures' backoff.
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
+/// At most one warning per this long about refused connections or accept errors.
+const WARN_EVERY: Duration = Duration::from_secs(10);
+
+/// The limits on connections; see the module documentation.
+#[derive(Debug, Clone)]
+pub struct ConnectionLimits {
+    pub max_connections: usize,
+    pub max_per_ip: usize,
+    pub handshake_timeout: Duration,
+    pub idle_timeout: Option<Duration>,
+}
+
+/// What happened at the door, for logs, tests and (later) metrics.
+#[derive(Debug, Default)]
+pub struct ConnectionStats {
+    pub open: AtomicUsize,
+    pub accepted: AtomicU64,
+    /// Closed at once: over `max_connections`.
+    pub refused_total: AtomicU64,
+    /// Closed at once: over `max_per_ip`.
+    pub refused_per_ip: AtomicU64,
+    /// accept() failed for lack of file descriptors or memory.
+    pub accept_errors: AtomicU64,
+    pub handshake_timeouts: AtomicU64,
+    pub idle_closed: AtomicU64,
+}
+
+/// The open connections: how many, and how many per IP address.
+struct Table {
+    limits: ConnectionLimits,
+    per_ip: Mutex<HashMap<IpAddr, usize>>,
+    stats: Arc<ConnectionStats>,
+}
+
+impl Table {
+    /// A slot for a connection from `ip`, or `None` if a limit is reached.
+    fn open(self: &Arc<Self>, ip: IpAddr) -> Option<Slot> {
+        let mut per_ip = self.per_ip.lock().unwrap_or_else(|p| p.into_inner());
+        if self.stats.open.load(Ordering::Relaxed) >= self.limits.max_connections {
+            self.stats.refused_total.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        let count = per_ip.entry(ip).or_insert(0);
+        if *count >= self.limits.max_per_ip {
+            self.stats.refused_per_ip.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        *count += 1;
+        self.stats.open.fetch_add(1, Ordering::Relaxed);
+        self.stats.accepted.fetch_add(1, Ordering::Relaxed);
+        Some(Slot {
+            table: Arc::clone(self),
+            ip,
+        })
+    }
+}
+
+/// A connection's place in the [`Table`], given back when it closes.
+struct Slot {
+    table: Arc<Table>,
+    ip: IpAddr,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut per_ip = self.table.per_ip.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(count) = per_ip.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                per_ip.remove(&self.ip);
+            }
+        }
+        self.table.stats.open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// One connection's state, shared with the middleware through [`ConnInfo`].
+#[derive(Debug)]
+pub struct ConnState {
+    /// Calls in flight on this connection.
+    calls: AtomicUsize,
+    /// When the last call ended (or the connection opened), in ms since `epoch`.
+    idle_since_ms: AtomicU64,
+    epoch: Instant,
+}
+
+impl ConnState {
+    fn new() -> Self {
+        Self {
+            calls: AtomicUsize::new(0),
+            idle_since_ms: AtomicU64::new(0),
+            epoch: Instant::now(),
+        }
+    }
+
+    /// A call started on this connection; it ends when the guard drops.
+    pub fn call_started(self: &Arc<Self>) -> CallOnConn {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        CallOnConn(Arc::clone(self))
+    }
+
+    /// Calls in flight on this connection.
+    pub fn calls(&self) -> usize {
+        self.calls.load(Ordering::Relaxed)
+    }
+
+    /// When the connection became idle, if it is.
+    fn idle_since(&self) -> Option<Instant> {
+        (self.calls() == 0)
+            .then(|| self.epoch + Duration::from_millis(self.idle_since_ms.load(Ordering::Relaxed)))
+    }
+}
+
+/// A call in flight on a connection (see [`ConnState::call_started`]).
+#[derive(Debug)]
+pub struct CallOnConn(Arc<ConnState>);
+
+impl Drop for CallOnConn {
+    fn drop(&mut self) {
+        let state = &self.0;
+        let now = state.epoch.elapsed().as_millis() as u64;
+        state.idle_since_ms.store(now, Ordering::Relaxed);
+        state.calls.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// What every request on a connection carries in its extensions.
+#[derive(Debug, Clone)]
+pub struct ConnInfo {
+    /// The peer's address; an IPv4 client of a dual-stack listener is
+    /// written in its IPv4 form (`127.0.0.1:...`, not `[::ffff:127.0.0.1]:...`).
+    pub remote_addr: SocketAddr,
+    pub state: Arc<ConnState>,
+}
+
+/// A connection: the TCP stream, its slot, and its two timers.
+pub struct Conn {
+    stream: TcpStream,
+    info: ConnInfo,
+    _slot: Slot,
+    /// Until the preface has arrived: bytes still expected, and the deadline.
+    handshake: Option<(usize, Pin<Box<Sleep>>)>,
+    idle: Option<(Duration, Pin<Box<Sleep>>)>,
+    stats: Arc<ConnectionStats>,
+}
+
+impl Conn {
+    /// Checks the timers; `Some(result)` ends the read.
+    fn poll_timers(&mut self, cx: &mut Context<'_>) -> Option<io::Result<()>> {
+        if let Some((_, deadline)) = &mut self.handshake
+            && deadline.as_mut().poll(cx).is_ready()
+        {
+            self.stats
+                .handshake_timeouts
+                .fetch_add(1, Ordering::Relaxed);
+            return Some(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "no HTTP/2 preface within the handshake timeout",
+            )));
+        }
+        let (limit, timer) = self.idle.as_mut()?;
+        loop {
+            // While calls are in flight, check again a full period later.
+            let due = match self.info.state.idle_since() {
+                Some(since) => since + *limit,
+                None => Instant::now() + *limit,
+            };
+            if due != timer.deadline() {
+                timer.as_mut().reset(due);
+            }
+            if timer.as_mut().poll(cx).is_pending() {
+                return None;
+            }
+            if self.info.state.calls() == 0 {
+                self.stats.idle_closed.fetch_add(1, Ordering::Relaxed);
+                return Some(Ok(())); // end of stream: the connection closes
+            }
+        }
+    }
+}
+
+impl AsyncRead for Conn {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        let before = buf.filled().len();
+        match Pin::new(&mut this.stream).poll_read(cx, buf) {
+            Poll::Ready(result) => {
+                let read = buf.filled().len() - before;
+                if let Some((expected, _)) = &mut this.handshake {
+                    *expected = expected.saturating_sub(read);
+                    if *expected == 0 {
+                        this.handshake = None;
+                    }
+                }
+                Poll::Ready(result)
+            }
+            Poll::Pending => match this.poll_timers(cx) {
+                Some(result) => Poll::Ready(result),
+                None => Poll::Pending,
+            },
+        }
+    }
+}
+
+impl AsyncWrite for Conn {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+impl Connected for Conn {
+    type ConnectInfo = ConnInfo;
+
+    fn connect_info(&self) -> ConnInfo {
+        self.info.clone()
+    }
+}
+
+/// The connections accepted from `listener` under `limits`.
+pub fn incoming(
+    listener: TcpListener,
+    limits: ConnectionLimits,
+    stats: Arc<ConnectionStats>,
+) -> impl Stream<Item = io::Result<Conn>> {
+    let table = Arc::new(Table {
+        limits,
+        per_ip: Mutex::new(HashMap::new()),
+        stats,
+    });
+    let door = Door {
+        listener,
+        table,
+        backoff: None,
+        last_warning: None,
+    };
+    futures_util::stream::unfold(door, |mut door| async move {
+        let conn = door.next().await;
+        Some((Ok(conn), door))
+    })
+}
+
+/// The accept loop's state.
+struct Door {
+    listener: TcpListener,
+    table: Arc<Table>,
+    backoff: Option<Duration>,
+    last_warning: Option<Instant>,
+}
+
+impl Door {
+    /// The next connection within the limits; others are closed, errors waited out.
+    async fn next(&mut self) -> Conn {
+        loop {
+            let (stream, peer) = match self.listener.accept().await {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    self.accept_failed(e).await;
+                    continue;
+                }
+            };
+            self.backoff = None;
+            let peer = canonical(peer);
+            let Some(slot) = self.table.open(peer.ip()) else {
+                self.warn(|| {
+                    format!(
+                        "refusing connections: the connection limits are reached \
+                         (--max-connections, --max-connections-per-ip); last from {peer}"
+                    )
+                });
+                continue; // dropping the stream closes it
+            };
+            // Left to Nagle, a call that writes twice (a stream's messages)
+            // waited ~40 ms for the peer's delayed ACK.
+            let _ = stream.set_nodelay(true);
+            let limits = &self.table.limits;
+            return Conn {
+                stream,
+                info: ConnInfo {
+                    remote_addr: peer,
+                    state: Arc::new(ConnState::new()),
+                },
+                _slot: slot,
+                handshake: Some((
+                    PREFACE_BYTES,
+                    Box::pin(tokio::time::sleep(limits.handshake_timeout)),
+                )),
+                idle: limits
+                    .idle_timeout
+                    .map(|t| (t, Box::pin(tokio::time::sleep(t)))),
+                stats: Arc::clone(&self.table.stats),
+            };
+        }
+    }
+
+    /// Waits out an accept error: at once for one that concerns only that
+    /// connection, with a growing backoff when the process or system is
+    /// out of descriptors or memory (retrying at once would spin).
+    async fn accept_failed(&mut self, e: io::Error) {
+        let exhausted = matches!(
+            e.raw_os_error(),
+            Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+        );
+        if !exhausted {
+            // ECONNABORTED and the like: that connection is gone, the next may be fine.
+            tracing::debug!("accept failed: {e}");
+            return;
+        }
+        self.table
+            .stats
+            .accept_errors
+            .fetch_add(1, Ordering::Relaxed);
+        let backoff = self
+            .backoff
+            .map_or(Duration::from_millis(1), |b| (b * 2).min(MAX_BACKOFF));
+        self.backoff = Some(backoff);
+        let table = Arc::clone(&self.table);
+        self.warn(|| {
+            format!(
+                "cannot accept connections: {e}; backing off (open: {}, --max-connections {})",
+                table.stats.open.load(Ordering::Relaxed),
+                table.limits.max_connections
+            )
+        });
+        tokio::time::sleep(backoff).await;
+    }
+
+    /// Logs `message` unless a warning was logged in the last [`WARN_EVERY`].
+    fn warn(&mut self, message: impl FnOnce() -> String) {
+        let now = Instant::now();
+        if self.last_warning.is_none_or(|t| now >= t + WARN_EVERY) {
+            self.last_warning = Some(now);
+            tracing::warn!("{}", message());
+        }
+    }
+}
+
+/// A connection's info without a connection, for unit tests.
+#[cfg(test)]
+pub(crate) fn test_conn_info(remote_addr: SocketAddr) -> ConnInfo {
+    ConnInfo {
+        remote_addr,
+        state: Arc::new(ConnState::new()),
+    }
+}
+
+/// `addr` with an IPv4-mapped IPv6 address written as IPv4.
+pub fn canonical(addr: SocketAddr) -> SocketAddr {
+    match addr {
+        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(IpAddr::V4(v4), v6.port()),
+            None => addr,
+        },
+        v4 => v4,
+    }
+}
+
+/// The default `--max-connections`: what the file-descriptor limit allows,
+/// keeping some descriptors for the data file, logs and the runtime.
+/// Raises the soft limit to the hard one first, as Go's runtime does.
+pub fn default_max_connections() -> usize {
+    const RESERVED: u64 = 64;
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read/write the struct we pass.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return 1024 - RESERVED as usize;
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: limit.rlim_max,
+                rlim_max: limit.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                limit = raised;
+            }
+        }
+    }
+    let usable = limit.rlim_cur.saturating_sub(RESERVED).max(1);
+    usable.min(1_000_000) as usize
+}
+
+/// One read from `conn`, for the tests.
+#[cfg(test)]
+async fn read_some(conn: &mut Conn) -> io::Result<usize> {
+    use tokio::io::AsyncReadExt as _;
+    let mut buf = [0u8; 64];
+    conn.read(&mut buf).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::StreamExt as _;
+    use tokio::io::AsyncWriteExt as _;
+
+    fn limits(max: usize, per_ip: usize) -> ConnectionLimits {
+        ConnectionLimits {
+            max_connections: max,
+            max_per_ip: per_ip,
+            handshake_timeout: Duration::from_secs(10),
+            idle_timeout: None,
+        }
+    }
+
+    #[test]
+    fn ipv4_mapped_addresses_are_written_as_ipv4() {
+        let mapped: SocketAddr = "[::ffff:127.0.0.1]:4242".parse().unwrap();
+        assert_eq!(canonical(mapped).to_string(), "127.0.0.1:4242");
+        let v6: SocketAddr = "[::1]:4242".parse().unwrap();
+        assert_eq!(canonical(v6), v6);
+    }
+
+    #[tokio::test]
+    async fn connections_over_the_per_ip_limit_are_closed_and_counted() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stats = Arc::new(ConnectionStats::default());
+        let mut incoming = Box::pin(incoming(listener, limits(10, 2), Arc::clone(&stats)));
+        let _a = TcpStream::connect(addr).await.unwrap();
+        let _b = TcpStream::connect(addr).await.unwrap();
+        let first = incoming.next().await.unwrap().unwrap();
+        let second = incoming.next().await.unwrap().unwrap();
+        assert_eq!(stats.open.load(Ordering::Relaxed), 2);
+        let mut third = TcpStream::connect(addr).await.unwrap();
+        // The door closes the third at once; a fourth after a slot frees is let in.
+        let next = tokio::spawn(async move { incoming.next().await.unwrap().unwrap() });
+        let mut byte = [0u8; 1];
+        use tokio::io::AsyncReadExt as _;
+        assert_eq!(third.read(&mut byte).await.unwrap_or(0), 0, "closed");
+        assert_eq!(stats.refused_per_ip.load(Ordering::Relaxed), 1);
+        drop(first);
+        let _d = TcpStream::connect(addr).await.unwrap();
+        let fourth = next.await.unwrap();
+        assert_eq!(stats.open.load(Ordering::Relaxed), 2);
+        drop((second, fourth));
+        assert_eq!(stats.open.load(Ordering::Relaxed), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_that_never_sends_the_preface_is_closed_at_the_timeout() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stats = Arc::new(ConnectionStats::default());
+        let mut incoming = Box::pin(incoming(listener, limits(10, 10), Arc::clone(&stats)));
+        let mut client = TcpStream::connect(addr).await.unwrap();
+        let mut conn = incoming.next().await.unwrap().unwrap();
+        client.write_all(b"PRI * HTTP/2.0\r\n").await.unwrap(); // part of it
+        let err = read_some(&mut conn)
+            .await
+            .map(|_| ())
+            .and(read_some(&mut conn).await);
+        assert_eq!(err.unwrap_err().kind(), io::ErrorKind::TimedOut);
+        assert_eq!(stats.handshake_timeouts.load(Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_connection_is_closed_but_not_while_a_call_is_in_flight() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stats = Arc::new(ConnectionStats::default());
+        let mut limits = limits(10, 10);
+        limits.idle_timeout = Some(Duration::from_secs(60));
+        let mut incoming = Box::pin(incoming(listener, limits, Arc::clone(&stats)));
+        let mut client = TcpStream::connect(addr).await.unwrap();
+        let mut conn = incoming.next().await.unwrap().unwrap();
+        client.write_all(&[0u8; PREFACE_BYTES]).await.unwrap();
+        assert_eq!(read_some(&mut conn).await.unwrap(), PREFACE_BYTES);
+        let call = conn.info.state.call_started();
+        // Two idle periods pass with the call open: the connection stays.
+        let read = tokio::time::timeout(Duration::from_secs(150), read_some(&mut conn)).await;
+        assert!(read.is_err(), "still open while a call is in flight");
+        drop(call);
+        assert_eq!(read_some(&mut conn).await.unwrap(), 0, "closed when idle");
+        assert_eq!(stats.idle_closed.load(Ordering::Relaxed), 1);
+    }
+}

@@ -1,0 +1,450 @@
+//! Hostile connections (issue 16): connections that never speak, too many
+//! from one address, idle ones, a file-descriptor limit reached, and a
+//! deadline that has already passed. Each attack is bounded in time and
+//! stays on loopback.
+
+use std::time::Duration;
+
+use tokio::io::AsyncReadExt as _;
+use tokio::net::TcpStream;
+use tonic::Code;
+
+use super::harness::{GET_ORDER, Prod, bounded, string_value};
+use crate::support::process::ServerProcess;
+use crate::support::raw;
+
+/// Reads until the server closes the connection (EOF or reset); panics if
+/// it is still open after `within`.
+async fn closed_by_server(stream: &mut TcpStream, within: Duration) {
+    let mut buf = [0u8; 1024];
+    let closed = tokio::time::timeout(within, async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {} // the server's SETTINGS, GOAWAY...
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the server kept the connection open");
+}
+
+/// Whether the connection is still open after `wait` (no EOF, no reset).
+async fn still_open(stream: &mut TcpStream, wait: Duration) -> bool {
+    let mut buf = [0u8; 1024];
+    let read = tokio::time::timeout(wait, async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    read.is_err()
+}
+
+/// 50 TCP connections that send nothing are all closed once the handshake
+/// timeout passes, and the server serves a real client meanwhile.
+#[tokio::test]
+async fn connections_that_never_speak_are_closed_at_the_handshake_timeout() {
+    let server = Prod::start(&["--handshake-timeout", "0.5"]);
+    let mut silent = Vec::new();
+    for _ in 0..50 {
+        silent.push(TcpStream::connect(server.addr).await.unwrap());
+    }
+    let mut client = server.client().await;
+    bounded(
+        "getOrder beside silent connections",
+        client.get_order("101".to_string()),
+    )
+    .await
+    .unwrap();
+    for stream in &mut silent {
+        closed_by_server(stream, Duration::from_secs(10)).await;
+    }
+    // A client that did speak was not affected.
+    bounded("getOrder after", client.get_order("101".to_string()))
+        .await
+        .unwrap();
+}
+
+/// Beyond --max-connections-per-ip, a new connection is closed at once;
+/// when one closes, a new one gets in.
+#[tokio::test]
+async fn connections_beyond_the_per_address_limit_are_closed_at_once() {
+    let server = Prod::start(&["--max-connections-per-ip", "3"]);
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(TcpStream::connect(server.addr).await.unwrap());
+    }
+    // Give the accept loop time to take the three.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut refused = TcpStream::connect(server.addr).await.unwrap();
+    closed_by_server(&mut refused, Duration::from_secs(5)).await;
+    for stream in &mut held {
+        assert!(still_open(stream, Duration::from_millis(50)).await);
+    }
+    drop(held.pop());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut client = server.client().await;
+    bounded(
+        "getOrder on the freed slot",
+        client.get_order("101".to_string()),
+    )
+    .await
+    .unwrap();
+}
+
+/// A connection with no call in flight for --idle-timeout is closed; one
+/// whose call is still streaming is not.
+#[tokio::test]
+async fn an_idle_connection_is_closed_but_not_one_with_a_call_in_flight() {
+    let server = Prod::start(&["--idle-timeout", "0.5"]);
+    // Idle: one call, then nothing.
+    let mut idle = TcpStream::connect(server.addr).await.unwrap();
+    let (mut h2, connection) =
+        h2::client::handshake(TcpStream::connect(server.addr).await.unwrap())
+            .await
+            .unwrap();
+    let open = tokio::spawn(connection);
+    // A call that stays open past the idle timeout: a processOrders stream
+    // whose request side the test never ends.
+    let request = raw::grpc_request(server.addr, super::harness::PROCESS_ORDERS, &[]);
+    h2 = h2.ready().await.unwrap();
+    let (response, _send) = h2.send_request(request, false).unwrap();
+    let response = bounded("processOrders headers", response).await.unwrap();
+    assert_eq!(response.status(), 200);
+    closed_by_server(&mut idle, Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        !open.is_finished(),
+        "a connection with a call in flight stays open"
+    );
+}
+
+/// `grpc-timeout: 0n` and `1n` have passed on arrival: DEADLINE_EXCEEDED
+/// (tonic's own timer would answer CANCELLED).
+#[tokio::test]
+async fn a_deadline_that_passed_on_arrival_is_deadline_exceeded() {
+    let server = Prod::start(&[]);
+    for timeout in ["0n", "1n", "1u"] {
+        let request = raw::grpc_request(server.addr, GET_ORDER, &[("grpc-timeout", timeout)]);
+        let response = bounded(
+            "getOrder with a past deadline",
+            raw::call(
+                server.addr,
+                request,
+                &raw::frame(&string_value("101")),
+                true,
+            ),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            response.grpc_status(),
+            Some(Code::DeadlineExceeded as i32),
+            "grpc-timeout {timeout}: {}",
+            response.grpc_message()
+        );
+    }
+}
+
+/// CPU time (user + system) a process has used, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // Fields 14 and 15 of /proc/PID/stat (utime, stime), counted from 1.
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+/// With the file-descriptor limit reached, the accept loop backs off and
+/// warns instead of spinning; once descriptors free up it accepts again.
+/// (Before, 1,100 idle sockets under `ulimit -n 1024` cost 1.17 cores.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_file_descriptors_the_accept_loop_backs_off_and_recovers() {
+    // --max-connections high so the kernel's limit (64 descriptors) is
+    // what is hit, as when a user sets --max-connections too high.
+    let mut server = ServerProcess::start_with_fd_limit(
+        &[
+            "--in-memory",
+            "--max-connections",
+            "100000",
+            "--max-connections-per-ip",
+            "100000",
+        ],
+        64,
+    )
+    .expect("the server starts under ulimit -n 64");
+    let pid = server.pid();
+    let mut sockets = Vec::new();
+    for _ in 0..100 {
+        sockets.push(TcpStream::connect(server.addr()).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = cpu_ticks(pid);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let used = cpu_ticks(pid) - before;
+    // A spinning loop uses ~200 ticks (100 Hz) in 2 s; backing off, ~0.
+    assert!(
+        used < 50,
+        "the server used {used} ticks of CPU in 2 s while out of descriptors"
+    );
+    drop(sockets);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let out = crate::support::run_client(&server.url, &["101"]);
+    assert!(out.status.success(), "{}", crate::support::stderr(&out));
+    server.signal("TERM");
+    server.wait_exit();
+    let log = server.rest_of_log();
+    let warnings = log.matches("cannot accept connections").count();
+    assert!(
+        warnings >= 1,
+        "no warning about the descriptor limit:\n{log}"
+    );
+    assert!(warnings <= 3, "the warning is rate-limited:\n{log}");
+}
+
+/// Calls that send their headers and never their message (the attack held
+/// every slot for --max-call-seconds): with --request-message-timeout they
+/// end with DEADLINE_EXCEEDED, and their slots serve other clients.
+#[tokio::test]
+async fn calls_whose_message_never_arrives_end_and_free_their_slots() {
+    let server = Prod::start(&[
+        "--max-concurrent-calls",
+        "4",
+        "--request-message-timeout",
+        "0.5",
+    ]);
+    let tcp = TcpStream::connect(server.addr).await.unwrap();
+    let (h2, connection) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(connection);
+    let mut pending = Vec::new();
+    for _ in 0..4 {
+        let mut h2 = h2.clone().ready().await.unwrap();
+        let request = raw::grpc_request(server.addr, GET_ORDER, &[]);
+        // Headers only: the request stream stays open, no message is sent.
+        let (response, send) = h2.send_request(request, false).unwrap();
+        pending.push((response, send));
+    }
+    let mut client = server.client().await;
+    for (response, _send) in pending {
+        let response = bounded("the stalled call's answer", response)
+            .await
+            .unwrap();
+        let status = response
+            .headers()
+            .get("grpc-status")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let message = response
+            .headers()
+            .get("grpc-message")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        assert_eq!(
+            status.as_deref(),
+            Some("4"),
+            "DEADLINE_EXCEEDED expected: {message}"
+        );
+        assert!(message.contains("request-message-timeout"), "{message}");
+    }
+    bounded(
+        "getOrder once the slots are free",
+        client.get_order("101".to_string()),
+    )
+    .await
+    .unwrap();
+}
+
+/// Writes have slots of their own: with every write slot held, a write is
+/// refused at once naming writes, and reads still get in.
+#[tokio::test]
+async fn writes_at_their_limit_do_not_take_the_reads_slots() {
+    let server = Prod::start(&[
+        "--max-concurrent-writes",
+        "2",
+        "--max-concurrent-calls",
+        "2",
+    ]);
+    let mut client = server.client().await;
+    // Two updateOrders whose request streams stay open hold the write slots.
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let (tx, rx) = tokio::sync::mpsc::channel::<order_management::Order>(1);
+        let mut c = client.clone();
+        held.push((
+            tx,
+            tokio::spawn(async move {
+                c.update_orders(tokio_stream::wrappers::ReceiverStream::new(rx))
+                    .await
+            }),
+        ));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let refused = bounded(
+        "a third write",
+        client.add_order(super::harness::order("x1", "Seoul")),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    assert!(
+        refused.message().contains("writes"),
+        "{}",
+        refused.message()
+    );
+    for _ in 0..2 {
+        bounded(
+            "a read beside full writes",
+            client.get_order("101".to_string()),
+        )
+        .await
+        .unwrap();
+    }
+    drop(held);
+}
+
+/// Health Watch streams need no token, so they are bounded on their own;
+/// health Check still answers when they are at their limit.
+#[tokio::test]
+async fn health_watches_are_bounded_and_checks_still_answer() {
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_client::HealthClient;
+    let server = Prod::start(&["--max-health-watches", "2"]);
+    let channel = server.channel().await;
+    let mut watches = Vec::new();
+    for _ in 0..2 {
+        let stream = bounded(
+            "a health watch",
+            HealthClient::new(channel.clone()).watch(HealthCheckRequest::default()),
+        )
+        .await
+        .unwrap();
+        watches.push(stream);
+    }
+    let refused = bounded(
+        "a third watch",
+        HealthClient::new(channel.clone()).watch(HealthCheckRequest::default()),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    assert!(
+        refused.message().contains("health watches"),
+        "{}",
+        refused.message()
+    );
+    bounded(
+        "a health check",
+        HealthClient::new(channel).check(HealthCheckRequest::default()),
+    )
+    .await
+    .unwrap();
+}
+
+/// Streams that announce a large message and send all but its end pin
+/// memory until the message completes: beyond --max-buffered-bytes, the
+/// call that would go over is refused, and other calls are still served.
+#[tokio::test]
+async fn partial_messages_beyond_the_buffer_budget_are_refused() {
+    let server = Prod::start(&["--max-buffered-bytes", "1000000"]);
+    let tcp = TcpStream::connect(server.addr).await.unwrap();
+    let (h2, connection) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(connection);
+    // Each stream: a 400,000-byte addOrder message, of which 300,000 are sent.
+    let mut partial = vec![0u8];
+    partial.extend_from_slice(&400_000u32.to_be_bytes());
+    partial.extend(std::iter::repeat_n(b'x', 300_000 - 5));
+    let mut streams = Vec::new();
+    for _ in 0..4 {
+        let mut h2 = h2.clone().ready().await.unwrap();
+        let request = raw::grpc_request(server.addr, "/ecommerce.OrderManagement/addOrder", &[]);
+        let (response, mut send) = h2.send_request(request, false).unwrap();
+        send.reserve_capacity(partial.len());
+        send.send_data(bytes::Bytes::from(partial.clone()), false)
+            .unwrap();
+        streams.push((response, send));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Three fit in 1,000,000 bytes; the fourth does not.
+    let (fourth, _send) = streams.pop().unwrap();
+    let fourth = bounded("the fourth partial message's answer", fourth)
+        .await
+        .unwrap();
+    let status = fourth
+        .headers()
+        .get("grpc-status")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let message = fourth
+        .headers()
+        .get("grpc-message")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    assert_eq!(
+        status.as_deref(),
+        Some("8"),
+        "RESOURCE_EXHAUSTED expected: {message}"
+    );
+    assert!(message.contains("max-buffered-bytes"), "{message}");
+    let mut client = server.client().await;
+    bounded(
+        "getOrder beside the partial messages",
+        client.get_order("101".to_string()),
+    )
+    .await
+    .unwrap();
+    // Once the three go away, their bytes are given back.
+    drop(streams);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut big = super::harness::order("big", "Seoul");
+    big.description = "y".repeat(900_000);
+    let status = bounded(
+        "a 900 KB order after the budget is free",
+        client.add_order(big),
+    )
+    .await
+    .unwrap_err();
+    // It fits the budget; the order is refused only by validation.
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+}
+
+/// One updateOrders call may send at most --max-update-bytes; beyond it the
+/// call fails at once with RESOURCE_EXHAUSTED and nothing is applied.
+#[tokio::test]
+async fn an_update_call_beyond_its_byte_bound_is_refused_and_applies_nothing() {
+    let stored: Vec<_> = (0..50)
+        .map(|i| super::harness::order(&format!("u{i}"), "Seoul"))
+        .collect();
+    let store = order_management::store::MemoryStore::with_orders(stored.clone());
+    let server = Prod::with_store(&["--max-update-bytes", "20000"], std::sync::Arc::new(store));
+    let mut client = server.client().await;
+    let orders: Vec<_> = stored
+        .iter()
+        .map(|o| {
+            let mut changed = o.clone();
+            changed.items = vec![format!("new {}", "z".repeat(900))];
+            changed
+        })
+        .collect();
+    let status = bounded(
+        "an oversized updateOrders",
+        client.update_orders(tokio_stream::iter(orders)),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert!(
+        status.message().contains("max-update-bytes"),
+        "{}",
+        status.message()
+    );
+    for order in &stored {
+        let now = client
+            .get_order(order.id.clone())
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(&now, order, "nothing applied");
+    }
+}

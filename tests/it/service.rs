@@ -1,0 +1,764 @@
+//! Every RPC end to end over a real loopback connection, through the
+//! generated client: happy paths, each error status, empty streams,
+//! cancellation, deadlines, processOrders' batches and concurrent writers.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use crate::support::store::Hooked;
+use crate::support::{Backend, TestServer, for_each_backend, raw};
+use order_management::pb::order_management_client::OrderManagementClient;
+use order_management::service::ServiceConfig;
+use order_management::{CombinedShipment, Order, seed};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::Channel;
+use tonic::{Code, IntoRequest, Status};
+
+type Client = OrderManagementClient<Channel>;
+
+/// A store that counts how many orders searches have examined, to see the
+/// server's search work stop or wait.
+struct CountingStore {
+    store: Arc<Hooked>,
+    examined: Arc<AtomicUsize>,
+}
+
+impl CountingStore {
+    fn examined(&self) -> usize {
+        self.examined.load(Ordering::SeqCst)
+    }
+
+    /// Who holds the store: the test, the service, running search tasks.
+    fn holders(&self) -> usize {
+        Arc::strong_count(&self.store)
+    }
+
+    fn serve(&self) -> TestServer {
+        TestServer::start(self.store.clone())
+    }
+}
+
+fn order(id: &str, items: &[&str], destination: &str) -> Order {
+    Order {
+        id: id.into(),
+        items: items.iter().map(|s| s.to_string()).collect(),
+        description: format!("order {id}"),
+        price: 10.0,
+        destination: destination.into(),
+    }
+}
+
+fn seeded_server(backend: Backend) -> TestServer {
+    TestServer::start(backend.store([seed::order_101()]))
+}
+
+fn server_with(
+    backend: Backend,
+    orders: impl IntoIterator<Item = Order>,
+    config: ServiceConfig,
+) -> TestServer {
+    TestServer::start_with(backend.store(orders), config)
+}
+
+async fn search_ids(client: &mut Client, query: &str) -> Vec<String> {
+    let mut stream = client
+        .search_orders(query.to_owned())
+        .await
+        .unwrap()
+        .into_inner();
+    let mut ids = Vec::new();
+    while let Some(order) = stream.message().await.unwrap() {
+        ids.push(order.id);
+    }
+    ids
+}
+
+async fn update(client: &mut Client, orders: Vec<Order>) -> Result<String, Status> {
+    client
+        .update_orders(tokio_stream::iter(orders))
+        .await
+        .map(|r| r.into_inner())
+}
+
+async fn process(client: &mut Client, ids: &[&str]) -> (Vec<CombinedShipment>, Option<Status>) {
+    let ids: Vec<String> = ids.iter().map(|s| s.to_string()).collect();
+    let mut stream = match client.process_orders(tokio_stream::iter(ids)).await {
+        Ok(r) => r.into_inner(),
+        Err(status) => return (Vec::new(), Some(status)),
+    };
+    let mut shipments = Vec::new();
+    loop {
+        match stream.message().await {
+            Ok(Some(s)) => shipments.push(s),
+            Ok(None) => return (shipments, None),
+            Err(status) => return (shipments, Some(status)),
+        }
+    }
+}
+
+fn assert_status(status: &Status, code: Code, mentions: &str) {
+    assert_eq!(status.code(), code, "{status:?}");
+    assert!(
+        status.message().contains(mentions),
+        "{:?} should mention {mentions:?}",
+        status.message()
+    );
+}
+
+// ---------- addOrder ----------
+
+async fn add_then_get_returns_the_same_order(backend: Backend) {
+    let server = seeded_server(backend);
+    let mut client = server.connect().await;
+    let new = order(
+        "102",
+        &["Google Pixel 3A", "Mac Book Pro"],
+        "Mountain View, CA",
+    );
+    let id = client.add_order(new.clone()).await.unwrap().into_inner();
+    assert_eq!(id, "102");
+    assert_eq!(
+        client
+            .get_order("102".to_owned())
+            .await
+            .unwrap()
+            .into_inner(),
+        new
+    );
+}
+
+async fn add_without_id_gets_a_fresh_unique_id(backend: Backend) {
+    let server = seeded_server(backend);
+    let mut client = server.connect().await;
+    let mut ids = HashSet::new();
+    for _ in 0..20 {
+        let id = client
+            .add_order(order("", &["x"], "Seoul"))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(!id.is_empty());
+        let stored = client.get_order(id.clone()).await.unwrap().into_inner();
+        assert_eq!(stored.id, id);
+        assert!(ids.insert(id));
+    }
+}
+
+async fn add_existing_id_is_already_exists_and_keeps_the_original(backend: Backend) {
+    let server = seeded_server(backend);
+    let mut client = server.connect().await;
+    let err = client
+        .add_order(order("101", &["other"], "Busan"))
+        .await
+        .unwrap_err();
+    assert_status(&err, Code::AlreadyExists, "101");
+    let kept = client
+        .get_order("101".to_owned())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(kept, seed::order_101());
+}
+
+async fn add_invalid_order_is_invalid_argument_naming_the_field(backend: Backend) {
+    let server = seeded_server(backend);
+    let mut client = server.connect().await;
+    let cases = [
+        (order("200", &[], "Seoul"), "items"),
+        (
+            Order {
+                price: -1.0,
+                ..order("201", &["a"], "Seoul")
+            },
+            "price",
+        ),
+        (
+            Order {
+                price: f32::NAN,
+                ..order("202", &["a"], "Seoul")
+            },
+            "price",
+        ),
+        (
+            Order {
+                description: "d".repeat(5000),
+                ..order("203", &["a"], "Seoul")
+            },
+            "description",
+        ),
+        (order("204", &["a"; 1001], "Seoul"), "items"),
+        (order(&"i".repeat(200), &["a"], "Seoul"), "id"),
+    ];
+    for (bad, field) in cases {
+        let id = bad.id.clone();
+        let err = client.add_order(bad).await.unwrap_err();
+        assert_status(&err, Code::InvalidArgument, &format!("{field}:"));
+        let lookup = client.get_order(id).await.unwrap_err();
+        assert_eq!(
+            lookup.code(),
+            Code::NotFound,
+            "a rejected order must not be stored"
+        );
+    }
+}
+
+// ---------- getOrder ----------
+
+async fn get_unknown_and_empty_ids(backend: Backend) {
+    let server = seeded_server(backend);
+    let mut client = server.connect().await;
+    let err = client.get_order("102".to_owned()).await.unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    assert_eq!(err.message(), "Order : 102 Not Found.");
+    let err = client.get_order(String::new()).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+}
+
+/// The seed's Python client sends `Order(id='101')` to getOrder. Send exactly
+/// that message type over the wire and get order 101 back.
+async fn seed_client_request_order_with_id_returns_order_101(backend: Backend) {
+    let server = seeded_server(backend);
+    let channel = Channel::from_shared(server.url())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.unwrap();
+    let path = http::uri::PathAndQuery::from_static("/ecommerce.OrderManagement/getOrder");
+    let request = Order {
+        id: "101".into(),
+        ..Order::default()
+    };
+    let codec = tonic_prost::ProstCodec::<Order, Order>::default();
+    let reply = grpc
+        .unary(request.into_request(), path, codec)
+        .await
+        .unwrap();
+    assert_eq!(reply.into_inner(), seed::order_101());
+}
+
+// ---------- searchOrders ----------
+
+async fn search_matches_items_case_insensitively_each_order_once_by_id(backend: Backend) {
+    let orders = [
+        order("c", &["Apple Watch", "apple pie"], "A"),
+        order("a", &["APPLE"], "A"),
+        order("b", &["Banana"], "A"),
+        order("d", &["Pineapple"], "A"),
+    ];
+    let server = server_with(backend, orders, ServiceConfig::default());
+    let mut client = server.connect().await;
+    assert_eq!(search_ids(&mut client, "aPpLe").await, ["a", "c", "d"]);
+    assert_eq!(search_ids(&mut client, "banana").await, ["b"]);
+    assert_eq!(search_ids(&mut client, "").await, ["a", "b", "c", "d"]);
+}
+
+async fn search_with_no_match_is_an_empty_ok_stream(backend: Backend) {
+    let server = seeded_server(backend);
+    let mut client = server.connect().await;
+    assert_eq!(
+        search_ids(&mut client, "no such item").await,
+        Vec::<String>::new()
+    );
+}
+
+fn big_store(backend: Backend, n: usize) -> CountingStore {
+    // ~1 KiB per order, so the result (n KiB) is far larger than the HTTP/2
+    // flow-control window and the stream buffers together.
+    let filler = "x".repeat(1000);
+    let orders = (0..n).map(|i| Order {
+        id: format!("{i:06}"),
+        items: vec![format!("widget {filler}")],
+        ..Order::default()
+    });
+    let examined = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&examined);
+    let store = Hooked::new(backend.store(orders)).on_examine(move |n| {
+        counter.fetch_add(n as usize, Ordering::SeqCst);
+    });
+    CountingStore {
+        store: Arc::new(store),
+        examined,
+    }
+}
+
+/// The test and the service hold the store; a running search task holds a
+/// third reference until it ends.
+async fn wait_for_search_tasks_to_end(store: &CountingStore) {
+    for _ in 0..100 {
+        if store.holders() == 2 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the server's search task is still running");
+}
+
+async fn settle(store: &CountingStore) -> usize {
+    // Wait until the count stops moving: the producer is parked or gone.
+    let mut last = store.examined();
+    loop {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let now = store.examined();
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
+}
+
+async fn search_streams_with_backpressure_instead_of_collecting_everything(backend: Backend) {
+    let total = 20_000;
+    let store = big_store(backend, total);
+    let server = store.serve();
+    let mut client = server.connect().await;
+    let mut stream = client
+        .search_orders("widget".to_owned())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(stream.message().await.unwrap().unwrap().id, "000000");
+    let examined_while_paused = settle(&store).await;
+    // The count is seen at all (else the bound below would hold vacuously).
+    assert!(
+        examined_while_paused > 0,
+        "the store counted no examined order"
+    );
+    assert!(
+        examined_while_paused < total / 2,
+        "the server examined {examined_while_paused} of {total} orders for a client that read one"
+    );
+    let mut received = 1;
+    while let Some(order) = stream.message().await.unwrap() {
+        assert_eq!(order.id, format!("{received:06}"));
+        received += 1;
+    }
+    assert_eq!(received, total);
+}
+
+async fn cancelling_a_search_stops_the_servers_work(backend: Backend) {
+    let total = 20_000;
+    let store = big_store(backend, total);
+    let server = store.serve();
+    let mut client = server.connect().await;
+    let mut stream = client
+        .search_orders("widget".to_owned())
+        .await
+        .unwrap()
+        .into_inner();
+    for _ in 0..10 {
+        stream.message().await.unwrap().unwrap();
+    }
+    // While streaming, the search task holds a reference to the store.
+    assert_eq!(store.holders(), 3, "test + service + search task");
+    drop(stream); // cancels the call (RST_STREAM)
+    wait_for_search_tasks_to_end(&store).await;
+    let after_cancel = settle(&store).await;
+    // Now keep the connection busy with other calls: the search must not resume.
+    for _ in 0..20 {
+        client.get_order("000001".to_owned()).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(store.examined(), after_cancel);
+    assert!(
+        after_cancel < total,
+        "examined all {total} orders despite the cancel"
+    );
+}
+
+// ---------- updateOrders ----------
+
+async fn update_replaces_all_orders_and_lists_their_ids(backend: Backend) {
+    let server = server_with(
+        backend,
+        [
+            order("1", &["a"], "X"),
+            order("2", &["b"], "X"),
+            order("3", &["c"], "X"),
+        ],
+        ServiceConfig::default(),
+    );
+    let mut client = server.connect().await;
+    let changed = vec![order("1", &["A2"], "Y"), order("3", &["C2"], "Y")];
+    let reply = update(&mut client, changed.clone()).await.unwrap();
+    assert_eq!(reply, "Updated Order IDs : 1, 3");
+    for o in changed {
+        assert_eq!(
+            client.get_order(o.id.clone()).await.unwrap().into_inner(),
+            o
+        );
+    }
+    assert_eq!(
+        client
+            .get_order("2".to_owned())
+            .await
+            .unwrap()
+            .into_inner()
+            .items,
+        ["b"]
+    );
+}
+
+async fn update_with_an_unknown_or_invalid_order_applies_none(backend: Backend) {
+    let server = server_with(
+        backend,
+        [order("1", &["a"], "X"), order("2", &["b"], "X")],
+        ServiceConfig::default(),
+    );
+    let mut client = server.connect().await;
+
+    let err = update(
+        &mut client,
+        vec![order("1", &["new"], "X"), order("404", &["n"], "X")],
+    )
+    .await
+    .unwrap_err();
+    assert_status(&err, Code::NotFound, "404");
+
+    let err = update(
+        &mut client,
+        vec![order("1", &["new"], "X"), order("2", &[], "X")],
+    )
+    .await
+    .unwrap_err();
+    assert_status(&err, Code::InvalidArgument, "order 2");
+    assert_status(&err, Code::InvalidArgument, "items");
+
+    let err = update(
+        &mut client,
+        vec![order("1", &["new"], "X"), order("1", &["again"], "X")],
+    )
+    .await
+    .unwrap_err();
+    assert_status(&err, Code::InvalidArgument, "more than once");
+
+    let err = update(&mut client, vec![order("", &["new"], "X")])
+        .await
+        .unwrap_err();
+    assert_status(&err, Code::InvalidArgument, "id");
+
+    assert_eq!(
+        client
+            .get_order("1".to_owned())
+            .await
+            .unwrap()
+            .into_inner()
+            .items,
+        ["a"]
+    );
+    assert_eq!(
+        client
+            .get_order("2".to_owned())
+            .await
+            .unwrap()
+            .into_inner()
+            .items,
+        ["b"]
+    );
+}
+
+async fn update_beyond_the_bound_is_resource_exhausted_and_applies_none(backend: Backend) {
+    let orders: Vec<Order> = (0..6)
+        .map(|i| order(&i.to_string(), &["old"], "X"))
+        .collect();
+    let config = ServiceConfig {
+        max_update_orders: 5,
+        ..ServiceConfig::default()
+    };
+    let server = server_with(backend, orders.clone(), config);
+    let mut client = server.connect().await;
+    let changed: Vec<Order> = orders
+        .iter()
+        .map(|o| Order {
+            items: vec!["new".into()],
+            ..o.clone()
+        })
+        .collect();
+    let err = update(&mut client, changed.clone()).await.unwrap_err();
+    assert_status(&err, Code::ResourceExhausted, "at most 5");
+    assert_eq!(
+        client
+            .get_order("0".to_owned())
+            .await
+            .unwrap()
+            .into_inner()
+            .items,
+        ["old"]
+    );
+    update(&mut client, changed[..5].to_vec()).await.unwrap();
+}
+
+async fn update_with_an_empty_stream_updates_nothing(backend: Backend) {
+    let server = seeded_server(backend);
+    let mut client = server.connect().await;
+    assert_eq!(
+        update(&mut client, vec![]).await.unwrap(),
+        "Updated Order IDs : "
+    );
+    assert_eq!(
+        client
+            .get_order("101".to_owned())
+            .await
+            .unwrap()
+            .into_inner(),
+        seed::order_101()
+    );
+}
+
+// ---------- processOrders ----------
+
+fn orders_to_ship() -> Vec<Order> {
+    (1..=7)
+        .map(|i| {
+            order(
+                &i.to_string(),
+                &["item"],
+                if i % 2 == 0 { "Busan" } else { "Seoul" },
+            )
+        })
+        .collect()
+}
+
+fn shape(shipments: &[CombinedShipment]) -> Vec<String> {
+    shipments
+        .iter()
+        .map(|s| {
+            let ids: Vec<&str> = s.orders_list.iter().map(|o| o.id.as_str()).collect();
+            format!("{} [{}] {}", s.id, ids.join(","), s.status)
+        })
+        .collect()
+}
+
+async fn process_batches_at_1_3_4_and_7_ids(backend: Backend) {
+    let server = server_with(backend, orders_to_ship(), ServiceConfig::default());
+    let mut client = server.connect().await;
+
+    let (s, err) = process(&mut client, &["1"]).await;
+    assert!(err.is_none());
+    assert_eq!(shape(&s), ["cmb - Seoul [1] Processed!"]);
+
+    let (s, _) = process(&mut client, &["1", "2", "3"]).await;
+    assert_eq!(
+        shape(&s),
+        ["cmb - Seoul [1,3] Processed!", "cmb - Busan [2] Processed!"]
+    );
+
+    let (s, _) = process(&mut client, &["1", "2", "3", "4"]).await;
+    assert_eq!(
+        shape(&s),
+        [
+            "cmb - Seoul [1,3] Processed!",
+            "cmb - Busan [2] Processed!",
+            "cmb - Busan [4] Processed!"
+        ]
+    );
+
+    let (s, err) = process(&mut client, &["1", "2", "3", "4", "5", "6", "7"]).await;
+    assert!(err.is_none());
+    assert_eq!(
+        shape(&s),
+        [
+            "cmb - Seoul [1,3] Processed!",
+            "cmb - Busan [2] Processed!",
+            "cmb - Busan [4,6] Processed!",
+            "cmb - Seoul [5] Processed!",
+            "cmb - Seoul [7] Processed!",
+        ]
+    );
+    let full = &s[0].orders_list[0];
+    assert_eq!(full, &orders_to_ship()[0], "shipments carry whole orders");
+}
+
+async fn process_batch_size_is_configurable(backend: Backend) {
+    let config = ServiceConfig {
+        batch_size: 2,
+        ..ServiceConfig::default()
+    };
+    let server = server_with(backend, orders_to_ship(), config);
+    let mut client = server.connect().await;
+    let (s, _) = process(&mut client, &["1", "3", "5"]).await;
+    assert_eq!(
+        shape(&s),
+        ["cmb - Seoul [1,3] Processed!", "cmb - Seoul [5] Processed!"]
+    );
+}
+
+async fn process_unknown_id_ends_with_not_found_after_the_shipments_sent(backend: Backend) {
+    let server = server_with(backend, orders_to_ship(), ServiceConfig::default());
+    let mut client = server.connect().await;
+    let (s, err) = process(&mut client, &["1", "2", "3", "4", "nope", "5"]).await;
+    assert_eq!(
+        shape(&s),
+        ["cmb - Seoul [1,3] Processed!", "cmb - Busan [2] Processed!"]
+    );
+    assert_status(&err.expect("a status"), Code::NotFound, "nope");
+}
+
+async fn process_with_no_ids_sends_nothing(backend: Backend) {
+    let server = seeded_server(backend);
+    let mut client = server.connect().await;
+    let (s, err) = process(&mut client, &[]).await;
+    assert!(s.is_empty() && err.is_none(), "{s:?} {err:?}");
+}
+
+/// Shipments of a full batch arrive while the client's stream is still open:
+/// a real bidirectional stream, not collect-then-answer.
+async fn process_answers_each_batch_while_the_client_is_still_sending(backend: Backend) {
+    let server = server_with(backend, orders_to_ship(), ServiceConfig::default());
+    let mut client = server.connect().await;
+    let (tx, rx) = mpsc::channel::<String>(8);
+    let mut replies = client
+        .process_orders(ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    for id in ["1", "2", "3"] {
+        tx.send(id.into()).await.unwrap();
+    }
+    let first = tokio::time::timeout(Duration::from_secs(10), replies.message())
+        .await
+        .expect("the first batch arrives before the client ends its stream")
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.id, "cmb - Seoul");
+    tx.send("4".into()).await.unwrap();
+    drop(tx);
+    let mut rest = Vec::new();
+    while let Some(s) = replies.message().await.unwrap() {
+        rest.push(s);
+    }
+    assert_eq!(
+        shape(&rest),
+        ["cmb - Busan [2] Processed!", "cmb - Busan [4] Processed!"]
+    );
+}
+
+// ---------- deadlines ----------
+
+/// The server itself ends calls whose client stream is still open at the
+/// deadline with DEADLINE_EXCEEDED. Sent with a raw HTTP/2 client, because
+/// tonic's client enforces grpc-timeout locally and might answer first.
+async fn deadlines_end_open_streams_with_deadline_exceeded(backend: Backend) {
+    let server = seeded_server(backend);
+    for path in [
+        "/ecommerce.OrderManagement/processOrders",
+        "/ecommerce.OrderManagement/updateOrders",
+    ] {
+        let request = raw::grpc_request(server.addr, path, &[("grpc-timeout", "300m")]);
+        let response = tokio::time::timeout(
+            Duration::from_secs(10),
+            raw::call(server.addr, request, &[], false),
+        )
+        .await
+        .expect("the server ends the call at the deadline")
+        .unwrap();
+        assert_eq!(
+            response.grpc_status(),
+            Some(Code::DeadlineExceeded as i32),
+            "{path}: {response:?}"
+        );
+    }
+}
+
+async fn a_search_still_streaming_at_its_deadline_ends_with_deadline_exceeded(backend: Backend) {
+    let store = big_store(backend, 20_000);
+    let server = store.serve();
+    let mut client = server.connect().await;
+    let mut request = "widget".to_owned().into_request();
+    request.set_timeout(Duration::from_millis(300));
+    let mut stream = client.search_orders(request).await.unwrap().into_inner();
+    stream.message().await.unwrap().unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await; // a slow reader
+    let mut received = 1;
+    let end = loop {
+        match stream.message().await {
+            Ok(Some(_)) => received += 1,
+            Ok(None) => break None,
+            Err(status) => break Some(status),
+        }
+    };
+    let status = end.expect("the stream must not end as if complete");
+    assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
+    assert!(received < 20_000);
+    wait_for_search_tasks_to_end(&store).await;
+}
+
+// ---------- concurrency ----------
+
+async fn concurrent_writers_lose_nothing_and_never_share_a_generated_id(backend: Backend) {
+    let server = seeded_server(backend);
+    let mut tasks = Vec::new();
+    for writer in 0..8 {
+        let mut client = server.connect().await;
+        tasks.push(tokio::spawn(async move {
+            let mut ids = Vec::new();
+            for i in 0..25 {
+                let item = format!("w{writer}-{i}");
+                let id = client
+                    .add_order(order("", &[&item], "Seoul"))
+                    .await
+                    .unwrap()
+                    .into_inner();
+                ids.push((id, item));
+            }
+            ids
+        }));
+    }
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.unwrap());
+    }
+    let unique: HashSet<&String> = all.iter().map(|(id, _)| id).collect();
+    assert_eq!(unique.len(), 200, "generated ids collided");
+
+    // Concurrent updates of disjoint orders: every one lands.
+    let mut tasks = Vec::new();
+    for chunk in all.chunks(25) {
+        let mut client = server.connect().await;
+        let changed: Vec<Order> = chunk
+            .iter()
+            .map(|(id, item)| order(id, &[&format!("{item}-updated")], "Busan"))
+            .collect();
+        tasks.push(tokio::spawn(async move {
+            update(&mut client, changed).await.unwrap()
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let mut client = server.connect().await;
+    for (id, item) in &all {
+        let stored = client.get_order(id.clone()).await.unwrap().into_inner();
+        assert_eq!(stored.items, [format!("{item}-updated")]);
+    }
+    assert_eq!(search_ids(&mut client, "-updated").await.len(), 200);
+}
+
+for_each_backend!(
+    add_then_get_returns_the_same_order,
+    add_without_id_gets_a_fresh_unique_id,
+    add_existing_id_is_already_exists_and_keeps_the_original,
+    add_invalid_order_is_invalid_argument_naming_the_field,
+    get_unknown_and_empty_ids,
+    seed_client_request_order_with_id_returns_order_101,
+    search_matches_items_case_insensitively_each_order_once_by_id,
+    search_with_no_match_is_an_empty_ok_stream,
+    search_streams_with_backpressure_instead_of_collecting_everything,
+    cancelling_a_search_stops_the_servers_work,
+    update_replaces_all_orders_and_lists_their_ids,
+    update_with_an_unknown_or_invalid_order_applies_none,
+    update_beyond_the_bound_is_resource_exhausted_and_applies_none,
+    update_with_an_empty_stream_updates_nothing,
+    process_batches_at_1_3_4_and_7_ids,
+    process_batch_size_is_configurable,
+    process_unknown_id_ends_with_not_found_after_the_shipments_sent,
+    process_with_no_ids_sends_nothing,
+    process_answers_each_batch_while_the_client_is_still_sending,
+    deadlines_end_open_streams_with_deadline_exceeded,
+    a_search_still_streaming_at_its_deadline_ends_with_deadline_exceeded,
+    concurrent_writers_lose_nothing_and_never_share_a_generated_id,
+);

@@ -1,0 +1,300 @@
+//! `cargo xtask bench`: our server against its peers, on this machine, in
+//! one run.
+//!
+//! This module only sequences the phases: build the release binaries; set
+//! up the load generators and peers (h2load, the Python venv,
+//! node_modules); idle memory and 1,000 idle connections per server; then
+//! rounds of getOrder load, servers alternating within each round so that a
+//! slow minute of the machine hits every server alike; then the streaming
+//! RPCs on our server; then the table, the targets, the SVG chart and
+//! bench-results.json (and BENCHMARKS.md with `--write-report`).
+//!
+//! The rules that make the numbers comparable: every server is pinned to
+//! core 0 and every load generator to core 1 (`taskset`), all on
+//! 127.0.0.1; every server is a fresh process per measurement (ours with a
+//! fresh durable store and its shipped info logging to a file); a run
+//! counts only if every answer was a real order 101.
+//!
+//! The phases live in child modules, which take what they need as
+//! arguments and share constants and types through [`config`] (a leaf),
+//! never through this module:
+//!
+//! - [`config`]: options, the servers compared, cores, load shapes.
+//! - [`build`]: cargo release builds. [`loadgen`]: the load generator
+//!   (which binary, how it is run, its report). [`h2load`]: h2load's
+//!   set-up, command and summary. [`peers`]: the Python and Node peers.
+//! - [`servers`]: server lifecycle. [`process`]: child processes and /proc.
+//! - [`measure`] (getOrder rounds, CPU accounting), [`idle`], [`streams`]:
+//!   the measurements, into [`results`].
+//! - [`machine`]: machine facts. [`summary`]: rows and targets.
+//!   [`report`]: tables and BENCHMARKS.md. [`json`]: bench-results.json.
+//!   [`chart`]: benchmarks.svg.
+
+pub(crate) mod build;
+mod chart;
+pub(crate) mod config;
+pub(crate) mod h2load;
+mod idle;
+mod json;
+mod loadgen;
+pub(crate) mod machine;
+mod measure;
+pub(crate) mod numbers;
+mod peers;
+pub(crate) mod process;
+mod progress;
+mod report;
+mod results;
+pub(crate) mod servers;
+mod streams;
+mod summary;
+#[cfg(test)]
+mod tests;
+pub(crate) mod wire;
+
+pub use config::{Options, Peer, REPORT_DIR};
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+
+use config::Kind;
+use machine::Tools;
+use measure::Rig;
+use progress::Progress;
+use results::Results;
+use servers::Servers;
+
+/// Runs the whole benchmark. Returns whether every run was verified (the
+/// targets are reported, not enforced: a MISS is a finding, not a failure).
+pub fn run_bench(root: &Path, options: Options) -> Result<bool> {
+    process::handle_interrupts()?;
+    process::raise_open_files_limit();
+    let work = tempfile::Builder::new()
+        .prefix("order-bench.")
+        .tempdir()
+        .context("cannot create a temp dir")?;
+    process::remove_on_interrupt(work.path());
+    let (mut rig, found) = prepare(root, work.path(), &options)?;
+    let results = measure(&mut rig, found, &options)?;
+    let summary = summary::summarize(&results);
+    print!("\n{}", summary.tables_markdown());
+    println!("\n{}", summary.targets_text());
+    write_files(&summary, &options)?;
+    let verified = summary.all_verified();
+    if !verified {
+        println!("some runs were NOT verified (see `checks` above): their numbers are left out");
+    }
+    Ok(verified)
+}
+
+/// benchmarks.svg and bench-results.json, and BENCHMARKS.md with
+/// `--write-report`, into the output dir.
+fn write_files(summary: &summary::Summary, options: &Options) -> Result<()> {
+    std::fs::create_dir_all(&options.out)
+        .with_context(|| format!("cannot create {}", options.out.display()))?;
+    let svg = options.out.join("benchmarks.svg");
+    chart::draw(&svg, summary)?;
+    let json = options.out.join("bench-results.json");
+    std::fs::write(&json, summary.json_pretty())
+        .with_context(|| format!("cannot write {}", json.display()))?;
+    println!("wrote {} and {}", json.display(), svg.display());
+    if options.write_report {
+        let md = options.out.join("BENCHMARKS.md");
+        std::fs::write(&md, summary.report_markdown())
+            .with_context(|| format!("cannot write {}", md.display()))?;
+        println!("wrote {}", md.display());
+    }
+    Ok(())
+}
+
+/// Peers left out, and why.
+type Skipped = Vec<(Kind, String)>;
+
+/// What the setup found besides the rig, for the report.
+struct Found {
+    tools: Tools,
+    skipped: Skipped,
+    /// /proc/loadavg when the measurements started: other work on the
+    /// machine takes cores from the servers and the load generators.
+    loadavg_at_start: String,
+}
+
+/// Build and setup: everything before the first measurement.
+fn prepare(root: &Path, work: &Path, options: &Options) -> Result<(Rig, Found)> {
+    // Refined once the peers are known.
+    let mut progress = Progress::new(4 + Kind::ALL.len() * (1 + options.rounds) + 2);
+    let mut skipped = Vec::new();
+    let wants = |p: Peer| !options.skip.contains(&p);
+    let with_bare = bare_wanted(root, wants(Peer::Bare), &mut skipped);
+    progress.step(&format!(
+        "build: cargo build --release (server, {}, bare_server)",
+        loadgen::LOAD_GENERATOR.binary
+    ));
+    let binaries = build::bench_binaries(root, work, with_bare)?;
+
+    progress.step("setup: h2load");
+    let h2load_version = h2load::setup(work)?;
+    progress.note(&h2load_version);
+    progress.step("setup: Python grpcio peer");
+    let python = python_peer(root, work, wants(Peer::Python), &mut skipped, &progress)?;
+    progress.step("setup: Node grpc-js peer");
+    let node = node_peer(root, work, wants(Peer::Node), &mut skipped, &progress)?;
+    for (kind, why) in &skipped {
+        progress.note(&format!("{}: {why}", kind.key()));
+    }
+    let body = wire::write_request_body(work)?;
+    let answer_bytes = wire::order_101_frame_len(root)?;
+    let clk_tck = machine::clock_ticks(work)?;
+    let tools = Tools {
+        h2load: h2load_version,
+        python: python.as_ref().map(|p| p.version.clone()),
+        node,
+    };
+    let loadavg_at_start = machine::loadavg();
+    warn_if_busy(clk_tck, &progress)?;
+    let kinds = Kind::ALL
+        .iter()
+        .filter(|k| !skipped.iter().any(|(s, _)| s == *k));
+    // build + 3 setups, one per server (idle), one per server and round,
+    // search, process/update.
+    progress.total = 4 + kinds.count() * (1 + options.rounds) + 2;
+    let rig = Rig {
+        servers: Servers {
+            root: root.to_path_buf(),
+            work: work.to_path_buf(),
+            server: binaries.server,
+            bare: binaries.bare,
+            python,
+        },
+        loadgen: binaries.loadgen,
+        bulk_load: binaries.bulk_load,
+        rounds: options.rounds,
+        seconds: options.seconds,
+        clk_tck,
+        body,
+        answer_bytes,
+        progress,
+    };
+    let found = Found {
+        tools,
+        skipped,
+        loadavg_at_start,
+    };
+    Ok((rig, found))
+}
+
+/// Whether to build and measure the bare tonic servers.
+fn bare_wanted(root: &Path, wanted: bool, skipped: &mut Skipped) -> bool {
+    let why = if !wanted {
+        "skipped: --skip bare"
+    } else if !root.join("examples/bare_server.rs").exists() {
+        "skipped: not built (no examples/bare_server.rs)"
+    } else {
+        return true;
+    };
+    for k in [Kind::Bare, Kind::BareCurrentThread] {
+        skipped.push((k, why.into()));
+    }
+    false
+}
+
+/// The Python peer, unless skipped or absent.
+fn python_peer(
+    root: &Path,
+    work: &Path,
+    wanted: bool,
+    skipped: &mut Skipped,
+    progress: &Progress,
+) -> Result<Option<peers::PythonPeer>> {
+    let why = if !wanted {
+        "skipped: --skip python"
+    } else if !root.join("tests/interop/peer_server.py").exists() {
+        "skipped: not built (no tests/interop/peer_server.py)"
+    } else {
+        let peer = peers::setup_python(root, work)?;
+        progress.note(&peer.version);
+        return Ok(Some(peer));
+    };
+    skipped.push((Kind::Python, why.into()));
+    Ok(None)
+}
+
+/// The Node peer's versions, unless skipped or absent.
+fn node_peer(
+    root: &Path,
+    work: &Path,
+    wanted: bool,
+    skipped: &mut Skipped,
+    progress: &Progress,
+) -> Result<Option<String>> {
+    let dir = root.join("tests/load/node");
+    let why = if !wanted {
+        "skipped: --skip node"
+    } else if !dir.join("server.js").exists() || !dir.join("package-lock.json").exists() {
+        "skipped: not built (no tests/load/node/server.js + package-lock.json)"
+    } else {
+        let version = peers::setup_node(&dir, work)?;
+        progress.note(&version);
+        return Ok(Some(version));
+    };
+    skipped.push((Kind::Node, why.into()));
+    Ok(None)
+}
+
+/// Says so when other processes keep the machine busy now. Measured, not
+/// the load average: that still counts our own build.
+fn warn_if_busy(clk_tck: f64, progress: &Progress) -> Result<()> {
+    let busy = machine::busy_cores(clk_tck)?;
+    if busy > 0.1 {
+        progress.note(&format!(
+            "WARNING: other processes are using {:.0}% of a core right now: they take CPU from \
+             the servers and load generators; numbers will be low and noisy",
+            busy * 100.0
+        ));
+    }
+    Ok(())
+}
+
+/// Every measurement phase, in order.
+fn measure(rig: &mut Rig, found: Found, options: &Options) -> Result<Results> {
+    let Found {
+        tools,
+        skipped,
+        loadavg_at_start,
+    } = found;
+    let kinds: Vec<Kind> = Kind::ALL
+        .into_iter()
+        .filter(|k| !skipped.iter().any(|(s, _)| s == k))
+        .collect();
+    let mut idle = Vec::new();
+    for &kind in &kinds {
+        idle.push(idle::idle(rig, kind)?);
+    }
+    let mut rounds = Vec::new();
+    for round in 1..=rig.rounds {
+        for &kind in &kinds {
+            rounds.push(measure::round(rig, kind, round)?);
+        }
+    }
+    let search = streams::search(rig)?;
+    let streams = streams::process_and_update(rig)?;
+    let work = rig.work().to_path_buf();
+    Ok(Results {
+        date: machine::date(&work),
+        machine: machine::probe(&rig.servers.root, &work, tools, loadavg_at_start),
+        rounds_asked: rig.rounds,
+        seconds: rig.seconds,
+        quick: options.quick,
+        kinds,
+        skipped,
+        idle,
+        rounds,
+        search,
+        streams,
+        answer_bytes: rig.answer_bytes,
+        commands: process::commands(),
+        root: rig.servers.root.clone(),
+        work,
+    })
+}
