@@ -14,6 +14,8 @@
 //! Module map:
 //! - [`rule`]: the search rule (folding, matching, trigrams), shared by all.
 //! - `memory`: [`MemoryStore`].
+//! - [`postgres`]: [`PgStore`], orders in PostgreSQL, which several
+//!   server replicas can share.
 //! - [`durable`]: [`RedbStore`]: opening, reads, the trait.
 //! - `cache`: the decoded-order cache and why it is never stale.
 //! - `schema`: tables, format versions, migration, index maintenance
@@ -24,24 +26,16 @@
 //!   commits, search against brute force, files).
 //! - `verify`: [`RedbStore::verify`], a full check of a data file.
 
-mod cache;
-pub mod durable;
+pub mod embedded;
 mod memory;
 pub mod postgres;
 pub mod rule;
-mod schema;
-mod search;
-mod verify;
-mod writer;
 
-#[cfg(test)]
-mod tests;
-
-pub use durable::{FILE_NAME, OpenError, RedbOptions, RedbStore};
-pub use memory::MemoryStore;
-pub use postgres::{PgOptions, PgStore};
-pub use schema::FORMAT_VERSION;
-pub use verify::VerifyReport;
+pub use self::embedded::{
+    FILE_NAME, FORMAT_VERSION, OpenError, RedbOptions, RedbStore, VerifyReport,
+};
+pub use self::memory::MemoryStore;
+pub use self::postgres::{PgOptions, PgStore};
 
 use std::time::Instant;
 

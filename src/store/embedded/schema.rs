@@ -5,7 +5,7 @@
 //! - `orders`: id -> protobuf-encoded `ecommerce.Order` (as in format 1;
 //!   the wire snapshots guard this encoding too).
 //! - `postings`: (trigram, id) -> () for each distinct trigram of each
-//!   order (see [`super::rule`]). Keyed trigram first, so each trigram's
+//!   order (see [`crate::store::rule`]). Keyed trigram first, so each trigram's
 //!   posting list is a contiguous run sorted by id that a range can seek
 //!   into.
 //! - `unindexed`: id -> () for each order stored by an insert since the
@@ -35,8 +35,8 @@ use prost::Message;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
 use super::OpenError;
-use super::rule;
 use crate::pb::Order;
+use crate::store::rule;
 
 /// id -> protobuf-encoded `ecommerce.Order`.
 pub(super) const ORDERS: TableDefinition<&str, &[u8]> = TableDefinition::new("orders");

@@ -23,6 +23,17 @@
 //! Orders are stored as their protobuf encoding keyed by id, so the wire
 //! snapshots guard the storage format too.
 
+mod cache;
+mod schema;
+mod search;
+#[cfg(test)]
+mod tests;
+mod verify;
+mod writer;
+
+pub use self::schema::FORMAT_VERSION;
+pub use self::verify::VerifyReport;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -31,10 +42,10 @@ use async_trait::async_trait;
 use prost::Message;
 use redb::{Database, ReadableDatabase, ReadableTableMetadata};
 
-use super::cache::OrderCache;
-use super::schema::{self, ORDERS};
-use super::writer::{Op, Write, Writer};
-use super::{OrderStore, SearchPage, StoreError, search};
+use self::cache::OrderCache;
+use self::schema::ORDERS;
+use self::writer::{Op, Write, Writer};
+use super::{OrderStore, SearchPage, StoreError};
 use crate::pb::Order;
 
 /// The data file's name inside the data directory.
@@ -66,18 +77,18 @@ impl Default for RedbOptions {
 
 /// A durable store in `DIR/orders.redb`.
 pub struct RedbStore {
-    pub(super) shared: Arc<Shared>,
+    shared: Arc<Shared>,
     writer: Writer,
     /// The format the file was migrated from when this open migrated it.
     migrated_from: Option<u64>,
 }
 
 /// What the store's handle, its blocking reads and its writer share.
-pub(super) struct Shared {
-    pub db: Database,
-    pub path: PathBuf,
-    pub cache: OrderCache,
-    pub unindexed_limit: usize,
+struct Shared {
+    db: Database,
+    path: PathBuf,
+    cache: OrderCache,
+    unindexed_limit: usize,
 }
 
 /// Why the store could not be opened. The message names the file and says
@@ -119,7 +130,7 @@ impl RedbStore {
 
     /// A store over an already opened database (tests use it to put a
     /// failing storage backend under the store).
-    pub(super) fn from_database(
+    fn from_database(
         db: Database,
         path: PathBuf,
         options: &RedbOptions,
@@ -280,7 +291,7 @@ impl OrderStore for RedbStore {
 }
 
 /// redb's settings for our file.
-pub(super) fn builder(options: &RedbOptions) -> redb::Builder {
+fn builder(options: &RedbOptions) -> redb::Builder {
     let mut builder = Database::builder();
     builder
         // Start-up must not read the whole file: `verify` does that on demand.
@@ -289,7 +300,7 @@ pub(super) fn builder(options: &RedbOptions) -> redb::Builder {
     builder
 }
 
-pub(super) fn open_error(path: &Path, err: redb::DatabaseError) -> OpenError {
+fn open_error(path: &Path, err: redb::DatabaseError) -> OpenError {
     let path = path.display();
     OpenError(match err {
         redb::DatabaseError::DatabaseAlreadyOpen => format!(

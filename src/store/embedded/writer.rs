@@ -41,8 +41,8 @@ use prost::Message;
 use redb::{Durability, WriteTransaction};
 use tokio::sync::{mpsc, oneshot};
 
+use super::Shared;
 use super::StoreError;
-use super::durable::Shared;
 use super::schema::Tables;
 use crate::pb::Order;
 

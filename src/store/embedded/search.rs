@@ -23,9 +23,10 @@ use std::ops::Bound;
 use prost::Message;
 use redb::{ReadOnlyTable, ReadTransaction};
 
+use super::SearchPage;
 use super::schema::{ORDERS, POSTINGS, UNINDEXED};
-use super::{SearchPage, rule};
 use crate::pb::Order;
+use crate::store::rule;
 
 /// Units of work (a posting or order visited, or a seek) a step may spend
 /// per candidate of its budget.

@@ -5,10 +5,11 @@ use std::path::{Path, PathBuf};
 
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
-use super::durable::{FILE_NAME, RedbOptions, RedbStore, builder, open_error};
+use super::OpenError;
 use super::schema::{self, FORMAT_VERSION, ORDERS, POSTINGS, UNINDEXED};
-use super::{OpenError, rule};
+use super::{FILE_NAME, RedbOptions, RedbStore, builder, open_error};
 use crate::pb::Order;
+use crate::store::rule;
 
 /// The report lists at most this many problems (it counts them all).
 const MAX_LISTED: usize = 20;

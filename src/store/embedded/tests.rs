@@ -11,11 +11,12 @@ use futures_util::future::join_all;
 use redb::{Database, ReadableDatabase, ReadableTable, StorageBackend, backends::FileBackend};
 use tokio::sync::oneshot;
 
-use super::durable::{RedbOptions, builder};
 use super::schema::{META, ORDERS, POSTINGS};
 use super::writer::{self, Op, Request, Write, apply_group, process_group};
 use super::*;
+use super::{RedbOptions, builder};
 use crate::pb::Order;
+use crate::store::{MemoryStore, OrderStore, StoreError, rule};
 
 fn order(id: &str, items: &[&str]) -> Order {
     Order {
