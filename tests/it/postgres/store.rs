@@ -339,7 +339,7 @@ async fn a_passed_deadline_cancels_the_blocked_write_and_writes_nothing() {
     let took = started.elapsed();
     assert_eq!(result, Err(StoreError::DeadlineExceeded));
     assert!(
-        took < Duration::from_millis(900),
+        took < Duration::from_millis(1500),
         "answered {took:?} after the call began"
     );
     // The blocked statement was cancelled on the server, not left waiting.
