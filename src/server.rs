@@ -2,6 +2,7 @@
 //! and graceful shutdown. The RPC handlers live in `service`; what wraps
 //! every call (auth, limits, logs) in `middleware`.
 
+mod commands;
 mod config;
 pub mod connections;
 
@@ -17,7 +18,7 @@ use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
-pub use self::config::{Config, optional_seconds, seconds};
+pub use self::config::{Command, Config, optional_seconds, seconds};
 use self::connections::{ConnectionLimits, ConnectionStats};
 pub use crate::log::LogFormat;
 use crate::middleware::admission::Admission;
@@ -51,10 +52,19 @@ pub fn runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
 /// Runs the server until SIGINT or SIGTERM. Used by `src/bin/server.rs`.
 pub async fn main(config: Config) -> Result<(), String> {
     let _flush_on_exit = crate::log::init(config.log_format)?;
-    let store = open_store(&config)?;
+    match &config.command {
+        Some(Command::Verify) => return commands::verify(&config.data_dir),
+        Some(Command::Import { file, batch }) => {
+            let options = config.redb_options();
+            return commands::import(&config.data_dir, &options, file, *batch as usize).await;
+        }
+        None => {}
+    }
+    // Bind first, then touch data: a taken port must not leave a seeded store.
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    let store = open_store(&config)?;
     let local = listener
         .local_addr()
         .map_err(|e| format!("cannot read the bound address: {e}"))?;
@@ -270,7 +280,8 @@ pub fn open_store(config: &Config) -> Result<Arc<dyn OrderStore>, String> {
         }
         return Ok(Arc::new(MemoryStore::with_orders(seed)));
     }
-    let store = RedbStore::open(&config.data_dir).map_err(|e| e.to_string())?;
+    let store = RedbStore::open_with(&config.data_dir, &config.redb_options())
+        .map_err(|e| e.to_string())?;
     let path = std::path::absolute(store.path()).unwrap_or_else(|_| store.path().to_owned());
     let count = store
         .count_blocking()

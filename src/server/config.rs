@@ -6,11 +6,12 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 
 use super::connections::{ConnectionLimits, default_max_connections};
 use crate::log::LogFormat;
 use crate::service::ServiceConfig;
+use crate::store::RedbOptions;
 
 /// The ecommerce.OrderManagement gRPC server.
 ///
@@ -19,13 +20,26 @@ use crate::service::ServiceConfig;
 #[derive(Debug, Clone, Parser)]
 #[command(name = "server", version)]
 pub struct Config {
+    /// Without a command, the server serves.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// Address to listen on; `[::]` accepts IPv6 and IPv4 where the system allows.
     #[arg(long, env = "ORDER_LISTEN", default_value = "[::]:50051")]
     pub listen: SocketAddr,
 
     /// Directory of the durable store (created if missing); holds orders.redb.
-    #[arg(long, env = "ORDER_DATA_DIR", default_value = "data")]
+    #[arg(long, env = "ORDER_DATA_DIR", default_value = "data", global = true)]
     pub data_dir: PathBuf,
+
+    /// Memory for the embedded store's page cache, in MiB (reads and writes).
+    #[arg(long, env = "ORDER_PAGE_CACHE_MB", default_value_t = RedbOptions::DEFAULT_PAGE_CACHE_MB, global = true)]
+    pub page_cache_mb: usize,
+
+    /// Memory for the embedded store's cache of decoded orders, in MiB
+    /// (getOrder hits are answered from it without a disk read); 0 turns it off.
+    #[arg(long, env = "ORDER_ORDER_CACHE_MB", default_value_t = RedbOptions::DEFAULT_ORDER_CACHE_MB)]
+    pub order_cache_mb: usize,
 
     /// Keep orders in memory only: nothing survives a restart.
     #[arg(long, env = "ORDER_IN_MEMORY", conflicts_with = "data_dir")]
@@ -216,4 +230,34 @@ pub fn optional_seconds(flag: &str, value: f64) -> Result<Option<Duration>, Stri
 pub fn seconds(flag: &str, value: f64) -> Result<Duration, String> {
     Duration::try_from_secs_f64(value)
         .map_err(|_| format!("{flag} must be a number of seconds >= 0, got {value}"))
+}
+
+/// What `server` does besides serving; each runs and exits.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Check the data file in full (redb's integrity check, every record
+    /// decoded, the search index exact) and exit: 0 if sound, 1 if not.
+    Verify,
+    /// Add orders to the store from JSON lines (one order per line in the
+    /// proto3 JSON mapping, as `client --json` prints them; `-` for stdin),
+    /// a transaction of --batch orders at a time, and exit. An id already
+    /// stored stops the import: the batches before it are kept.
+    Import {
+        /// The file of JSON lines, or `-` for standard input.
+        file: String,
+        /// Orders per transaction.
+        #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+        batch: u32,
+    },
+}
+
+impl Config {
+    /// The embedded store's options (`--page-cache-mb`, `--order-cache-mb`).
+    pub fn redb_options(&self) -> RedbOptions {
+        RedbOptions {
+            page_cache_bytes: self.page_cache_mb << 20,
+            order_cache_bytes: self.order_cache_mb << 20,
+            ..RedbOptions::default()
+        }
+    }
 }

@@ -20,6 +20,7 @@ mod interop_python_peer;
 mod production;
 mod server_process;
 mod service;
+mod store_commands;
 mod tls;
 mod wire_fixtures;
 mod wire_snapshots;

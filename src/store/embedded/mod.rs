@@ -65,11 +65,18 @@ pub struct RedbOptions {
     pub unindexed_limit: usize,
 }
 
+impl RedbOptions {
+    /// The default page cache, in MiB (`--page-cache-mb`).
+    pub const DEFAULT_PAGE_CACHE_MB: usize = 32;
+    /// The default cache of decoded orders, in MiB (`--order-cache-mb`).
+    pub const DEFAULT_ORDER_CACHE_MB: usize = 4;
+}
+
 impl Default for RedbOptions {
     fn default() -> Self {
         Self {
-            page_cache_bytes: 32 << 20,
-            order_cache_bytes: 4 << 20,
+            page_cache_bytes: Self::DEFAULT_PAGE_CACHE_MB << 20,
+            order_cache_bytes: Self::DEFAULT_ORDER_CACHE_MB << 20,
             unindexed_limit: 512,
         }
     }

@@ -37,6 +37,8 @@ const FLAGS: &[(&str, &str)] = &[
     ("request-message-timeout", "ORDER_REQUEST_MESSAGE_TIMEOUT"),
     ("max-buffered-bytes", "ORDER_MAX_BUFFERED_BYTES"),
     ("max-update-bytes", "ORDER_MAX_UPDATE_BYTES"),
+    ("page-cache-mb", "ORDER_PAGE_CACHE_MB"),
+    ("order-cache-mb", "ORDER_ORDER_CACHE_MB"),
     ("max-connections", "ORDER_MAX_CONNECTIONS"),
     ("max-connections-per-ip", "ORDER_MAX_CONNECTIONS_PER_IP"),
     ("handshake-timeout", "ORDER_HANDSHAKE_TIMEOUT"),
