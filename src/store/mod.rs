@@ -81,6 +81,12 @@ pub trait OrderStore: Send + Sync + 'static {
 
     /// How many orders are stored (cheap: no scan).
     async fn count(&self) -> Result<u64, StoreError>;
+
+    /// Whether the store can serve now (a database that answers); health
+    /// follows it. Stores in this process are always ready.
+    async fn ready(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// One step of an [`OrderStore::search`].

@@ -622,6 +622,10 @@ impl Drop for Lease {
 
 #[async_trait]
 impl OrderStore for PgStore {
+    async fn ready(&self) -> Result<(), StoreError> {
+        Ok(self.ping().await?)
+    }
+
     async fn get(&self, id: &str) -> Result<Option<Order>, StoreError> {
         Ok(self.get_order(id).await?)
     }
