@@ -29,6 +29,7 @@ use crate::pb::order_management_server::OrderManagementServer;
 use crate::pb::{FILE_DESCRIPTOR_SET, SERVICE_NAME};
 use crate::seed;
 use crate::service::OrderService;
+use crate::store::postgres::{PgOptions, PgStore};
 use crate::store::{MemoryStore, OrderStore, RedbStore};
 
 /// The tokio runtime `--threads` asks for.
@@ -53,6 +54,7 @@ pub fn runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
 pub async fn main(config: Config) -> Result<(), String> {
     let _flush_on_exit = crate::log::init(config.log_format)?;
     match &config.command {
+        Some(Command::Migrate) => return commands::migrate(config.database_url.as_deref()).await,
         Some(Command::Verify) => return commands::verify(&config.data_dir),
         Some(Command::Import { file, batch }) => {
             let options = config.redb_options();
@@ -64,7 +66,7 @@ pub async fn main(config: Config) -> Result<(), String> {
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
-    let store = open_store(&config)?;
+    let store = open_any_store(&config).await?;
     let local = listener
         .local_addr()
         .map_err(|e| format!("cannot read the bound address: {e}"))?;
@@ -78,6 +80,8 @@ pub struct Running {
     serve: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
     stop_accepting: tokio::sync::oneshot::Sender<()>,
     connections: Arc<ConnectionStats>,
+    /// Keeps health in step with the store's readiness until shutdown.
+    follow: tokio::task::JoinHandle<()>,
     abort: CancellationToken,
     health: HealthReporter,
     grace: Duration,
@@ -91,6 +95,7 @@ impl Running {
         store: Arc<dyn OrderStore>,
         listener: TcpListener,
     ) -> Result<Self, String> {
+        let readiness = Arc::clone(&store);
         let service = OrderService::with_config(store, config.service_config());
         let orders = OrderManagementServer::new(service)
             .max_decoding_message_size(config.max_request_bytes)
@@ -175,6 +180,7 @@ impl Running {
             .add_service(reflection_v1alpha)
             .add_service(orders);
 
+        let follow = tokio::spawn(follow_readiness(readiness, health.clone()));
         let (stop_accepting, stopped) = tokio::sync::oneshot::channel::<()>();
         let connections = Arc::new(ConnectionStats::default());
         let incoming = connections::incoming(listener, limits, Arc::clone(&connections));
@@ -185,6 +191,7 @@ impl Running {
             serve,
             stop_accepting,
             connections,
+            follow,
             abort,
             health,
             grace: seconds("--shutdown-grace", config.shutdown_grace)?,
@@ -205,6 +212,7 @@ impl Running {
             mut serve,
             stop_accepting,
             connections: _,
+            follow,
             abort,
             health,
             grace,
@@ -218,6 +226,7 @@ impl Running {
             () = signal => {}
             result = &mut serve => return flatten(result),
         }
+        follow.abort();
         for name in ["", SERVICE_NAME] {
             health
                 .set_service_status(name, ServingStatus::NotServing)
@@ -240,6 +249,43 @@ impl Running {
             "stopped after the grace period; calls still open were ended with UNAVAILABLE"
         );
         Ok(())
+    }
+}
+
+/// How often health asks the store whether it can serve.
+const READINESS_EVERY: Duration = Duration::from_secs(2);
+
+/// Health follows the store: `NOT_SERVING` while it is not ready (a
+/// database that does not answer), `SERVING` again when it is. Calls made
+/// meanwhile answer `UNAVAILABLE` on their own; this tells load balancers.
+async fn follow_readiness(store: Arc<dyn OrderStore>, health: HealthReporter) {
+    let mut ready = true;
+    let mut tick = tokio::time::interval(READINESS_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let now = match tokio::time::timeout(READINESS_EVERY * 2, store.ready()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err("the store did not answer within 4 s".to_owned()),
+        };
+        if now.is_ok() == ready {
+            continue;
+        }
+        ready = now.is_ok();
+        let status = match &now {
+            Ok(()) => {
+                tracing::info!("the store is reachable again: health SERVING");
+                ServingStatus::Serving
+            }
+            Err(why) => {
+                tracing::warn!("the store is not ready ({why}): health NOT_SERVING");
+                ServingStatus::NotServing
+            }
+        };
+        for name in ["", SERVICE_NAME] {
+            health.set_service_status(name, status).await;
+        }
     }
 }
 
@@ -270,7 +316,34 @@ fn tls_config(config: &Config) -> Result<Option<ServerTlsConfig>, String> {
     Ok(Some(tls))
 }
 
-/// Opens the store the configuration asks for and seeds it if it is empty.
+/// Opens the store the configuration asks for, PostgreSQL included, and
+/// seeds it if it is empty.
+pub async fn open_any_store(config: &Config) -> Result<Arc<dyn OrderStore>, String> {
+    let Some(url) = &config.database_url else {
+        return open_store(config);
+    };
+    let options = PgOptions {
+        pool_size: config.database_pool_size as usize,
+        ..PgOptions::default()
+    };
+    let store = PgStore::connect(url, options)
+        .await
+        .map_err(|e| e.to_string())?;
+    tracing::info!("orders are stored in PostgreSQL: {}", store.target());
+    if !config.no_seed {
+        let seeded = store
+            .seed_if_empty(seed::order_101())
+            .await
+            .map_err(|e| format!("cannot insert the seed order 101: {e}"))?;
+        if seeded {
+            tracing::info!("empty store: inserted the seed's order 101");
+        }
+    }
+    Ok(Arc::new(store))
+}
+
+/// Opens the embedded or in-memory store the configuration asks for and
+/// seeds it if it is empty.
 pub fn open_store(config: &Config) -> Result<Arc<dyn OrderStore>, String> {
     let seed = (!config.no_seed).then(seed::order_101);
     if config.in_memory {

@@ -358,6 +358,11 @@ fn invalid_order(id: &str, violations: &[Violation]) -> Status {
 
 fn internal(err: StoreError, call: &CallInfo) -> Status {
     let request_id = call.request_id();
+    if let StoreError::Unavailable(why) = &err {
+        // A database store that cannot be reached: the client may retry.
+        tracing::warn!(error = %err, request_id, "store unavailable");
+        return Status::unavailable(format!("the order store is unavailable: {why}"));
+    }
     tracing::error!(error = %err, request_id, "store failure");
     Status::internal("the order store failed; see the server log")
 }

@@ -1,5 +1,5 @@
-//! `server verify` and `server import`: work on the data directory that
-//! runs and exits, instead of serving.
+//! `server migrate`, `server verify` and `server import`: work on the store
+//! that runs and exits, instead of serving.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -8,6 +8,16 @@ use std::time::Instant;
 use crate::format;
 use crate::pb::Order;
 use crate::store::{RedbOptions, RedbStore};
+
+/// `server migrate`: the PostgreSQL schema migrations alone.
+pub async fn migrate(url: Option<&str>) -> Result<(), String> {
+    let url = url.ok_or("server migrate needs --database-url (or ORDER_DATABASE_URL)")?;
+    let report = crate::store::postgres::migrate(url)
+        .await
+        .map_err(|e| e.to_string())?;
+    println!("{report}");
+    Ok(())
+}
 
 /// `server verify`: the full check of the data file; `Err` if it is not sound.
 pub fn verify(dir: &Path) -> Result<(), String> {

@@ -42,8 +42,23 @@ pub struct Config {
     pub order_cache_mb: usize,
 
     /// Keep orders in memory only: nothing survives a restart.
-    #[arg(long, env = "ORDER_IN_MEMORY", conflicts_with = "data_dir")]
+    #[arg(long, env = "ORDER_IN_MEMORY", conflicts_with_all = ["data_dir", "database_url"])]
     pub in_memory: bool,
+
+    /// Keep orders in PostgreSQL instead of the embedded store, e.g.
+    /// `postgres://user:password@host/db?sslmode=verify-full` (libpq URL or
+    /// key-value string). Several servers may share one database.
+    #[arg(
+        long,
+        env = "ORDER_DATABASE_URL",
+        global = true,
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
+
+    /// Connections to PostgreSQL in the pool (each serves one call at a time).
+    #[arg(long, env = "ORDER_DATABASE_POOL_SIZE", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
+    pub database_pool_size: u32,
 
     /// Do not insert the seed's order 101 into an empty store.
     #[arg(long, env = "ORDER_NO_SEED")]
@@ -235,6 +250,9 @@ pub fn seconds(flag: &str, value: f64) -> Result<Duration, String> {
 /// What `server` does besides serving; each runs and exits.
 #[derive(Debug, Clone, Subcommand)]
 pub enum Command {
+    /// Apply the PostgreSQL schema migrations (--database-url) and exit.
+    /// Servers also apply them at start; replicas starting together migrate once.
+    Migrate,
     /// Check the data file in full (redb's integrity check, every record
     /// decoded, the search index exact) and exit: 0 if sound, 1 if not.
     Verify,

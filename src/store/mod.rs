@@ -14,6 +14,8 @@
 //! Module map:
 //! - [`rule`]: the search rule (folding, matching, trigrams), shared by all.
 //! - `memory`: [`MemoryStore`].
+//! - [`postgres`]: [`PgStore`], orders in PostgreSQL, which several
+//!   server replicas can share.
 //! - [`durable`]: [`RedbStore`]: opening, reads, the trait.
 //! - `cache`: the decoded-order cache and why it is never stale.
 //! - `schema`: tables, format versions, migration, index maintenance
@@ -26,12 +28,14 @@
 
 pub mod embedded;
 mod memory;
+pub mod postgres;
 pub mod rule;
 
 pub use self::embedded::{
     FILE_NAME, FORMAT_VERSION, OpenError, RedbOptions, RedbStore, VerifyReport,
 };
 pub use self::memory::MemoryStore;
+pub use self::postgres::{PgOptions, PgStore};
 
 use std::time::Instant;
 
@@ -77,6 +81,12 @@ pub trait OrderStore: Send + Sync + 'static {
 
     /// How many orders are stored (cheap: no scan).
     async fn count(&self) -> Result<u64, StoreError>;
+
+    /// Whether the store can serve now (a database that answers); health
+    /// follows it. Stores in this process are always ready.
+    async fn ready(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// One step of an [`OrderStore::search`].
@@ -101,6 +111,10 @@ pub enum StoreError {
     /// The call's deadline passed before its write was committed; nothing
     /// of it was written.
     DeadlineExceeded,
+    /// The storage could not be reached (a database store: the database
+    /// is down or unreachable), or a write's outcome is unknown: the
+    /// message says which. Worth retrying (gRPC UNAVAILABLE).
+    Unavailable(String),
     /// The storage itself failed; nothing was changed.
     Failed(String),
 }
@@ -113,6 +127,7 @@ impl std::fmt::Display for StoreError {
             StoreError::DeadlineExceeded => {
                 f.write_str("the deadline passed before the write was committed")
             }
+            StoreError::Unavailable(why) => write!(f, "store unavailable: {why}"),
             StoreError::Failed(why) => write!(f, "store failure: {why}"),
         }
     }

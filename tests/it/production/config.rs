@@ -38,6 +38,8 @@ const FLAGS: &[(&str, &str)] = &[
     ("max-buffered-bytes", "ORDER_MAX_BUFFERED_BYTES"),
     ("max-update-bytes", "ORDER_MAX_UPDATE_BYTES"),
     ("page-cache-mb", "ORDER_PAGE_CACHE_MB"),
+    ("database-url", "ORDER_DATABASE_URL"),
+    ("database-pool-size", "ORDER_DATABASE_POOL_SIZE"),
     ("order-cache-mb", "ORDER_ORDER_CACHE_MB"),
     ("max-connections", "ORDER_MAX_CONNECTIONS"),
     ("max-connections-per-ip", "ORDER_MAX_CONNECTIONS_PER_IP"),
@@ -78,8 +80,9 @@ fn server_help_lists_every_flag_with_its_env_var() {
             .find(|&i| i > start)
             .unwrap_or(help.len());
         let entry = &help[start..end];
+        // `[env: NAME=value]`, or `[env: NAME]` for a secret (the database URL).
         assert!(
-            entry.contains(&format!("[env: {env}=")),
+            entry.contains(&format!("[env: {env}=")) || entry.contains(&format!("[env: {env}]")),
             "--{flag} does not show {env}:\n{entry}"
         );
     }

@@ -118,12 +118,40 @@ pub fn in_tests_snapshots<R>(assertions: impl FnOnce() -> R) -> R {
 pub enum Backend {
     Memory,
     Redb,
+    /// A fresh PostgreSQL server per store, started by the test
+    /// (`crate::postgres::harness`).
+    Postgres,
 }
 
 impl Backend {
-    /// A fresh store of this kind holding `orders`.
+    /// A fresh store of this kind holding `orders`. `None` only for
+    /// PostgreSQL when it is not installed and CI is not set (the harness
+    /// says loudly that the test is skipped).
+    pub async fn try_store(
+        self,
+        orders: impl IntoIterator<Item = Order>,
+    ) -> Option<Arc<dyn OrderStore>> {
+        if let Backend::Postgres = self {
+            use order_management::store::{PgOptions, PgStore};
+            let pg = crate::postgres::harness::Postgres::start()?;
+            let url = pg.create_database("orders").await;
+            let store = PgStore::connect(&url, PgOptions::default())
+                .await
+                .expect("connect to the test PostgreSQL");
+            store
+                .insert_many(orders.into_iter().collect())
+                .await
+                .expect("load orders");
+            // The server is stopped when the store is dropped.
+            return Some(Arc::new(store::Hooked::new(Arc::new(store)).holding(pg)));
+        }
+        Some(self.store(orders))
+    }
+
+    /// A fresh in-process store of this kind holding `orders`.
     pub fn store(self, orders: impl IntoIterator<Item = Order>) -> Arc<dyn OrderStore> {
         match self {
+            Backend::Postgres => panic!("PostgreSQL stores are made by try_store"),
             Backend::Memory => Arc::new(MemoryStore::with_orders(orders)),
             Backend::Redb => {
                 let dir = tempfile::tempdir().expect("temp dir");
@@ -139,7 +167,8 @@ impl Backend {
 }
 
 /// Generates one `#[tokio::test]` per backend for each named
-/// `async fn name(backend: Backend)`: `memory::name` and `redb::name`.
+/// `async fn name(backend: Backend)`: `memory::name`, `redb::name` and
+/// `postgres::name`.
 macro_rules! for_each_backend {
     ($($name:ident),* $(,)?) => {
         mod memory {
@@ -152,6 +181,12 @@ macro_rules! for_each_backend {
             $(#[tokio::test]
             async fn $name() {
                 super::$name($crate::support::Backend::Redb).await
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                super::$name($crate::support::Backend::Postgres).await
             })*
         }
     };
