@@ -21,6 +21,9 @@ pub enum Peer {
     Postgres,
     /// The store-size series: bulk-loaded stores of each `--store-sizes`.
     Scaling,
+    /// Our server on PostgreSQL against the embedded store, with one and
+    /// two replicas (also left out by `--skip postgres`).
+    Backends,
 }
 
 /// What `cargo xtask bench` is asked for.
@@ -123,3 +126,9 @@ pub const MATCH_ALL_QUERY: &str = "gadget";
 pub const MATCH_ALL_STREAMS: u64 = 3;
 /// The store size the targets name.
 pub const TARGET_STORE_SIZE: usize = 1_000_000;
+
+/// The backend comparison: its data set (the cached store of this size,
+/// and the same orders in PostgreSQL) and its replica counts on PostgreSQL
+/// (an embedded store is one process's).
+pub const BACKEND_ORDERS: usize = 100_000;
+pub const PG_REPLICAS: [usize; 2] = [1, 2];

@@ -94,7 +94,7 @@ fn add_orders(rig: &Rig, connections: usize, concurrency: usize) -> Result<AddRu
 /// A throwaway cluster, pgbench at each client count, then `pg_ctl stop`
 /// (also when a step fails: the cluster's handle stops it as it drops).
 fn postgres(rig: &Rig, pg: &Installed) -> Result<Postgres> {
-    let mut cluster = Cluster::start(pg, rig.work())?;
+    let mut cluster = Cluster::start(pg, rig.work(), "pg")?;
     let settings = cluster.settings()?;
     rig.progress.note(&format!(
         "{}: {}",

@@ -17,13 +17,16 @@ use super::config::WARM_UP_REQUESTS;
 use super::loadgen::ClientBench;
 use super::machine::Machine;
 use super::results::{
-    AddRun, Baseline, Idle, Inserts, Outcome, Results, Round, Scaling, Search, SizePoint, Usage,
+    AddRun, Backends, Baseline, Idle, Inserts, Outcome, Results, Round, Scaling, Search, SizePoint,
+    SplitRun, Usage,
 };
 use super::summary::{Row, Summary, Target, Verdict};
 
 #[derive(Serialize)]
 struct Document<'a> {
     answer_bytes: u64,
+    /// Our server on PostgreSQL against the embedded store (issue 15).
+    backends: BackendsJson<'a>,
     /// The last report's getOrder figures this run is compared with.
     baseline: Option<BaselineJson<'a>>,
     commands: Vec<String>,
@@ -41,6 +44,37 @@ struct Document<'a> {
     summary: Vec<RowJson<'a>>,
     targets: Vec<TargetJson<'a>>,
     update_orders: UpdateOrders<'a>,
+}
+
+#[derive(Serialize)]
+struct SplitJson<'a> {
+    args: &'a [String],
+    calls_per_second: f64,
+    client_benches: Vec<&'a Value>,
+    cpu_us_per_call: f64,
+    database_cpu_us_per_call: f64,
+    usage: UsageJson,
+}
+
+#[derive(Serialize)]
+struct BackendRunJson<'a> {
+    add_order: SplitJson<'a>,
+    backend: &'a str,
+    get_order: SplitJson<'a>,
+    rare_client_bench: &'a Value,
+    rare_query: &'a str,
+    rare_server_us: &'a [u64],
+    rare_server_us_median: Option<f64>,
+    replicas: usize,
+    verified: bool,
+}
+
+#[derive(Serialize)]
+struct BackendsJson<'a> {
+    orders: Option<usize>,
+    runs: Vec<BackendRunJson<'a>>,
+    /// Why there is no comparison.
+    skipped: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -301,6 +335,7 @@ impl Summary<'_> {
         let st = &r.streams;
         Document {
             answer_bytes: r.answer_bytes,
+            backends: backends(&r.backends),
             baseline: r.baseline.as_ref().map(|b| BaselineJson {
                 bare_rps: b.bare_rps,
                 date: &b.date,
@@ -580,4 +615,50 @@ pub fn read_baseline(path: &Path) -> Option<Baseline> {
         ours_rps: rps("ours")?,
         bare_rps: rps("bare"),
     })
+}
+
+fn split(s: &SplitRun) -> SplitJson<'_> {
+    let (all, db) = s.cpu_us();
+    SplitJson {
+        args: &s.args,
+        calls_per_second: s.calls_per_second(),
+        client_benches: s.benches.iter().map(raw).collect(),
+        cpu_us_per_call: all,
+        database_cpu_us_per_call: db,
+        usage: usage(&s.usage),
+    }
+}
+
+fn backends(b: &Outcome<Backends>) -> BackendsJson<'_> {
+    match b {
+        Ok(b) => BackendsJson {
+            orders: Some(b.orders),
+            runs: b
+                .runs
+                .iter()
+                .map(|r| BackendRunJson {
+                    add_order: split(&r.add),
+                    backend: r.backend,
+                    get_order: split(&r.get),
+                    rare_client_bench: raw(&r.rare),
+                    rare_query: &r.rare_query,
+                    rare_server_us: &r.rare_server_us,
+                    rare_server_us_median: super::results::median(
+                        &r.rare_server_us
+                            .iter()
+                            .map(|&u| u as f64)
+                            .collect::<Vec<_>>(),
+                    ),
+                    replicas: r.replicas,
+                    verified: r.verified(),
+                })
+                .collect(),
+            skipped: None,
+        },
+        Err(why) => BackendsJson {
+            orders: None,
+            runs: Vec::new(),
+            skipped: Some(why),
+        },
+    }
 }

@@ -90,6 +90,38 @@ impl Rig {
         Ok((bench, us))
     }
 
+    /// The same load generator run against each of `servers` at once (the
+    /// load split across replicas), each pinned to the load core.
+    pub fn loadgen_split(
+        &self,
+        servers: &[&Server],
+        args: &[String],
+        limit: Duration,
+    ) -> Result<Vec<ClientBench>> {
+        let procs = servers
+            .iter()
+            .map(|s| {
+                let mut cmd = self.loadgen_command(s, args);
+                Proc::spawn("client-bench", &mut cmd, limit, self.work(), Stderr::File)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        procs
+            .into_iter()
+            .map(|p| {
+                let done = p.wait()?;
+                ClientBench::parse(&done.stdout).with_context(|| {
+                    format!(
+                        "{} {} failed ({}):\n{}",
+                        LOAD_GENERATOR.bench_name(),
+                        args.join(" "),
+                        done.status,
+                        done.tail()
+                    )
+                })
+            })
+            .collect()
+    }
+
     /// A load generator run with the server's VmRSS sampled every
     /// RSS_SAMPLE meanwhile: its report, the peak RSS (from `base_kib`)
     /// and the number of samples.

@@ -11,7 +11,7 @@ use super::results::Usage;
 
 /// Counters at the start of a run.
 pub struct Meter {
-    server_pid: u32,
+    server_pids: Vec<u32>,
     clk_tck: f64,
     server: u64,
     reaped: u64,
@@ -22,10 +22,16 @@ pub struct Meter {
 impl Meter {
     /// Starts counting for the server (or process tree) at `server_pid`.
     pub fn start(server_pid: u32, clk_tck: f64) -> Result<Self> {
+        Self::start_many(&[server_pid], clk_tck)
+    }
+
+    /// Starts counting for several servers (or process trees) together:
+    /// replicas and their database.
+    pub fn start_many(server_pids: &[u32], clk_tck: f64) -> Result<Self> {
         Ok(Self {
-            server_pid,
+            server_pids: server_pids.to_vec(),
             clk_tck,
-            server: process::tree_cpu_ticks(server_pid)?,
+            server: trees(server_pids)?,
             reaped: process::reaped_children_ticks(clk_tck),
             machine: process::system_busy_ticks()?,
             at: Instant::now(),
@@ -36,7 +42,7 @@ impl Meter {
     /// ended (and been waited for) by now: its CPU is read from this
     /// process's reaped children.
     pub fn stop(self) -> Result<Usage> {
-        let server = process::tree_cpu_ticks(self.server_pid)?.saturating_sub(self.server);
+        let server = trees(&self.server_pids)?.saturating_sub(self.server);
         let client = process::reaped_children_ticks(self.clk_tck).saturating_sub(self.reaped);
         let machine = process::system_busy_ticks()?.saturating_sub(self.machine);
         let seconds = self.at.elapsed().as_secs_f64().max(1e-9);
@@ -50,4 +56,8 @@ impl Meter {
             others_cores: cores(machine.saturating_sub(server + client)),
         })
     }
+}
+
+fn trees(pids: &[u32]) -> Result<u64> {
+    pids.iter().map(|&p| process::tree_cpu_ticks(p)).sum()
 }

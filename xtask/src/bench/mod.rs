@@ -8,8 +8,9 @@
 //! slow minute of the machine hits every server alike; then the streaming
 //! RPCs on our server; then durable inserts (addOrder against PostgreSQL's
 //! pgbench, and the disk's fdatasync cost); then the store-size series
-//! (our server on bulk-loaded stores of 10k to 1M orders); then the
-//! tables, the targets, the SVG charts and bench-results.json (and
+//! (our server on bulk-loaded stores of 10k to 1M orders); then our
+//! server on PostgreSQL against the embedded store, with one and two
+//! replicas; then the tables, the targets, the SVG charts and bench-results.json (and
 //! BENCHMARKS.md with `--write-report`).
 //!
 //! The rules that make the numbers comparable: every server is pinned to
@@ -34,13 +35,15 @@
 //!   target/bench/stores/.
 //! - [`measure`] (getOrder rounds, CPU accounting), [`meter`] (CPU over
 //!   one load run), [`idle`], [`streams`], [`inserts`] (addOrder vs
-//!   PostgreSQL), [`scaling`] (the store-size series): the measurements,
+//!   PostgreSQL), [`scaling`] (the store-size series), [`backends`] (the
+//!   PostgreSQL store vs the embedded one, replicas): the measurements,
 //!   into [`results`].
 //! - [`machine`]: machine facts. [`summary`]: rows and targets.
 //!   [`report`]: tables and BENCHMARKS.md. [`json`]: bench-results.json
 //!   (and the last one's figures). [`chart`]: benchmarks.svg and
 //!   scaling.svg.
 
+mod backends;
 pub(crate) mod build;
 mod chart;
 pub(crate) mod config;
@@ -214,7 +217,8 @@ fn prepare(root: &Path, work: &Path, options: &Options) -> Result<(Rig, Found)> 
         .filter(|k| !skipped.iter().any(|(s, _)| s == *k));
     progress.total = FIXED_STEPS
         + kinds.count() * (1 + options.rounds)
-        + store_files.as_ref().map_or(0, Vec::len);
+        + store_files.as_ref().map_or(0, Vec::len)
+        + usize::from(backends_wanted(&options.skip, &pg).is_ok());
     let rig = Rig {
         servers: Servers {
             root: root.to_path_buf(),
@@ -241,6 +245,17 @@ fn prepare(root: &Path, work: &Path, options: &Options) -> Result<(Rig, Found)> 
         baseline: None,
     };
     Ok((rig, found))
+}
+
+/// PostgreSQL's programs for the backend comparison, or why it is left out.
+fn backends_wanted(
+    skip: &[Peer],
+    pg: &Outcome<postgres::Installed>,
+) -> Outcome<postgres::Installed> {
+    if skip.contains(&Peer::Backends) {
+        return Err("skipped: --skip backends".into());
+    }
+    pg.clone().map_err(|why| format!("PostgreSQL {why}"))
 }
 
 /// The store sizes to measure, smallest first, or why none.
@@ -414,6 +429,14 @@ fn measure(rig: &mut Rig, found: Found, options: &Options) -> Result<Results> {
         Ok(files) => Ok(scaling::series(rig, &files, get_seconds)?),
         Err(why) => Err(why),
     };
+    let backends = match backends_wanted(&options.skip, &rig.postgres) {
+        Ok(pg) => backends::backends(rig, &pg).map_err(|e| {
+            let why = format!("failed: {e:#}");
+            rig.progress.note(&format!("backends {why}"));
+            why
+        }),
+        Err(why) => Err(why),
+    };
     let work = rig.work().to_path_buf();
     Ok(Results {
         date: machine::date(&work),
@@ -429,6 +452,7 @@ fn measure(rig: &mut Rig, found: Found, options: &Options) -> Result<Results> {
         streams,
         inserts,
         scaling,
+        backends,
         store_sizes: options.store_sizes.clone(),
         baseline,
         answer_bytes: rig.answer_bytes,

@@ -206,10 +206,11 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// initdb in `WORK/pg`, then the postmaster pinned to the server core,
-    /// fully durable, on a Unix socket in `WORK/pg` only; then the schema.
-    pub fn start(pg: &Installed, work: &Path) -> Result<Self> {
-        let dir = work.join("pg");
+    /// initdb in `WORK/NAME`, then the postmaster pinned to the server
+    /// core, fully durable, on a Unix socket in `WORK/NAME` only; then the
+    /// pgbench schema.
+    pub fn start(pg: &Installed, work: &Path, name: &str) -> Result<Self> {
+        let dir = work.join(name);
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
         if process::is_root() {
@@ -242,7 +243,7 @@ impl Cluster {
             .arg("-c")
             .arg(format!("unix_socket_directories={}", dir.display()))
             .args(["-c", "fsync=on", "-c", "synchronous_commit=on"]);
-        let log = work.join("postgres.log");
+        let log = work.join(format!("{name}.log"));
         let mut proc = Proc::spawn(
             "postgres",
             &mut cmd,
@@ -270,12 +271,29 @@ impl Cluster {
 
     /// `psql -c SQL` over the socket; its output.
     fn psql(&self, sql: &str) -> Result<String> {
+        self.psql_in("postgres", sql)
+    }
+
+    /// `psql -d DATABASE -c SQL`.
+    pub fn psql_in(&self, database: &str, sql: &str) -> Result<String> {
         let mut cmd = Command::new(self.bin.join("psql"));
         cmd.arg("-h")
             .arg(&self.socket_dir)
-            .args(["-U", USER, "-d", "postgres", "-X", "-q", "-A", "-t"])
+            .args(["-U", USER, "-d", database, "-X", "-q", "-A", "-t"])
             .args(["-v", "ON_ERROR_STOP=1", "-c", sql]);
-        Ok(run_ok("psql", &mut cmd, Duration::from_secs(300), &self.work)?.stdout)
+        Ok(run_ok("psql", &mut cmd, Duration::from_secs(900), &self.work)?.stdout)
+    }
+
+    /// A new, empty database, and the connection string our server takes
+    /// for it (libpq key-value form: the socket's directory as the host).
+    pub fn create_database(&self, name: &str) -> Result<String> {
+        self.psql(&format!(
+            "create database {name} encoding 'UTF8' template template0"
+        ))?;
+        Ok(format!(
+            "host={} user={USER} dbname={name}",
+            self.socket_dir.display()
+        ))
     }
 
     /// The durability settings it runs with, as `SHOW` says, in SHOWN's order.
@@ -501,7 +519,7 @@ tps = 9524.506213 (without initial connection time)
     fn a_cluster_inserts_and_stops() {
         let work = tempfile::tempdir().unwrap();
         let pg = setup(work.path()).unwrap();
-        let mut cluster = Cluster::start(&pg, work.path()).unwrap();
+        let mut cluster = Cluster::start(&pg, work.path(), "pg").unwrap();
         let settings = cluster.settings().unwrap();
         assert_eq!(settings[0], ("fsync".into(), "on".into()));
         assert_eq!(settings[1], ("synchronous_commit".into(), "on".into()));

@@ -40,7 +40,82 @@ impl Summary<'_> {
         self.streams_table(&mut s);
         self.inserts_table(&mut s);
         self.scaling_table(&mut s);
+        self.backends_table(&mut s);
         s
+    }
+
+    /// Our server on PostgreSQL against the embedded store.
+    fn backends_table(&self, s: &mut String) {
+        let b = match &self.results.backends {
+            Ok(b) => b,
+            Err(why) => {
+                let _ = writeln!(s, "\nPostgreSQL store vs embedded store: {why}.");
+                return;
+            }
+        };
+        let _ = write!(
+            s,
+            "\nPostgreSQL store vs embedded store (issue 15): our server with `--database-url` (PostgreSQL in the \
+             run's temp dir, as above, in a database of its own) and with its embedded store, both holding the \
+             same {} bulk-loaded orders. Replicas: server processes on one database, the load split evenly \
+             across them (one `{}` per replica, all on core {LOAD_CORE}); every replica and PostgreSQL on core \
+             {SERVER_CORE}. {} s per load. CPU per call: the replicas' and PostgreSQL's (postmaster and \
+             backends) together, PostgreSQL's part in brackets. Latency: the worst replica's. Rare term: \
+             {RARE_SEARCH_CALLS} sequential calls to the first replica, its call log's `duration_us`.\n\n\
+             | store | replicas | getOrder calls/s ({CONNECTIONS}×{STREAMS_PER_CONNECTION}) | p50 / p99 µs | CPU µs/call | \
+             addOrder calls/s ({ADD_CONNECTIONS}×{ADD_CONCURRENCY}) | p50 / p99 µs | CPU µs/call | rare term: server µs \
+             median (client p50) | checks |\n|---|--:|--:|--:|--:|--:|--:|--:|--:|---|\n",
+            thousands(b.orders as f64),
+            LOAD_GENERATOR.bench_name(),
+            self.results.seconds,
+        );
+        for r in &b.runs {
+            let cpu = |run: &super::results::SplitRun| {
+                let (all, db) = run.cpu_us();
+                if r.backend == "embedded" {
+                    format!("{all:.1}")
+                } else {
+                    format!("{all:.1} ({db:.1})")
+                }
+            };
+            let rare = super::results::median(
+                &r.rare_server_us
+                    .iter()
+                    .map(|&u| u as f64)
+                    .collect::<Vec<_>>(),
+            );
+            let checks = |run: &super::results::SplitRun| {
+                let sum = |f: fn(&ClientBench) -> u64| run.benches.iter().map(f).sum::<u64>();
+                format!(
+                    "{} right, {} wrong, {} errors",
+                    thousands(sum(|b| b.ok) as f64),
+                    sum(|b| b.wrong),
+                    sum(|b| b.errors)
+                )
+            };
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} / {} | {} | {} | {} / {} | {} | {} ({}) | getOrder: {}; addOrder: {}; rare: {}/{} \
+                 calls, {} server times logged |",
+                r.backend,
+                r.replicas,
+                thousands(r.get.calls_per_second()),
+                thousands(r.get.p50_us() as f64),
+                thousands(r.get.p99_us() as f64),
+                cpu(&r.get),
+                thousands(r.add.calls_per_second()),
+                thousands(r.add.p50_us() as f64),
+                thousands(r.add.p99_us() as f64),
+                cpu(&r.add),
+                opt(rare, thousands),
+                thousands(r.rare.p50_us as f64),
+                checks(&r.get),
+                checks(&r.add),
+                r.rare.ok,
+                r.rare.calls,
+                r.rare_server_us.len(),
+            );
+        }
     }
 
     /// addOrder on ours, pgbench's inserts on PostgreSQL, fdatasync's cost.

@@ -272,6 +272,78 @@ pub struct Scaling {
     pub get_seconds: u64,
 }
 
+/// One load of the backend comparison, split across the replicas.
+pub struct SplitRun {
+    pub args: Vec<String>,
+    /// One report per replica.
+    pub benches: Vec<ClientBench>,
+    /// The replicas' and the database's CPU together.
+    pub usage: Usage,
+    /// The database's part of `usage.server_ticks` (0 for the embedded store).
+    pub database_ticks: u64,
+}
+
+impl SplitRun {
+    pub fn calls(&self) -> u64 {
+        self.benches.iter().map(|b| b.calls).sum()
+    }
+
+    pub fn calls_per_second(&self) -> f64 {
+        self.benches.iter().map(|b| b.calls_per_second).sum()
+    }
+
+    /// The worst replica's.
+    pub fn p50_us(&self) -> u64 {
+        self.benches.iter().map(|b| b.p50_us).max().unwrap_or(0)
+    }
+
+    pub fn p99_us(&self) -> u64 {
+        self.benches.iter().map(|b| b.p99_us).max().unwrap_or(0)
+    }
+
+    pub fn all_ok(&self) -> bool {
+        !self.benches.is_empty() && self.benches.iter().all(ClientBench::all_ok)
+    }
+
+    /// Server CPU (replicas + database) per call, in us, and the database's part.
+    pub fn cpu_us(&self) -> (f64, f64) {
+        let calls = self.calls().max(1) as f64;
+        let per = |ticks: u64| ticks as f64 / self.usage.clk_tck * 1e6 / calls;
+        (per(self.usage.server_ticks), per(self.database_ticks))
+    }
+}
+
+/// Our server on one backend with some replicas.
+pub struct BackendRun {
+    /// "embedded" or "PostgreSQL".
+    pub backend: &'static str,
+    pub replicas: usize,
+    pub get: SplitRun,
+    pub add: SplitRun,
+    pub rare_query: String,
+    /// Sequential calls to the first replica.
+    pub rare: ClientBench,
+    pub rare_server_us: Vec<u64>,
+}
+
+impl BackendRun {
+    pub fn rare_verified(&self) -> bool {
+        self.rare.all_ok()
+            && self.rare.messages == self.rare.calls
+            && self.rare_server_us.len() as u64 == self.rare.calls
+    }
+
+    pub fn verified(&self) -> bool {
+        self.get.all_ok() && self.add.all_ok() && self.rare_verified()
+    }
+}
+
+/// Issue 15: the PostgreSQL store against the embedded one.
+pub struct Backends {
+    pub orders: usize,
+    pub runs: Vec<BackendRun>,
+}
+
 /// The figures of the report this run replaces (docs/bench/bench-results.json).
 #[derive(Debug, Clone)]
 pub struct Baseline {
@@ -295,6 +367,7 @@ pub struct Results {
     pub streams: Streams,
     pub inserts: Inserts,
     pub scaling: Outcome<Scaling>,
+    pub backends: Outcome<Backends>,
     pub store_sizes: Vec<usize>,
     pub baseline: Option<Baseline>,
     pub answer_bytes: u64,

@@ -202,7 +202,7 @@ fn point(rig: &mut Rig, store: &StoreFile, get_seconds: u64) -> Result<SizePoint
 /// them are there: the server writes its log lines from a buffer, so the
 /// last lines of a run arrive a moment after the run ends. What is there
 /// after 5 s otherwise.
-fn logged_durations(log: &Path, method: &str, calls: usize) -> Result<Vec<u64>> {
+pub fn logged_durations(log: &Path, method: &str, calls: usize) -> Result<Vec<u64>> {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let text = std::fs::read_to_string(log)

@@ -181,6 +181,42 @@ impl Servers {
         Ok((server, start_up))
     }
 
+    /// `server migrate --database-url URL`: the schema our server's
+    /// PostgreSQL store needs.
+    pub fn migrate(&self, database_url: &str) -> Result<()> {
+        let mut cmd = Command::new(&self.server);
+        cmd.args(["migrate", "--database-url", database_url]);
+        as_shipped(&mut cmd);
+        cmd.current_dir(&self.root);
+        process::run_ok(
+            "server-migrate",
+            &mut cmd,
+            Duration::from_secs(120),
+            &self.work,
+        )?;
+        Ok(())
+    }
+
+    /// Replica `n` of our server on a PostgreSQL database (`--database-url`,
+    /// no seed order: the database holds the data set).
+    pub fn start_replica(&self, n: usize, database_url: &str) -> Result<Server> {
+        let name = format!("ours-replica-{n}");
+        let log = self.work.join(format!("{name}.log"));
+        let mut cmd = pinned(&self.server);
+        cmd.args(LISTEN)
+            .args(["--database-url", database_url, "--no-seed"]);
+        as_shipped(&mut cmd);
+        cmd.current_dir(&self.root);
+        let (proc, addr) = launch(&name, &mut cmd, &log, &self.work, Duration::from_secs(120))?;
+        Ok(Server {
+            kind: Kind::Ours,
+            proc,
+            addr,
+            log,
+            data_dir: None,
+        })
+    }
+
     fn python_command(&self) -> Result<Command> {
         let py = self.python.as_ref().context("no Python peer")?;
         let mut cmd = pinned(&py.python);

@@ -6,7 +6,7 @@ use super::config::{
     ADD_CONCURRENCY, ADD_CONNECTIONS, CONNECTIONS, Kind, STREAMS_PER_CONNECTION, TARGET_STORE_SIZE,
 };
 use super::numbers::{mib, thousands, times, us};
-use super::results::{Results, Round, SizePoint};
+use super::results::{BackendRun, Results, Round, SizePoint};
 
 #[derive(Debug, Clone, Copy)]
 pub struct Spread {
@@ -240,7 +240,57 @@ fn targets(results: &Results, rows: &[Row]) -> Vec<Target> {
     out.extend(baseline_targets(results, rows));
     out.extend(insert_targets(results));
     out.extend(scaling_targets(results));
+    out.extend(backend_targets(results));
     out
+}
+
+/// Issue 15 sets no numbers: PostgreSQL ÷ embedded, as measured.
+fn backend_targets(results: &Results) -> Vec<Target> {
+    let what = "our server on PostgreSQL / on the embedded store (same orders, same run)";
+    let b = match &results.backends {
+        Ok(b) => b,
+        Err(why) => return vec![skip(what.into(), why.clone())],
+    };
+    let Some(embedded) = b.runs.iter().find(|r| r.backend == "embedded") else {
+        return vec![skip(what.into(), "no embedded run".into())];
+    };
+    b.runs
+        .iter()
+        .filter(|r| r.backend != "embedded")
+        .map(|r| {
+            let rare = |x: &BackendRun| {
+                super::results::median(
+                    &x.rare_server_us.iter().map(|&u| u as f64).collect::<Vec<_>>(),
+                )
+            };
+            let ratio = |a: f64, b: f64| times(a / b.max(1e-9));
+            info(
+                format!(
+                    "PostgreSQL with {} replica{} / embedded (1 process), {} orders",
+                    r.replicas,
+                    if r.replicas == 1 { "" } else { "s" },
+                    thousands(b.orders as f64)
+                ),
+                format!(
+                    "getOrder calls/s {}, CPU/call {}; addOrder calls/s {}, CPU/call {}; rare-term search \
+                     server time {}{}",
+                    ratio(r.get.calls_per_second(), embedded.get.calls_per_second()),
+                    ratio(r.get.cpu_us().0, embedded.get.cpu_us().0),
+                    ratio(r.add.calls_per_second(), embedded.add.calls_per_second()),
+                    ratio(r.add.cpu_us().0, embedded.add.cpu_us().0),
+                    match (rare(r), rare(embedded)) {
+                        (Some(a), Some(e)) => ratio(a, e),
+                        _ => "-".into(),
+                    },
+                    if r.verified() && embedded.verified() {
+                        ""
+                    } else {
+                        " (NOT all verified: see the table)"
+                    }
+                ),
+            )
+        })
+        .collect()
 }
 
 /// The getOrder throughput must stay within 5% of the last report's.
@@ -560,6 +610,9 @@ impl Summary<'_> {
             && r.scaling
                 .as_ref()
                 .map_or(true, |s| s.points.iter().all(SizePoint::verified))
+            && r.backends
+                .as_ref()
+                .map_or(true, |b| b.runs.iter().all(BackendRun::verified))
     }
 }
 

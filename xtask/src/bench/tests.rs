@@ -11,8 +11,8 @@ use super::h2load::H2load;
 use super::loadgen::{ClientBench, args};
 use super::machine::Machine;
 use super::results::{
-    AddRun, Baseline, Cpu, Fsync, Idle, Inserts, Pgbench, Postgres, Results, Round, Scaling,
-    Search, SizePoint, StoreFile, Streams, Usage,
+    AddRun, BackendRun, Backends, Baseline, Cpu, Fsync, Idle, Inserts, Pgbench, Postgres, Results,
+    Round, Scaling, Search, SizePoint, SplitRun, StoreFile, Streams, Usage,
 };
 use super::{chart, summary};
 
@@ -199,6 +199,44 @@ fn scaling() -> Scaling {
     }
 }
 
+/// The embedded store, and PostgreSQL at half its getOrder rate with
+/// one replica and at 0.6 of it with two.
+fn backends() -> Backends {
+    let split = |rate: f64, replicas: usize| SplitRun {
+        args: args(&["--rpc", "get"]),
+        benches: (0..replicas)
+            .map(|_| {
+                client(
+                    (rate * 10.0) as u64 / replicas as u64,
+                    500,
+                    2_000,
+                    rate / replicas as f64,
+                )
+            })
+            .collect(),
+        usage: usage(1_000),
+        database_ticks: if replicas > 0 { 400 } else { 0 },
+    };
+    let run =
+        |backend: &'static str, replicas: usize, get: f64, add: f64, rare_us: u64| BackendRun {
+            backend,
+            replicas,
+            get: split(get, replicas),
+            add: split(add, replicas),
+            rare_query: "widget 77777".into(),
+            rare: client(RARE_SEARCH_CALLS, rare_us + 50, rare_us * 2, 100.0),
+            rare_server_us: vec![rare_us; RARE_SEARCH_CALLS as usize],
+        };
+    Backends {
+        orders: 100_000,
+        runs: vec![
+            run("embedded", 1, 40_000.0, 10_000.0, 200),
+            run("PostgreSQL", 1, 20_000.0, 8_000.0, 600),
+            run("PostgreSQL", 2, 24_000.0, 9_000.0, 700),
+        ],
+    }
+}
+
 /// Synthetic results: what a run of three rounds over every server
 /// (Python's last round not verified) would hand to the report.
 fn results(work: &Path) -> Results {
@@ -234,6 +272,7 @@ fn results(work: &Path) -> Results {
         streams: streams(),
         inserts: inserts(),
         scaling: Ok(scaling()),
+        backends: Ok(backends()),
         store_sizes: vec![10_000, 100_000, 1_000_000],
         baseline: Some(Baseline {
             date: "2025-12-01 00:00 UTC".into(),
@@ -303,6 +342,9 @@ fn summary_report_json_and_chart() {
         "PASS  start-up, spawn to `listening on` (median) at 1,000,000 orders: 0.200 s (target <= 0.300 s)",
         "PASS  RSS under getOrder load at 1,000,000 orders: 40.0 MiB (target <= 64.0 MiB)",
         "INFO  bulk load at 1,000,000 orders: 30.0 s (this run), data file 286.1 MiB",
+        "INFO  PostgreSQL with 1 replica / embedded (1 process), 100,000 orders: getOrder calls/s 0.500x, \
+         CPU/call 2.000x; addOrder calls/s 0.800x, CPU/call 1.250x; rare-term search server time 3.000x",
+        "INFO  PostgreSQL with 2 replicas / embedded (1 process), 100,000 orders: getOrder calls/s 0.600x,",
     ] {
         assert!(targets.contains(line), "{line}\nnot in\n{targets}");
     }
@@ -317,6 +359,10 @@ fn summary_report_json_and_chart() {
         "{tables}"
     );
     assert!(md.contains("![rare-term search"));
+    assert!(
+        tables.contains("| PostgreSQL | 2 | 24,000 | 500 / 2,000 | 41.7 (16.7) | 9,000 |"),
+        "{tables}"
+    );
     assert!(md.contains("| PostgreSQL | - |"), "{md}");
     let scaling_svg = dir.path().join("scaling.svg");
     chart::draw_scaling(&scaling_svg, &summary).unwrap();
@@ -373,6 +419,7 @@ fn json_keeps_its_sorted_keys() {
         keys,
         [
             "answer_bytes",
+            "backends",
             "baseline",
             "commands",
             "commands_as_run",
