@@ -36,10 +36,12 @@ enum Command {
         allow_if_commit_says: bool,
     },
     /// Benchmark our server against bare tonic, Python grpcio and Node grpc-js
-    /// on this machine (release build, loopback, pinned cores; takes minutes).
-    /// Prints a table and the targets; writes bench-results.json and
-    /// benchmarks.svg (into target/bench/), and with --write-report also
-    /// BENCHMARKS.md (all three into docs/bench/).
+    /// on this machine (release build, loopback, pinned cores; takes minutes),
+    /// its durable inserts against PostgreSQL's, its store at 10k to 1M orders,
+    /// and its PostgreSQL store against its embedded one.
+    /// Prints tables and the targets; writes bench-results.json,
+    /// benchmarks.svg and scaling.svg (into target/bench/), and with
+    /// --write-report also BENCHMARKS.md (all four into docs/bench/).
     #[cfg(feature = "bench")]
     Bench(BenchArgs),
     /// Count the instructions one getOrder costs our server and bare tonic,
@@ -68,7 +70,7 @@ struct BenchArgs {
     /// A smoke test: 1 round of 3 s, stores of 10k and 100k orders.
     #[arg(long)]
     quick: bool,
-    /// Peers (or parts of the run: postgres, scaling) to leave out, comma-separated.
+    /// Peers (or parts of the run: postgres, scaling, backends) to leave out, comma-separated.
     #[arg(long, value_enum, value_delimiter = ',')]
     skip: Vec<xtask::bench::Peer>,
     /// Orders in each store of the store-size series, comma-separated
