@@ -183,33 +183,7 @@ async fn execute(
             let id = client.add_order(with_deadline(order, timeout)).await?;
             out.emit_string(id.get_ref())
         }
-        Command::Search { query } => {
-            // Retried once on another endpoint if it fails before its first
-            // message (nothing printed yet).
-            let mut retried = false;
-            loop {
-                let attempt = async {
-                    let request = with_deadline(query.clone(), timeout);
-                    let mut stream = client.search_orders(request).await?.into_inner();
-                    let first = stream.message().await?;
-                    Ok::<_, tonic::Status>((first, stream))
-                }
-                .await;
-                match attempt {
-                    Err(status) if !retried && retry_read(connector, &status) => {
-                        retried = true;
-                        client = connector.connect().await?;
-                    }
-                    Err(status) => return Err(status.into()),
-                    Ok((first, stream)) => {
-                        if let Some(order) = first {
-                            out.emit("ecommerce.Order", &order)?;
-                        }
-                        return out.emit_all("ecommerce.Order", stream).await;
-                    }
-                }
-            }
-        }
+        Command::Search { query } => search(connector, client, &query, timeout, &mut out).await,
         Command::Update { .. } => {
             let mut request = tokio_stream::iter(updates).into_streaming_request();
             request.set_timeout(timeout);
@@ -237,6 +211,40 @@ async fn execute(
                     message: format!("the server reports {}", status.as_str_name()),
                     code: exit_code(Code::Unavailable),
                 }),
+            }
+        }
+    }
+}
+
+/// searchOrders, printing each order as it arrives. Retried once on another
+/// endpoint if it fails before its first message (nothing printed yet).
+async fn search(
+    connector: &Connector,
+    mut client: OrderClient,
+    query: &str,
+    timeout: Duration,
+    out: &mut Output,
+) -> Result<(), Failure> {
+    let mut retried = false;
+    loop {
+        let attempt = async {
+            let request = with_deadline(query.to_owned(), timeout);
+            let mut stream = client.search_orders(request).await?.into_inner();
+            let first = stream.message().await?;
+            Ok::<_, tonic::Status>((first, stream))
+        }
+        .await;
+        match attempt {
+            Err(status) if !retried && retry_read(connector, &status) => {
+                retried = true;
+                client = connector.connect().await?;
+            }
+            Err(status) => return Err(status.into()),
+            Ok((first, stream)) => {
+                if let Some(order) = first {
+                    out.emit("ecommerce.Order", &order)?;
+                }
+                return out.emit_all("ecommerce.Order", stream).await;
             }
         }
     }
