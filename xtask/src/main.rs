@@ -65,12 +65,17 @@ struct BenchArgs {
     /// Seconds of load per run [default: 10, 3 with --quick].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     seconds: Option<u64>,
-    /// A smoke test: 1 round of 3 s.
+    /// A smoke test: 1 round of 3 s, stores of 10k and 100k orders.
     #[arg(long)]
     quick: bool,
-    /// Peers to leave out, comma-separated.
+    /// Peers (or parts of the run: postgres, scaling) to leave out, comma-separated.
     #[arg(long, value_enum, value_delimiter = ',')]
     skip: Vec<xtask::bench::Peer>,
+    /// Orders in each store of the store-size series, comma-separated
+    /// [default: 10000,100000,1000000; 10000,100000 with --quick]. 10000000
+    /// takes a long while (to load once, and to stream at every run).
+    #[arg(long, value_delimiter = ',', value_name = "N,...", value_parser = clap::value_parser!(u64).range(10..=100_000_000))]
+    store_sizes: Vec<u64>,
     /// Where to write the files [default: docs/bench with
     /// --write-report, else target/bench].
     #[arg(long, value_name = "DIR")]
@@ -149,6 +154,11 @@ fn bench(root: &Path, args: BenchArgs) -> ExitCode {
         }),
         write_report: args.write_report,
         quick,
+        store_sizes: match args.store_sizes.as_slice() {
+            [] if quick => xtask::bench::QUICK_STORE_SIZES.to_vec(),
+            [] => xtask::bench::STORE_SIZES.to_vec(),
+            sizes => sizes.iter().map(|&n| n as usize).collect(),
+        },
     };
     match xtask::bench::run_bench(root, options) {
         Ok(true) => ExitCode::SUCCESS,

@@ -1,6 +1,7 @@
 //! benchmarks.svg: getOrder requests/s (median bar, min–max whisker) and
 //! p99 latency (at 1×1 and at 50×10, log scale) per server, from the same
-//! summary rows as the table.
+//! summary rows as the table. scaling.svg: each store-size measurement
+//! against the number of orders, with its target.
 
 use std::path::Path;
 
@@ -210,4 +211,233 @@ fn latency<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, rows: &[&Row]) -> 
         .label_font((FONT, 12))
         .draw()?;
     Ok(())
+}
+
+/// One line of a scaling panel: its name, colour and (orders, value) points.
+type Line = (&'static str, RGBColor, Vec<(f64, f64)>);
+
+const TARGET: RGBColor = RGBColor(0xc0, 0x39, 0x2b);
+
+/// scaling.svg: each store-size measurement against the number of orders
+/// (log-log), with its target as a dashed line.
+pub fn draw_scaling(path: &Path, summary: &Summary) -> Result<()> {
+    use super::summary::{
+        MATCH_ALL_PER_SECOND, RARE_SEARCH_US, RSS_UNDER_LOAD_KIB, START_UP_SECONDS,
+    };
+    let root = SVGBackend::new(path, (1200, 760)).into_drawing_area();
+    let fail = |e: &dyn std::fmt::Display| anyhow!("cannot draw {}: {e}", path.display());
+    root.fill(&WHITE).map_err(|e| fail(&e))?;
+    let r = summary.results;
+    let title = format!(
+        "our server against store size (orders, log scale), server on core 0, load on core 1: {}",
+        r.date
+    );
+    let body = root.titled(&title, (FONT, 18)).map_err(|e| fail(&e))?;
+    let points = match &r.scaling {
+        Ok(s) if !s.points.is_empty() => &s.points,
+        other => {
+            let why = other
+                .as_ref()
+                .err()
+                .map_or("no store measured", String::as_str);
+            body.draw(&Text::new(
+                format!("store-size series: {why}"),
+                (40, 40),
+                (FONT, 16).into_font(),
+            ))
+            .map_err(|e| fail(&e))?;
+            return root.present().map_err(|e| fail(&e));
+        }
+    };
+    let series = |f: &dyn Fn(&super::results::SizePoint) -> Option<f64>| -> Vec<(f64, f64)> {
+        points
+            .iter()
+            .filter_map(|p| Some((p.store.orders as f64, f(p)?)))
+            .collect()
+    };
+    let mib = |kib: u64| kib as f64 / 1024.0;
+    let panels: [(&str, &str, Vec<Line>, Option<f64>); 6] = [
+        (
+            "searchOrders, term in 1 order: server time (median)",
+            "ms",
+            vec![(
+                "server time",
+                OURS,
+                series(&|p| p.rare_server_median_us().map(|u| u / 1e3)),
+            )],
+            Some(RARE_SEARCH_US / 1e3),
+        ),
+        (
+            "searchOrders, term in every order: orders streamed",
+            "orders/s",
+            vec![(
+                "orders/s",
+                OURS,
+                series(&|p| p.all_verified().then_some(p.all.messages_per_second)),
+            )],
+            Some(MATCH_ALL_PER_SECOND),
+        ),
+        (
+            "start-up: spawn to `listening on` (median)",
+            "ms",
+            vec![(
+                "start-up",
+                OURS,
+                series(&|p| p.start_up_median().map(|s| s * 1e3)),
+            )],
+            Some(START_UP_SECONDS * 1e3),
+        ),
+        (
+            "RSS",
+            "MiB",
+            vec![
+                (
+                    "max under getOrder",
+                    OURS,
+                    series(&|p| Some(mib(p.get_peak_kib))),
+                ),
+                (
+                    "at start",
+                    SINGLE,
+                    series(&|p| Some(mib(p.rss_at_start_kib))),
+                ),
+                (
+                    "peak while searching",
+                    LOADED,
+                    series(&|p| Some(mib(p.hwm_kib))),
+                ),
+            ],
+            Some(RSS_UNDER_LOAD_KIB / 1024.0),
+        ),
+        (
+            "bulk load (examples/bulk_load)",
+            "s",
+            vec![("load time", OURS, series(&|p| Some(p.store.load_seconds)))],
+            None,
+        ),
+        (
+            "data dir size",
+            "MiB",
+            vec![(
+                "size",
+                OURS,
+                series(&|p| Some(p.store.bytes as f64 / 1024.0 / 1024.0)),
+            )],
+            None,
+        ),
+    ];
+    let sizes: Vec<f64> = points.iter().map(|p| p.store.orders as f64).collect();
+    let x_range = (
+        sizes.iter().copied().fold(f64::MAX, f64::min) / 2.0,
+        sizes.iter().copied().fold(1.0, f64::max) * 2.0,
+    );
+    let areas = body.split_evenly((2, 3));
+    for (area, (caption, unit, lines, target)) in areas.iter().zip(panels) {
+        scaling_panel(area, caption, unit, &lines, target, x_range).map_err(|e| fail(&e))?;
+    }
+    root.present().map_err(|e| fail(&e))
+}
+
+fn scaling_panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    caption: &str,
+    unit: &str,
+    lines: &[Line],
+    target: Option<f64>,
+    (x0, x1): (f64, f64),
+) -> Drawn<DB> {
+    let values = lines
+        .iter()
+        .flat_map(|(_, _, v)| v.iter().map(|p| p.1))
+        .chain(target)
+        .filter(|v| *v > 0.0);
+    let (lo, hi) = values.fold((f64::MAX, 0.0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    let (y0, y1) = if hi > 0.0 {
+        (lo / 3.0, hi * 4.0)
+    } else {
+        (0.1, 10.0)
+    };
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, (FONT, 14))
+        .margin(10)
+        .x_label_area_size(30)
+        .y_label_area_size(64)
+        .build_cartesian_2d((x0..x1).log_scale(), (y0..y1).log_scale())?;
+    chart
+        .configure_mesh()
+        .light_line_style(RGBColor(0xf0, 0xf0, 0xf0))
+        .x_labels(6)
+        .y_labels(6)
+        .x_label_formatter(&|v| short_number(*v))
+        .y_label_formatter(&|v| short_number(*v))
+        .y_desc(unit)
+        .draw()?;
+    if let Some(t) = target {
+        chart
+            .draw_series(DashedLineSeries::new(
+                vec![(x0, t), (x1, t)],
+                6,
+                4,
+                TARGET.stroke_width(2),
+            ))?
+            .label(format!("target {}", short_number(t)))
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 12, y)], TARGET.stroke_width(2)));
+    }
+    for (name, colour, points) in lines {
+        let colour = *colour;
+        chart
+            .draw_series(LineSeries::new(points.clone(), colour.stroke_width(2)))?
+            .label(*name)
+            .legend(move |(x, y)| Rectangle::new([(x, y - 4), (x + 12, y + 4)], colour.filled()));
+        chart.draw_series(points.iter().map(|&p| Circle::new(p, 4, colour.filled())))?;
+        chart.draw_series(points.iter().map(|&(x, y)| {
+            Text::new(
+                short_number(y),
+                (x, y * 1.25),
+                TextStyle::from((FONT, 11).into_font()).pos(centered()),
+            )
+        }))?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font((FONT, 11))
+        .draw()?;
+    Ok(())
+}
+
+/// 1500000 -> "1.5M", 10000 -> "10k", 0.25 -> "0.25".
+fn short_number(x: f64) -> String {
+    let trim = |s: String| {
+        if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.').to_owned()
+        } else {
+            s
+        }
+    };
+    match x.abs() {
+        a if a >= 1e6 => format!("{}M", trim(format!("{:.1}", x / 1e6))),
+        a if a >= 1e4 => format!("{}k", trim(format!("{:.1}", x / 1e3))),
+        a if a >= 100.0 => format!("{x:.0}"),
+        a if a >= 1.0 => trim(format!("{x:.1}")),
+        _ => trim(format!("{x:.2}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_numbers() {
+        assert_eq!(short_number(1_500_000.0), "1.5M");
+        assert_eq!(short_number(1_000_000.0), "1M");
+        assert_eq!(short_number(10_000.0), "10k");
+        assert_eq!(short_number(300.0), "300");
+        assert_eq!(short_number(64.0), "64");
+        assert_eq!(short_number(5.26), "5.3");
+        assert_eq!(short_number(0.25), "0.25");
+    }
 }

@@ -9,13 +9,18 @@ use std::time::Duration;
 /// benchmarks.svg (bench) and PROFILE.md (profile), under the workspace root.
 pub const REPORT_DIR: &str = "docs/bench";
 
-/// A peer `--skip` can leave out.
+/// What `--skip` can leave out: a peer, or a part of the run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Peer {
     /// Both bare tonic servers (multi-thread and current-thread).
     Bare,
     Python,
     Node,
+    /// PostgreSQL: pgbench's insert rate and pg_test_fsync's fdatasync
+    /// cost (our addOrder rates are still measured).
+    Postgres,
+    /// The store-size series: bulk-loaded stores of each `--store-sizes`.
+    Scaling,
 }
 
 /// What `cargo xtask bench` is asked for.
@@ -26,7 +31,15 @@ pub struct Options {
     pub out: PathBuf,
     pub write_report: bool,
     pub quick: bool,
+    /// Orders in each store of the store-size series.
+    pub store_sizes: Vec<usize>,
 }
+
+/// The store-size series by default: 10M takes longer to load and to
+/// stream than the rest of the run together (`--store-sizes` adds it).
+pub const STORE_SIZES: [usize; 3] = [10_000, 100_000, 1_000_000];
+/// `--quick`'s store sizes.
+pub const QUICK_STORE_SIZES: [usize; 2] = [10_000, 100_000];
 
 /// The servers compared, in the order each round runs them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -91,3 +104,22 @@ pub const SEARCH_STREAMS: u64 = 3;
 pub const RSS_SAMPLE: Duration = Duration::from_millis(20);
 /// The id every getOrder asks for: the seed's order, served by every peer.
 pub const ORDER_ID: &str = "101";
+
+/// addOrder's load shapes: the one compared with pgbench at the same
+/// number of clients, and one caller alone (its latency is disk syncs).
+pub const ADD_CONNECTIONS: usize = 10;
+pub const ADD_CONCURRENCY: usize = 10;
+/// pgbench's client counts: 1 and 10 compared, 50 for the record.
+pub const PGBENCH_CLIENTS: [usize; 3] = [1, 10, 50];
+/// pg_test_fsync's seconds per test (`-s`).
+pub const FSYNC_TEST_SECONDS: u64 = 2;
+
+/// The store-size series: sequential rare-term searches per store (their
+/// server times are read from the call log), server starts per store
+/// (median), streams of the query that matches every order.
+pub const RARE_SEARCH_CALLS: u64 = 50;
+pub const STARTS: usize = 3;
+pub const MATCH_ALL_QUERY: &str = "gadget";
+pub const MATCH_ALL_STREAMS: u64 = 3;
+/// The store size the targets name.
+pub const TARGET_STORE_SIZE: usize = 1_000_000;

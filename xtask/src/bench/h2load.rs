@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 
 use super::config::{CONNECTIONS, LOAD_CORE, STREAMS_PER_CONNECTION};
-use super::process::{self, run, run_ok};
+use super::process::{self, run};
 
 /// h2load's version line; installs nghttp2-client with apt-get (as root)
 /// when h2load is missing.
@@ -37,23 +37,7 @@ pub fn setup(work: &Path) -> Result<String> {
     if !process::is_root() {
         bail!("h2load is missing: install it with `sudo apt-get install nghttp2-client`");
     }
-    let apt = |args: &[&str]| {
-        let mut cmd = Command::new("apt-get");
-        cmd.args(args).env("DEBIAN_FRONTEND", "noninteractive");
-        cmd
-    };
-    run_ok(
-        "apt-get-update",
-        &mut apt(&["update"]),
-        Duration::from_secs(600),
-        work,
-    )?;
-    run_ok(
-        "apt-get-install",
-        &mut apt(&["install", "-y", "--no-install-recommends", "nghttp2-client"]),
-        Duration::from_secs(900),
-        work,
-    )?;
+    process::apt_get_install("nghttp2-client", work)?;
     let v = version(work).context("h2load still missing after installing nghttp2-client")?;
     check_h2load_flags(work)?;
     Ok(v)

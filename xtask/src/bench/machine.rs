@@ -25,6 +25,7 @@ pub struct Machine {
     pub memory_gib: f64,
     pub node: Option<String>,
     pub nproc: String,
+    pub postgres: Option<String>,
     pub python: Option<String>,
     pub rustc: String,
     pub tonic: Option<String>,
@@ -35,6 +36,7 @@ pub struct Tools {
     pub h2load: String,
     pub python: Option<String>,
     pub node: Option<String>,
+    pub postgres: Option<String>,
 }
 
 /// The machine now (the load average at the end of the run included).
@@ -76,6 +78,7 @@ pub fn probe(root: &Path, work: &Path, tools: Tools, loadavg_at_start: String) -
         loadavg_at_end: loadavg(),
         python: tools.python,
         node: tools.node,
+        postgres: tools.postgres,
     }
 }
 
@@ -126,7 +129,7 @@ pub fn loadavg() -> String {
 }
 
 /// A package's version in Cargo.lock.
-fn lock_version(root: &Path, name: &str) -> Option<String> {
+pub fn lock_version(root: &Path, name: &str) -> Option<String> {
     let lock = std::fs::read_to_string(root.join("Cargo.lock")).ok()?;
     let mut lines = lock.lines();
     lines.find(|l| *l == format!("name = \"{name}\""))?;

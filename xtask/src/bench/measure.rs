@@ -10,14 +10,16 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 use super::config::{
-    CONNECTIONS, Kind, ORDER_ID, STREAMS_PER_CONNECTION, VERIFY_CALLS, WARM_UP_REQUESTS,
+    CONNECTIONS, Kind, ORDER_ID, RSS_SAMPLE, STREAMS_PER_CONNECTION, VERIFY_CALLS, WARM_UP_REQUESTS,
 };
 use super::h2load::{self, H2load};
 use super::loadgen::{ClientBench, LOAD_GENERATOR, args};
+use super::postgres::Installed;
 use super::process::{self, Proc, Stderr, run};
 use super::progress::Progress;
-use super::results::{Cpu, Round};
+use super::results::{Cpu, Outcome, Round};
 use super::servers::{Server, Servers};
+use super::stores::Stores;
 
 /// What every measurement needs: the servers, the load generator, the
 /// run's length and the request.
@@ -25,8 +27,10 @@ pub struct Rig {
     pub servers: Servers,
     /// The load generator's binary.
     pub loadgen: PathBuf,
-    /// `examples/bulk_load`, which writes the searchOrders data set.
-    pub bulk_load: PathBuf,
+    /// The bulk-loaded stores (`examples/bulk_load`, cached).
+    pub stores: Stores,
+    /// PostgreSQL's programs, or why there are none.
+    pub postgres: Outcome<Installed>,
     pub rounds: usize,
     pub seconds: u64,
     pub clk_tck: f64,
@@ -84,6 +88,39 @@ impl Rig {
         let ticks = process::cpu_ticks(server.pid())? - before;
         let us = ticks as f64 / self.clk_tck * 1e6 / bench.calls.max(1) as f64;
         Ok((bench, us))
+    }
+
+    /// A load generator run with the server's VmRSS sampled every
+    /// RSS_SAMPLE meanwhile: its report, the peak RSS (from `base_kib`)
+    /// and the number of samples.
+    pub fn sampling_rss(
+        &self,
+        server: &Server,
+        args: &[String],
+        limit: Duration,
+        base_kib: u64,
+    ) -> Result<(ClientBench, u64, u64)> {
+        let mut cmd = self.loadgen_command(server, args);
+        let mut proc = Proc::spawn("client-bench", &mut cmd, limit, self.work(), Stderr::File)?;
+        let (started, mut peak_kib, mut samples) = (Instant::now(), base_kib, 0u64);
+        while proc.running() && started.elapsed() < limit {
+            if let Ok(kib) = server.kib("VmRSS") {
+                peak_kib = peak_kib.max(kib);
+                samples += 1;
+            }
+            std::thread::sleep(RSS_SAMPLE);
+        }
+        let done = proc.wait()?;
+        let result = ClientBench::parse(&done.stdout).with_context(|| {
+            format!(
+                "{} {} failed ({}):\n{}",
+                LOAD_GENERATOR.bench_name(),
+                args.join(" "),
+                done.status,
+                done.tail()
+            )
+        })?;
+        Ok((result, peak_kib, samples))
     }
 }
 

@@ -6,14 +6,19 @@
 //! node_modules); idle memory and 1,000 idle connections per server; then
 //! rounds of getOrder load, servers alternating within each round so that a
 //! slow minute of the machine hits every server alike; then the streaming
-//! RPCs on our server; then the table, the targets, the SVG chart and
-//! bench-results.json (and BENCHMARKS.md with `--write-report`).
+//! RPCs on our server; then durable inserts (addOrder against PostgreSQL's
+//! pgbench, and the disk's fdatasync cost); then the store-size series
+//! (our server on bulk-loaded stores of 10k to 1M orders); then the
+//! tables, the targets, the SVG charts and bench-results.json (and
+//! BENCHMARKS.md with `--write-report`).
 //!
 //! The rules that make the numbers comparable: every server is pinned to
 //! core 0 and every load generator to core 1 (`taskset`), all on
-//! 127.0.0.1; every server is a fresh process per measurement (ours with a
-//! fresh durable store and its shipped info logging to a file); a run
-//! counts only if every answer was a real order 101.
+//! 127.0.0.1 (PostgreSQL: its postmaster and backends on the server core,
+//! pgbench on the load core, a Unix socket); every server is a fresh
+//! process per measurement (ours with a fresh durable store, or a cached
+//! bulk-loaded one, and its shipped info logging to a file); a run counts
+//! only if every answer was a real order 101.
 //!
 //! The phases live in child modules, which take what they need as
 //! arguments and share constants and types through [`config`] (a leaf),
@@ -24,35 +29,46 @@
 //!   (which binary, how it is run, its report). [`h2load`]: h2load's
 //!   set-up, command and summary. [`peers`]: the Python and Node peers.
 //! - [`servers`]: server lifecycle. [`process`]: child processes and /proc.
-//! - [`measure`] (getOrder rounds, CPU accounting), [`idle`], [`streams`]:
-//!   the measurements, into [`results`].
+//! - [`postgres`]: a throwaway PostgreSQL cluster, pgbench and
+//!   pg_test_fsync. [`stores`]: the bulk-loaded stores, cached under
+//!   target/bench/stores/.
+//! - [`measure`] (getOrder rounds, CPU accounting), [`meter`] (CPU over
+//!   one load run), [`idle`], [`streams`], [`inserts`] (addOrder vs
+//!   PostgreSQL), [`scaling`] (the store-size series): the measurements,
+//!   into [`results`].
 //! - [`machine`]: machine facts. [`summary`]: rows and targets.
-//!   [`report`]: tables and BENCHMARKS.md. [`json`]: bench-results.json.
-//!   [`chart`]: benchmarks.svg.
+//!   [`report`]: tables and BENCHMARKS.md. [`json`]: bench-results.json
+//!   (and the last one's figures). [`chart`]: benchmarks.svg and
+//!   scaling.svg.
 
 pub(crate) mod build;
 mod chart;
 pub(crate) mod config;
 pub(crate) mod h2load;
 mod idle;
+mod inserts;
 mod json;
 mod loadgen;
 pub(crate) mod machine;
 mod measure;
+mod meter;
 pub(crate) mod numbers;
 mod peers;
+mod postgres;
 pub(crate) mod process;
 mod progress;
 mod report;
 mod results;
+mod scaling;
 pub(crate) mod servers;
+mod stores;
 mod streams;
 mod summary;
 #[cfg(test)]
 mod tests;
 pub(crate) mod wire;
 
-pub use config::{Options, Peer, REPORT_DIR};
+pub use config::{Options, Peer, QUICK_STORE_SIZES, REPORT_DIR, STORE_SIZES};
 
 use std::path::Path;
 
@@ -62,8 +78,9 @@ use config::Kind;
 use machine::Tools;
 use measure::Rig;
 use progress::Progress;
-use results::Results;
+use results::{Baseline, Outcome, Results, StoreFile};
 use servers::Servers;
+use stores::Stores;
 
 /// Runs the whole benchmark. Returns whether every run was verified (the
 /// targets are reported, not enforced: a MISS is a finding, not a failure).
@@ -75,7 +92,10 @@ pub fn run_bench(root: &Path, options: Options) -> Result<bool> {
         .tempdir()
         .context("cannot create a temp dir")?;
     process::remove_on_interrupt(work.path());
-    let (mut rig, found) = prepare(root, work.path(), &options)?;
+    // Read before this run may overwrite it.
+    let baseline = json::read_baseline(&root.join(REPORT_DIR).join("bench-results.json"));
+    let (mut rig, mut found) = prepare(root, work.path(), &options)?;
+    found.baseline = baseline;
     let results = measure(&mut rig, found, &options)?;
     let summary = summary::summarize(&results);
     print!("\n{}", summary.tables_markdown());
@@ -95,10 +115,17 @@ fn write_files(summary: &summary::Summary, options: &Options) -> Result<()> {
         .with_context(|| format!("cannot create {}", options.out.display()))?;
     let svg = options.out.join("benchmarks.svg");
     chart::draw(&svg, summary)?;
+    let scaling_svg = options.out.join("scaling.svg");
+    chart::draw_scaling(&scaling_svg, summary)?;
     let json = options.out.join("bench-results.json");
     std::fs::write(&json, summary.json_pretty())
         .with_context(|| format!("cannot write {}", json.display()))?;
-    println!("wrote {} and {}", json.display(), svg.display());
+    println!(
+        "wrote {}, {} and {}",
+        json.display(),
+        svg.display(),
+        scaling_svg.display()
+    );
     if options.write_report {
         let md = options.out.join("BENCHMARKS.md");
         std::fs::write(&md, summary.report_markdown())
@@ -118,12 +145,24 @@ struct Found {
     /// /proc/loadavg when the measurements started: other work on the
     /// machine takes cores from the servers and the load generators.
     loadavg_at_start: String,
+    /// The bulk-loaded stores of the store-size series, or why none.
+    stores: Outcome<Vec<StoreFile>>,
+    /// The last report's getOrder figures.
+    baseline: Option<Baseline>,
 }
+
+/// Steps besides the servers' idle and round steps: build, three peer
+/// set-ups, PostgreSQL's set-up, the stores; search, process/update,
+/// inserts.
+const FIXED_STEPS: usize = 6 + 3;
 
 /// Build and setup: everything before the first measurement.
 fn prepare(root: &Path, work: &Path, options: &Options) -> Result<(Rig, Found)> {
+    let sizes = store_sizes(options);
     // Refined once the peers are known.
-    let mut progress = Progress::new(4 + Kind::ALL.len() * (1 + options.rounds) + 2);
+    let mut progress = Progress::new(
+        FIXED_STEPS + Kind::ALL.len() * (1 + options.rounds) + sizes.as_ref().map_or(0, Vec::len),
+    );
     let mut skipped = Vec::new();
     let wants = |p: Peer| !options.skip.contains(&p);
     let with_bare = bare_wanted(root, wants(Peer::Bare), &mut skipped);
@@ -143,6 +182,22 @@ fn prepare(root: &Path, work: &Path, options: &Options) -> Result<(Rig, Found)> 
     for (kind, why) in &skipped {
         progress.note(&format!("{}: {why}", kind.key()));
     }
+    progress.step("setup: PostgreSQL");
+    let pg = postgres_setup(work, wants(Peer::Postgres), &progress);
+    let stores = Stores::new(
+        root,
+        &build::target_dir(root),
+        binaries.bulk_load.clone(),
+        work,
+    );
+    progress.step("setup: bulk-loaded stores (examples/bulk_load, cached in target/bench/stores/)");
+    let store_files = match sizes {
+        Ok(sizes) => Ok(load_stores(&stores, &sizes, work, &progress)?),
+        Err(why) => {
+            progress.note(&why);
+            Err(why)
+        }
+    };
     let body = wire::write_request_body(work)?;
     let answer_bytes = wire::order_101_frame_len(root)?;
     let clk_tck = machine::clock_ticks(work)?;
@@ -150,15 +205,16 @@ fn prepare(root: &Path, work: &Path, options: &Options) -> Result<(Rig, Found)> 
         h2load: h2load_version,
         python: python.as_ref().map(|p| p.version.clone()),
         node,
+        postgres: pg.as_ref().ok().map(|p| p.version.clone()),
     };
     let loadavg_at_start = machine::loadavg();
     warn_if_busy(clk_tck, &progress)?;
     let kinds = Kind::ALL
         .iter()
         .filter(|k| !skipped.iter().any(|(s, _)| s == *k));
-    // build + 3 setups, one per server (idle), one per server and round,
-    // search, process/update.
-    progress.total = 4 + kinds.count() * (1 + options.rounds) + 2;
+    progress.total = FIXED_STEPS
+        + kinds.count() * (1 + options.rounds)
+        + store_files.as_ref().map_or(0, Vec::len);
     let rig = Rig {
         servers: Servers {
             root: root.to_path_buf(),
@@ -168,7 +224,8 @@ fn prepare(root: &Path, work: &Path, options: &Options) -> Result<(Rig, Found)> 
             python,
         },
         loadgen: binaries.loadgen,
-        bulk_load: binaries.bulk_load,
+        stores,
+        postgres: pg,
         rounds: options.rounds,
         seconds: options.seconds,
         clk_tck,
@@ -180,8 +237,77 @@ fn prepare(root: &Path, work: &Path, options: &Options) -> Result<(Rig, Found)> 
         tools,
         skipped,
         loadavg_at_start,
+        stores: store_files,
+        baseline: None,
     };
     Ok((rig, found))
+}
+
+/// The store sizes to measure, smallest first, or why none.
+fn store_sizes(options: &Options) -> Outcome<Vec<usize>> {
+    if options.skip.contains(&Peer::Scaling) {
+        return Err("skipped: --skip scaling".into());
+    }
+    let mut sizes = options.store_sizes.clone();
+    sizes.sort_unstable();
+    sizes.dedup();
+    sizes.retain(|&n| n > 0);
+    if sizes.is_empty() {
+        return Err("skipped: no --store-sizes".into());
+    }
+    Ok(sizes)
+}
+
+/// Each store, from the cache or loaded now.
+fn load_stores(
+    stores: &Stores,
+    sizes: &[usize],
+    work: &Path,
+    progress: &Progress,
+) -> Result<Vec<StoreFile>> {
+    if stores.key.is_none() {
+        progress.note(
+            "src/store/ or examples/bulk_load.rs has changes not committed (or no git):              every store is loaded afresh and not kept",
+        );
+    }
+    let mut files = Vec::new();
+    for &n in sizes {
+        let store = stores.get(n, work)?;
+        let how = if store.loaded_now {
+            format!("loaded in {:.1} s", store.load_seconds)
+        } else {
+            format!(
+                "cached (loaded {} in {:.1} s)",
+                store.loaded_at, store.load_seconds
+            )
+        };
+        progress.note(&format!(
+            "{n} orders: {how}, {:.1} MiB",
+            store.bytes as f64 / 1024.0 / 1024.0
+        ));
+        files.push(store);
+    }
+    Ok(files)
+}
+
+/// PostgreSQL's programs, unless skipped; a failure to set them up is
+/// reported, not fatal.
+fn postgres_setup(work: &Path, wanted: bool, progress: &Progress) -> Outcome<postgres::Installed> {
+    if !wanted {
+        progress.note("skipped: --skip postgres");
+        return Err("skipped: --skip postgres".into());
+    }
+    match postgres::setup(work) {
+        Ok(pg) => {
+            progress.note(&format!("{} ({})", pg.version, pg.bin.display()));
+            Ok(pg)
+        }
+        Err(e) => {
+            let why = format!("not set up: {e:#}");
+            progress.note(&format!("PostgreSQL {why}"));
+            Err(why)
+        }
+    }
 }
 
 /// Whether to build and measure the bare tonic servers.
@@ -262,6 +388,8 @@ fn measure(rig: &mut Rig, found: Found, options: &Options) -> Result<Results> {
         tools,
         skipped,
         loadavg_at_start,
+        stores,
+        baseline,
     } = found;
     let kinds: Vec<Kind> = Kind::ALL
         .into_iter()
@@ -279,6 +407,13 @@ fn measure(rig: &mut Rig, found: Found, options: &Options) -> Result<Results> {
     }
     let search = streams::search(rig)?;
     let streams = streams::process_and_update(rig)?;
+    let inserts = inserts::inserts(rig)?;
+    // A few seconds of getOrder per store: long enough for RSS to settle.
+    let get_seconds = rig.seconds.min(5);
+    let scaling = match stores {
+        Ok(files) => Ok(scaling::series(rig, &files, get_seconds)?),
+        Err(why) => Err(why),
+    };
     let work = rig.work().to_path_buf();
     Ok(Results {
         date: machine::date(&work),
@@ -292,6 +427,10 @@ fn measure(rig: &mut Rig, found: Found, options: &Options) -> Result<Results> {
         rounds,
         search,
         streams,
+        inserts,
+        scaling,
+        store_sizes: options.store_sizes.clone(),
+        baseline,
         answer_bytes: rig.answer_bytes,
         commands: process::commands(),
         root: rig.servers.root.clone(),

@@ -129,6 +129,29 @@ pub fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
+/// `apt-get update`, then `apt-get install -y --no-install-recommends
+/// PACKAGE` (as root): for a tool the benchmark needs and the machine lacks.
+pub fn apt_get_install(package: &str, work: &Path) -> Result<()> {
+    let apt = |args: &[&str]| {
+        let mut cmd = Command::new("apt-get");
+        cmd.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+        cmd
+    };
+    run_ok(
+        "apt-get-update",
+        &mut apt(&["update"]),
+        Duration::from_secs(600),
+        work,
+    )?;
+    run_ok(
+        "apt-get-install",
+        &mut apt(&["install", "-y", "--no-install-recommends", package]),
+        Duration::from_secs(900),
+        work,
+    )?;
+    Ok(())
+}
+
 /// Quotes one word for a shell line, when it needs it.
 fn shell_word(word: &OsStr) -> String {
     let s = word.to_string_lossy();
@@ -284,6 +307,25 @@ impl Proc {
         let _ = self.child.wait();
     }
 
+    /// SIGTERM to the process (not its group: a server shuts down on its
+    /// own and closes its files), then waits up to `limit` for it to exit.
+    /// Whether it exited, with status 0, in time; its `Drop` kills the
+    /// group either way.
+    pub fn terminate(&mut self, limit: Duration) -> bool {
+        if self.running() {
+            // SAFETY: kill(2) has no memory-safety preconditions; the pid is
+            // our unreaped child's, so it cannot have been reused.
+            unsafe {
+                libc::kill(self.pid() as i32, libc::SIGTERM);
+            }
+        }
+        let deadline = Instant::now() + limit;
+        while self.running() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        self.status.is_some_and(|s| s.success())
+    }
+
     /// Whether it is still running (reaps it if not).
     pub fn running(&mut self) -> bool {
         if self.status.is_none() {
@@ -344,6 +386,7 @@ pub fn run_ok(name: &str, cmd: &mut Command, limit: Duration, work: &Path) -> Re
 
 /// Waits for the `listening on ADDR` line every server here prints once it
 /// accepts connections, and returns ADDR. Fails if the server exits first.
+/// Polls every 2 ms: the start-up time of a server is measured by it.
 pub fn wait_listening(proc: &mut Proc, log: &Path, limit: Duration) -> Result<SocketAddr> {
     let deadline = Instant::now() + limit;
     loop {
@@ -366,7 +409,7 @@ pub fn wait_listening(proc: &mut Proc, log: &Path, limit: Duration) -> Result<So
                 tail(&text, 20)
             );
         }
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(2));
     }
 }
 
@@ -399,6 +442,67 @@ pub fn cpu_ticks(pid: u32) -> Result<u64> {
             .context("bad /proc/PID/stat")
     };
     Ok(field(14)? + field(15)?)
+}
+
+/// Fields of /proc/PID/stat after the command name, which may hold
+/// spaces: the first is field 3 of stat(5) (the state), the second the ppid.
+fn stat_fields(pid: u32) -> Result<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .with_context(|| format!("cannot read /proc/{pid}/stat"))?;
+    let after = &stat[stat.rfind(')').context("bad /proc/PID/stat")? + 2..];
+    Ok(after.split_whitespace().map(str::to_owned).collect())
+}
+
+/// CPU time of a process and of everything under it, in clock ticks: its
+/// own and its reaped children's (cutime, cstime: a backend that has
+/// exited still counts), and so on for every live descendant. For a
+/// server that forks a process per connection (PostgreSQL).
+pub fn tree_cpu_ticks(pid: u32) -> Result<u64> {
+    let mut parents: Vec<(u32, u32)> = Vec::new();
+    for entry in std::fs::read_dir("/proc").context("cannot read /proc")? {
+        let Some(child) = entry?.file_name().to_str().and_then(|n| n.parse().ok()) else {
+            continue;
+        };
+        // A process may exit between the listing and the read.
+        if let Ok(fields) = stat_fields(child)
+            && let Some(ppid) = fields.get(1).and_then(|p| p.parse().ok())
+        {
+            parents.push((child, ppid));
+        }
+    }
+    let mut total = 0;
+    let mut todo = vec![pid];
+    while let Some(p) = todo.pop() {
+        let fields = match stat_fields(p) {
+            Ok(f) => f,
+            // A descendant gone since the listing: its parent's cutime has it.
+            Err(_) if p != pid => continue,
+            Err(e) => return Err(e),
+        };
+        // utime, stime, cutime, cstime: fields 14 to 17 of stat(5).
+        for n in 14..=17 {
+            total += fields
+                .get(n - 3)
+                .and_then(|f| f.parse::<u64>().ok())
+                .context("short /proc/PID/stat")?;
+        }
+        todo.extend(parents.iter().filter(|(_, pp)| *pp == p).map(|(c, _)| *c));
+    }
+    Ok(total)
+}
+
+/// CPU time of this process's children that have exited and been waited
+/// for (getrusage RUSAGE_CHILDREN), in clock ticks: a load generator's
+/// CPU, read after it ends.
+pub fn reaped_children_ticks(clk_tck: f64) -> u64 {
+    // SAFETY: getrusage with a valid pointer to a zeroed rusage.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage);
+        usage
+    };
+    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    ((seconds(usage.ru_utime) + seconds(usage.ru_stime)) * clk_tck).round() as u64
 }
 
 /// CPU time every process on the machine spent, in clock ticks: the first
@@ -467,5 +571,7 @@ mod tests {
         assert!(status_kib(pid, "VmRSS").unwrap() > 0);
         cpu_ticks(pid).unwrap();
         system_busy_ticks().unwrap();
+        assert!(tree_cpu_ticks(pid).unwrap() >= cpu_ticks(pid).unwrap());
+        reaped_children_ticks(100.0);
     }
 }

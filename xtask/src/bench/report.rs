@@ -5,8 +5,9 @@
 use std::fmt::Write as _;
 
 use super::config::{
-    CONNECTIONS, IDLE_CONNECTIONS, LOAD_CORE, ORDER_ID, RSS_SAMPLE, SERVER_CORE,
-    STREAMS_PER_CONNECTION, VERIFY_CALLS, WARM_UP_REQUESTS,
+    ADD_CONCURRENCY, ADD_CONNECTIONS, CONNECTIONS, FSYNC_TEST_SECONDS, IDLE_CONNECTIONS, LOAD_CORE,
+    MATCH_ALL_QUERY, MATCH_ALL_STREAMS, ORDER_ID, PGBENCH_CLIENTS, RARE_SEARCH_CALLS, RSS_SAMPLE,
+    SERVER_CORE, STARTS, STREAMS_PER_CONNECTION, VERIFY_CALLS, WARM_UP_REQUESTS,
 };
 use super::loadgen::{ClientBench, LOAD_GENERATOR};
 use super::numbers::{opt, thousands, times};
@@ -37,7 +38,166 @@ impl Summary<'_> {
         self.cpu_line(&mut s);
         self.memory_table(&mut s);
         self.streams_table(&mut s);
+        self.inserts_table(&mut s);
+        self.scaling_table(&mut s);
         s
+    }
+
+    /// addOrder on ours, pgbench's inserts on PostgreSQL, fdatasync's cost.
+    fn inserts_table(&self, s: &mut String) {
+        let ins = &self.results.inserts;
+        let _ = write!(
+            s,
+            "\nDurable inserts, same run, same disk: our addOrder (a fresh store per shape, `{}`) and \
+             PostgreSQL's pgbench inserting one order row per transaction. Server (or postmaster and \
+             backends) on core {SERVER_CORE}, load on core {LOAD_CORE}, {} s each.\n\n\
+             | server | load | inserts/s | latency | server CPU µs/insert | checks |\n\
+             |---|---|--:|--:|--:|---|\n",
+            LOAD_GENERATOR.bench_name(),
+            self.results.seconds,
+        );
+        for (run, shape) in [
+            (
+                &ins.loaded,
+                format!("{ADD_CONNECTIONS} connections × {ADD_CONCURRENCY} calls"),
+            ),
+            (&ins.single, "1 connection × 1 call".to_owned()),
+        ] {
+            let b = &run.bench;
+            let _ = writeln!(
+                s,
+                "| ours (addOrder) | {shape} | {} | p50 {} / p99 {} µs | {:.1} | {} right, {} wrong, {} errors; \
+                 other processes {:.0}% of a core |",
+                thousands(b.calls_per_second),
+                thousands(b.p50_us as f64),
+                thousands(b.p99_us as f64),
+                run.usage.server_us_per(b.calls),
+                thousands(b.ok as f64),
+                b.wrong,
+                b.errors,
+                run.usage.others_cores * 100.0,
+            );
+        }
+        match &ins.postgres {
+            Ok(pg) => {
+                for p in &pg.pgbench {
+                    let _ = writeln!(
+                        s,
+                        "| PostgreSQL (pgbench) | {} client{} | {} | average {:.3} ms | {:.1} | {} transactions, {} failed; \
+                         other processes {:.0}% of a core |",
+                        p.clients,
+                        if p.clients == 1 { "" } else { "s" },
+                        thousands(p.tps),
+                        p.latency_ms,
+                        p.usage.server_us_per(p.transactions),
+                        thousands(p.transactions as f64),
+                        p.failed,
+                        p.usage.others_cores * 100.0,
+                    );
+                }
+            }
+            Err(why) => {
+                let _ = writeln!(s, "| PostgreSQL (pgbench) | {why} | | | | |");
+            }
+        }
+        let _ = match &ins.fsync {
+            Ok(f) => writeln!(
+                s,
+                "\nOne fdatasync on this disk (pg_test_fsync, one 8 kB write then fdatasync, same dir): \
+                 {:.1} ops/s = {:.0} µs.",
+                f.ops_per_second, f.us_per_op
+            ),
+            Err(why) => writeln!(s, "\nfdatasync's cost: {why}."),
+        };
+        if let Ok(pg) = &ins.postgres {
+            let _ = writeln!(
+                s,
+                "\n{}: {}. Script: `{}`",
+                pg.version,
+                pg.settings
+                    .iter()
+                    .map(|(k, v)| format!("`{k}={v}`"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                pg.script
+            );
+        }
+    }
+
+    /// One row per store size.
+    fn scaling_table(&self, s: &mut String) {
+        let scaling = match &self.results.scaling {
+            Ok(sc) => sc,
+            Err(why) => {
+                let _ = writeln!(s, "\nStore-size series: {why}.");
+                return;
+            }
+        };
+        let _ = write!(
+            s,
+            "\nStore size: our server on bulk-loaded stores (`examples/bulk_load`, orders `bulk-0000000`… \
+             with items `widget <n>` and `gadget`), each loaded once and cached. Start-up: spawn to \
+             `listening on`, {STARTS} starts (page cache warm). Rare term: {RARE_SEARCH_CALLS} sequential \
+             searchOrders for the one order that has it, the server's time per call from its call log \
+             (`duration_us`). Every order: then {MATCH_ALL_STREAMS} searchOrders(\"{MATCH_ALL_QUERY}\") streams \
+             to one client, on the same server (its peak RSS: VmHWM after them). getOrder: on a server of its \
+             own, {CONNECTIONS}×{STREAMS_PER_CONNECTION} for {} s with VmRSS sampled every {} ms.\n\n\
+             | orders | bulk load s | data MiB | start-up ms: median (each) | rare term: server µs median (client p50) | \
+             every order: orders/s | getOrder calls/s | RSS MiB: at start / max under getOrder / peak of the search server | checks |\n\
+             |--:|--:|--:|--:|--:|--:|--:|--:|---|\n",
+            scaling.get_seconds,
+            RSS_SAMPLE.as_millis(),
+        );
+        for p in &scaling.points {
+            let checks = format!(
+                "rare: {}/{} calls, 1 order each, {} server times logged{}; every order: {}/{} orders{}; \
+                 getOrder: {} right, {} wrong, {} errors{}",
+                p.rare.ok,
+                p.rare.calls,
+                p.rare_server_us.len(),
+                if p.rare_verified() {
+                    ""
+                } else {
+                    " NOT VERIFIED"
+                },
+                thousands(p.all.messages as f64),
+                thousands(p.all_expected as f64),
+                if p.all_verified() {
+                    ""
+                } else {
+                    " NOT VERIFIED"
+                },
+                thousands(p.get.ok as f64),
+                p.get.wrong,
+                p.get.errors,
+                if p.stopped_cleanly {
+                    ""
+                } else {
+                    "; a server did NOT stop cleanly"
+                },
+            );
+            let _ = writeln!(
+                s,
+                "| {} | {:.1}{} | {:.1} | {} ({}) | {} ({}) | {} | {} | {:.1} / {:.1} / {:.1} | {checks} |",
+                thousands(p.store.orders as f64),
+                p.store.load_seconds,
+                if p.store.loaded_now { "" } else { " (cached)" },
+                p.store.bytes as f64 / 1024.0 / 1024.0,
+                opt(p.start_up_median(), |x| format!("{:.0}", x * 1e3)),
+                p.start_up_seconds
+                    .iter()
+                    .map(|x| format!("{:.0}", x * 1e3))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                opt(p.rare_server_median_us(), thousands),
+                thousands(p.rare.p50_us as f64),
+                thousands(p.all.messages_per_second),
+                thousands(p.get.calls_per_second),
+                p.rss_at_start_kib as f64 / 1024.0,
+                p.get_peak_kib as f64 / 1024.0,
+                p.hwm_kib as f64 / 1024.0,
+            );
+        }
     }
 
     /// One row per server: throughput, latency, CPU, memory, checks.
@@ -281,6 +441,12 @@ impl Summary<'_> {
         s.push_str("## Results\n\n");
         s.push_str(&self.tables_markdown());
         s.push_str("\n![requests/s and p99 latency per server](benchmarks.svg)\n\n");
+        if self.results.scaling.is_ok() {
+            s.push_str(
+                "![rare-term search, match-all search, start-up, RSS, bulk load and data size against \
+                 store size](scaling.svg)\n\n",
+            );
+        }
         s.push_str("## Targets\n\n```text\n");
         s.push_str(&self.targets_text());
         s.push_str(
@@ -320,6 +486,7 @@ impl Summary<'_> {
             ),
             ("Python peer", or_dash(&m.python)),
             ("Node peer", or_dash(&m.node)),
+            ("PostgreSQL", or_dash(&m.postgres)),
         ] {
             let _ = writeln!(s, "| {label} | {value} |");
         }
@@ -353,15 +520,38 @@ impl Summary<'_> {
              round (all its load). Idle RSS and connections: VmRSS. Other processes' CPU: \
              /proc/stat's busy ticks minus the server's and h2load's, over the same period.\n\
              - Streaming (our server only): the searchOrders data set ({orders} orders, each with an \
-             item containing \"{query}\") is written into a fresh data dir by the bench itself \
-             (`examples/bulk_load`: `RedbStore::insert_many`, one transaction per 10,000 orders), then our server starts on it; the server's \
-             VmRSS is sampled every {sample} ms while the streams run.\n\n",
+             item containing \"{query}\") is the bulk-loaded store of that size (`examples/bulk_load`, \
+             through `RedbStore::insert_many`; cached, see the store sizes below); our server starts on \
+             it, and its VmRSS is sampled every {sample} ms while the streams run.\n\
+             - Durable inserts: our addOrder (`{loadgen} --rpc add`, a fresh data dir per shape) at \
+             {ADD_CONNECTIONS} connections × {ADD_CONCURRENCY} calls and at 1 × 1; PostgreSQL started \
+             by the bench itself in the run's temp dir (the disk of our data dirs): `initdb`, then \
+             `postgres` with `fsync=on` and `synchronous_commit=on` (every commit durable), listening \
+             on a Unix socket in that dir only, its postmaster pinned to core {SERVER_CORE} with \
+             `taskset` (the backends it forks inherit that), stopped with `pg_ctl stop` at the end; \
+             `pgbench -n -M prepared` on core {LOAD_CORE} with a script inserting one order row per \
+             transaction (a unique id from a sequence) at {clients} clients, each from an empty \
+             table after a checkpoint. Server CPU: our server's utime+stime; PostgreSQL's, the \
+             postmaster's and every backend's (reaped ones included: cutime+cstime). The disk: \
+             `pg_test_fsync -s {FSYNC_TEST_SECONDS}` with its file in the same dir, its fdatasync line \
+             (one 8 kB write, then fdatasync).\n\
+             - Store size: see the table's heading. The stores are cached in `target/bench/stores/N/`, \
+             valid while their marker names the git trees of `src/store/` and `examples/bulk_load.rs` \
+             and redb's version, and is removed while a server has the store open (a server on a \
+             store is stopped with SIGTERM, so that the store is closed cleanly). \
+             The baseline of the getOrder target is the `ours` median req/s of the \
+             bench-results.json this run replaced.\n\n",
             warm = thousands(WARM_UP_REQUESTS as f64),
             b = r.answer_bytes,
             orders = thousands(r.search.orders as f64),
             query = r.search.query,
             sample = RSS_SAMPLE.as_millis(),
             loadgen = LOAD_GENERATOR.bench_name(),
+            clients = PGBENCH_CLIENTS
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
         );
     }
 }

@@ -2,35 +2,49 @@
 //! alone): searchOrders over 100k stored orders with the server's RSS
 //! sampled meanwhile, then processOrders and updateOrders.
 
-use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::Result;
 
-use super::config::{Kind, ORDER_ID, RSS_SAMPLE, SEARCH_ORDERS, SEARCH_QUERY, SEARCH_STREAMS};
-use super::loadgen::{ClientBench, LOAD_GENERATOR, args};
+use super::config::{Kind, ORDER_ID, SEARCH_ORDERS, SEARCH_QUERY, SEARCH_STREAMS};
+use super::loadgen::args;
 use super::measure::{Rig, mib};
-use super::process::{self, Proc, Stderr};
+use super::process;
 use super::results::{Search, Streams};
-use super::servers::Server;
 
 /// searchOrders over 100k stored orders to one client, and the server's
-/// RSS growth while it streams.
+/// RSS growth while it streams. On the cached bulk-loaded store of 100k
+/// orders (every order has an item "widget <n>"), stopped cleanly after.
 pub fn search(rig: &mut Rig) -> Result<Search> {
     rig.progress.step(&format!(
         "ours: searchOrders(\"{SEARCH_QUERY}\") over {SEARCH_ORDERS} stored orders, {SEARCH_STREAMS} streams"
     ));
-    let data = rig.work().join("search-data");
-    let loading = Instant::now();
-    load_orders(&rig.bulk_load, &data, SEARCH_ORDERS, rig.work())?;
-    let load_seconds = loading.elapsed().as_secs_f64();
-    let mut server = rig.servers.start(Kind::Ours, Some(data.clone()))?;
-    server.data_dir = Some(data);
+    let store = rig.stores.get(SEARCH_ORDERS, rig.work())?;
+    rig.stores.check_out(&store)?;
+    let (server, _) = rig.servers.start_on(&store.dir, Duration::from_secs(600))?;
     std::thread::sleep(Duration::from_millis(500));
     let base_kib = server.kib("VmRSS")?;
     let cpu_before = process::cpu_ticks(server.pid())?;
-    let (result, peak_kib, samples) = stream_and_sample(rig, &server, base_kib)?;
+    let search_args = args(&[
+        "--rpc",
+        "search",
+        "--query",
+        SEARCH_QUERY,
+        "--connections",
+        "1",
+        "--concurrency",
+        "1",
+        "--count",
+        &SEARCH_STREAMS.to_string(),
+        "--seconds",
+        "300",
+    ]);
+    let (result, peak_kib, samples) =
+        rig.sampling_rss(&server, &search_args, Duration::from_secs(360), base_kib)?;
     let cpu_ticks = process::cpu_ticks(server.pid())? - cpu_before;
+    if server.stop() {
+        rig.stores.check_in(&store)?;
+    }
     let expected = SEARCH_STREAMS * SEARCH_ORDERS as u64;
     let cpu_us_per_order = cpu_ticks as f64 / rig.clk_tck * 1e6 / result.messages.max(1) as f64;
     rig.progress.note(&format!(
@@ -44,7 +58,7 @@ pub fn search(rig: &mut Rig) -> Result<Search> {
     Ok(Search {
         orders: SEARCH_ORDERS,
         query: SEARCH_QUERY.into(),
-        load_seconds,
+        load_seconds: store.load_seconds,
         verified: result.all_ok() && result.messages == expected,
         expected_messages: expected,
         result,
@@ -53,72 +67,6 @@ pub fn search(rig: &mut Rig) -> Result<Search> {
         samples,
         cpu_us_per_order,
     })
-}
-
-/// The search streams, one after another on one connection, with the
-/// server's VmRSS sampled every RSS_SAMPLE meanwhile: the report, the
-/// peak RSS (from `base_kib`) and the number of samples.
-fn stream_and_sample(rig: &Rig, server: &Server, base_kib: u64) -> Result<(ClientBench, u64, u64)> {
-    let mut cmd = rig.loadgen_command(
-        server,
-        &args(&[
-            "--rpc",
-            "search",
-            "--query",
-            SEARCH_QUERY,
-            "--connections",
-            "1",
-            "--concurrency",
-            "1",
-            "--count",
-            &SEARCH_STREAMS.to_string(),
-            "--seconds",
-            "300",
-        ]),
-    );
-    let limit = Duration::from_secs(360);
-    let mut proc = Proc::spawn("client-search", &mut cmd, limit, rig.work(), Stderr::File)?;
-    let (started, mut peak_kib, mut samples) = (Instant::now(), base_kib, 0u64);
-    while proc.running() && started.elapsed() < limit {
-        if let Ok(kib) = server.kib("VmRSS") {
-            peak_kib = peak_kib.max(kib);
-            samples += 1;
-        }
-        std::thread::sleep(RSS_SAMPLE);
-    }
-    let done = proc.wait()?;
-    let result = ClientBench::parse(&done.stdout).with_context(|| {
-        format!(
-            "{} search failed ({}):\n{}",
-            LOAD_GENERATOR.bench_name(),
-            done.status,
-            done.tail()
-        )
-    })?;
-    Ok((result, peak_kib, samples))
-}
-
-/// The searchOrders data set, written straight into a fresh store by
-/// `examples/bulk_load` (every order has an item "widget <n>"), a few
-/// transactions instead of 100k fsync'd addOrder calls.
-fn load_orders(bulk_load: &Path, dir: &Path, n: usize, work: &Path) -> Result<()> {
-    let mut cmd = std::process::Command::new(bulk_load);
-    cmd.arg("--data-dir")
-        .arg(dir)
-        .args(["--count", &n.to_string()]);
-    let line = process::render(&cmd);
-    let done = Proc::spawn(
-        "bulk-load",
-        &mut cmd,
-        Duration::from_secs(600),
-        work,
-        Stderr::File,
-    )?
-    .wait()?;
-    if !done.status.success() {
-        bail!("{line} failed: {}", done.tail());
-    }
-    Ok(())
 }
 
 /// processOrders and updateOrders with the load generator (the peers

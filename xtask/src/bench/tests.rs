@@ -3,11 +3,17 @@
 
 use std::path::Path;
 
-use super::config::{IDLE_CONNECTIONS, Kind, SEARCH_ORDERS, SEARCH_QUERY, VERIFY_CALLS};
+use super::config::{
+    IDLE_CONNECTIONS, Kind, MATCH_ALL_QUERY, RARE_SEARCH_CALLS, SEARCH_ORDERS, SEARCH_QUERY,
+    VERIFY_CALLS,
+};
 use super::h2load::H2load;
 use super::loadgen::{ClientBench, args};
 use super::machine::Machine;
-use super::results::{Cpu, Idle, Results, Round, Search, Streams};
+use super::results::{
+    AddRun, Baseline, Cpu, Fsync, Idle, Inserts, Pgbench, Postgres, Results, Round, Scaling,
+    Search, SizePoint, StoreFile, Streams, Usage,
+};
 use super::{chart, summary};
 
 fn client(ok: u64, p50: u64, p99: u64, rate: f64) -> ClientBench {
@@ -104,6 +110,95 @@ fn streams() -> Streams {
     }
 }
 
+fn usage(server_ticks: u64) -> Usage {
+    Usage {
+        seconds: 10.0,
+        server_ticks,
+        clk_tck: 100.0,
+        server_cores: server_ticks as f64 / 1000.0,
+        client_cores: 0.5,
+        others_cores: 0.01,
+    }
+}
+
+/// Ours at 10x10: 12,000/s (PostgreSQL at 10 clients: 10,000/s); ours at
+/// 1x1: p50 3,000 us (one fdatasync: 2,000 us).
+fn inserts() -> Inserts {
+    let run = |c: &str, rate: f64, p50: u64| AddRun {
+        args: args(&["--rpc", "add", "--connections", c]),
+        bench: client((rate * 10.0) as u64, p50, p50 * 2, rate),
+        usage: usage(900),
+    };
+    let pgbench = |clients: usize, tps: f64| Pgbench {
+        clients,
+        seconds: 10,
+        tps,
+        transactions: (tps * 10.0) as u64,
+        failed: 0,
+        latency_ms: clients as f64 / tps * 1e3,
+        usage: usage(800),
+    };
+    Inserts {
+        loaded: run("10", 12_000.0, 8_000),
+        single: run("1", 330.0, 3_000),
+        fsync: Ok(Fsync {
+            ops_per_second: 500.0,
+            us_per_op: 2_000.0,
+        }),
+        postgres: Ok(Postgres {
+            version: "postgres (PostgreSQL) 15.0".into(),
+            settings: vec![("fsync".into(), "on".into())],
+            pgbench: vec![
+                pgbench(1, 300.0),
+                pgbench(10, 10_000.0),
+                pgbench(50, 20_000.0),
+            ],
+            script: "insert ...".into(),
+        }),
+    }
+}
+
+/// Stores of 10k, 100k and 1M orders; at 1M: rare search 3 ms, 900k
+/// orders/s, start-up 0.2 s, RSS under getOrder 40 MiB.
+fn scaling() -> Scaling {
+    let point = |orders: usize| {
+        let k = orders as f64 / 1e6;
+        SizePoint {
+            store: StoreFile {
+                orders,
+                dir: crate::project_root().join(format!("target/bench/stores/{orders}/data")),
+                bytes: orders as u64 * 300,
+                load_seconds: 30.0 * k,
+                loaded_now: orders == 1_000_000,
+                loaded_at: "2026-01-01 00:00 UTC".into(),
+            },
+            start_up_seconds: vec![0.2, 0.1 + 0.1 * k, 0.25],
+            rss_at_start_kib: 10_000,
+            rare_query: super::scaling::rare_query(orders),
+            rare: client(RARE_SEARCH_CALLS, 3_100, 4_000, 300.0),
+            rare_server_us: vec![3_000; RARE_SEARCH_CALLS as usize],
+            all_query: MATCH_ALL_QUERY.into(),
+            all: ClientBench {
+                messages: 3 * orders as u64,
+                messages_per_second: 900_000.0,
+                ..client(3, 1_000_000, 1_100_000, 1.0)
+            },
+            all_expected: 3 * orders as u64,
+            all_peak_kib: 30_000,
+            get: client(500_000, 4_000, 9_000, 100_000.0),
+            get_id: format!("bulk-{:07}", super::scaling::rare_index(orders)),
+            get_peak_kib: 40 * 1024,
+            get_samples: 200,
+            hwm_kib: 45 * 1024,
+            stopped_cleanly: true,
+        }
+    };
+    Scaling {
+        points: vec![point(10_000), point(100_000), point(1_000_000)],
+        get_seconds: 5,
+    }
+}
+
 /// Synthetic results: what a run of three rounds over every server
 /// (Python's last round not verified) would hand to the report.
 fn results(work: &Path) -> Results {
@@ -137,6 +232,14 @@ fn results(work: &Path) -> Results {
         rounds,
         search: search(),
         streams: streams(),
+        inserts: inserts(),
+        scaling: Ok(scaling()),
+        store_sizes: vec![10_000, 100_000, 1_000_000],
+        baseline: Some(Baseline {
+            date: "2025-12-01 00:00 UTC".into(),
+            ours_rps: 110_000.0,
+            bare_rps: Some(100_000.0),
+        }),
         answer_bytes: 69,
         commands: vec![
             "/opt/rust/bin/cargo build --release".into(),
@@ -182,6 +285,49 @@ fn summary_report_json_and_chart() {
     assert!(md.contains("| tonic | - |\n"), "{md}");
     let json: serde_json::Value = serde_json::from_str(&summary.json_pretty()).unwrap();
     assert_eq!(json["rounds"].as_array().unwrap().len(), 15);
+    for line in [
+        "PASS  getOrder req/s (h2load), ours now / ours in the last report (2025-12-01 00:00 UTC: 110,000): \
+         1.020x (112,200 req/s) (target >= 0.950x)",
+        "INFO  ours / bare tonic (multi-thread), now and in the last report: 1.100x now, 1.100x then",
+        "PASS  addOrder calls/s at 10x10 / PostgreSQL inserts/s at 10 clients (pgbench, same run): \
+         1.200x (12,000 vs 10,000 per second) (target >= 1.000x)",
+        "MISS  addOrder calls/s at 10x10 / PostgreSQL inserts/s at 10 clients (pgbench, same run) (stretch): \
+         1.200x (12,000 vs 10,000 per second) (target >= 2.000x): short by 0.800x (40.0% below the target)",
+        "PASS  addOrder p50 latency at 1x1 / one fdatasync (pg_test_fsync, same disk, same run): \
+         1.50 fdatasyncs (p50 3,000 us, fdatasync 2000 us) (target <= 2.00 fdatasyncs)",
+        "INFO  addOrder at 1x1 / PostgreSQL at 1 client: 1.100x (330 vs 300 per second)",
+        "PASS  searchOrders server time for a term in 1 order (median) at 1,000,000 orders: 3.00 ms \
+         (target <= 5.00 ms)",
+        "MISS  searchOrders for a term in every order, orders streamed at 1,000,000 orders: 900,000 orders/s \
+         (target >= 1,000,000 orders/s): short by 100,000 orders/s (10.0% below the target)",
+        "PASS  start-up, spawn to `listening on` (median) at 1,000,000 orders: 0.200 s (target <= 0.300 s)",
+        "PASS  RSS under getOrder load at 1,000,000 orders: 40.0 MiB (target <= 64.0 MiB)",
+        "INFO  bulk load at 1,000,000 orders: 30.0 s (this run), data file 286.1 MiB",
+    ] {
+        assert!(targets.contains(line), "{line}\nnot in\n{targets}");
+    }
+    let tables = summary.tables_markdown();
+    assert!(
+        tables.contains("| 1,000,000 | 30.0 | 286.1 | 200 (200, 200, 250) | 3,000 (3,100) | 900,000 | 100,000 | 9.8 / 40.0 / 45.0 |"),
+        "{tables}"
+    );
+    assert!(tables.contains("| 100,000 | 3.0 (cached) |"), "{tables}");
+    assert!(
+        tables.contains("| PostgreSQL (pgbench) | 10 clients | 10,000 | average 1.000 ms | 80.0 |"),
+        "{tables}"
+    );
+    assert!(md.contains("![rare-term search"));
+    assert!(md.contains("| PostgreSQL | - |"), "{md}");
+    let scaling_svg = dir.path().join("scaling.svg");
+    chart::draw_scaling(&scaling_svg, &summary).unwrap();
+    let text = std::fs::read_to_string(&scaling_svg).unwrap();
+    assert!(text.contains("target 5") && text.contains("1M"), "{text}");
+    if let Some(copy) = std::env::var_os("BENCH_REPORT_COPY") {
+        std::fs::write(copy, &md).unwrap();
+    }
+    if let Some(copy) = std::env::var_os("BENCH_SCALING_CHART_COPY") {
+        std::fs::copy(&scaling_svg, copy).unwrap();
+    }
     let svg = dir.path().join("benchmarks.svg");
     chart::draw(&svg, &summary).unwrap();
     let text = std::fs::read_to_string(&svg).unwrap();
@@ -227,14 +373,17 @@ fn json_keeps_its_sorted_keys() {
         keys,
         [
             "answer_bytes",
+            "baseline",
             "commands",
             "commands_as_run",
             "date",
             "idle",
+            "inserts",
             "machine",
             "options",
             "process_orders",
             "rounds",
+            "scaling",
             "search",
             "skipped",
             "summary",
