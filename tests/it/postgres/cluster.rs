@@ -7,6 +7,22 @@ use super::harness::Postgres;
 use crate::support::process::ServerProcess;
 use crate::support::{run_client, stderr, stdout};
 
+/// `client --server SERVER add --id ID` of an order with the item "pixel".
+fn add(server: &str, id: &str) -> std::process::Output {
+    let args = [
+        "add",
+        "--id",
+        id,
+        "--item",
+        "pixel",
+        "--price",
+        "1",
+        "--destination",
+        "Seoul",
+    ];
+    run_client(server, &args)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_spreads_calls_over_replicas_and_survives_losing_one() {
     let Some(pg) = Postgres::start() else { return };
@@ -17,63 +33,21 @@ async fn a_client_spreads_calls_over_replicas_and_survives_losing_one() {
     let b_url = b.url.clone();
     let result = tokio::task::spawn_blocking(move || {
         // Written through one replica, read through the other.
-        let out = run_client(
-            &a.url,
-            &[
-                "add",
-                "--id",
-                "c-a",
-                "--item",
-                "x",
-                "--price",
-                "1",
-                "--destination",
-                "Seoul",
-            ],
-        );
+        let out = add(&a.url, "c-a");
         assert!(out.status.success(), "{}", stderr(&out));
         let out = run_client(&b_url, &["get", "c-a"]);
         assert!(out.status.success(), "{}", stderr(&out));
 
         let mut acknowledged = vec!["c-a".to_owned()];
-        for i in 0..10 {
+        let mut a = Some(a);
+        for i in 0..20 {
+            if i == 10 {
+                // From here on every call is served by B: writes, reads, searches.
+                a.take().unwrap().kill9();
+            }
             let id = format!("c-{i}");
-            let out = run_client(
-                &both,
-                &[
-                    "add",
-                    "--id",
-                    &id,
-                    "--item",
-                    "pixel",
-                    "--price",
-                    "1",
-                    "--destination",
-                    "Seoul",
-                ],
-            );
-            assert!(out.status.success(), "{}", stderr(&out));
-            acknowledged.push(id);
-        }
-        a.kill9();
-        // Every call after the kill is served by B: reads, searches, writes.
-        for i in 10..20 {
-            let id = format!("c-{i}");
-            let out = run_client(
-                &both,
-                &[
-                    "add",
-                    "--id",
-                    &id,
-                    "--item",
-                    "pixel",
-                    "--price",
-                    "1",
-                    "--destination",
-                    "Seoul",
-                ],
-            );
-            assert!(out.status.success(), "add after the kill: {}", stderr(&out));
+            let out = add(&both, &id);
+            assert!(out.status.success(), "add {id}: {}", stderr(&out));
             acknowledged.push(id);
         }
         for id in &acknowledged {
@@ -86,7 +60,7 @@ async fn a_client_spreads_calls_over_replicas_and_survives_losing_one() {
         }
         let out = run_client(&both, &["--json", "search", "pixel"]);
         assert!(out.status.success(), "{}", stderr(&out));
-        assert_eq!(stdout(&out).lines().count(), 20, "{}", stdout(&out));
+        assert_eq!(stdout(&out).lines().count(), 21, "{}", stdout(&out));
         b
     })
     .await;
