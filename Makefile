@@ -4,7 +4,7 @@
 CARGO ?= cargo
 ID ?= 101
 
-.PHONY: test fmt-check clippy check-codegen check-contract codegen server client interop soak fuzz bench profile
+.PHONY: test fmt-check clippy check-codegen check-contract codegen server client interop soak fuzz bench profile cluster
 
 ## Everything CI checks: formatting, lints, generated code, all tests.
 test: fmt-check clippy check-codegen
@@ -51,6 +51,11 @@ bench:
 ## PROFILE_ARGS=--write-report to rewrite docs/bench/PROFILE.md.
 profile:
 	$(CARGO) xtask profile $(PROFILE_ARGS)
+
+## PostgreSQL and two server replicas on it; a client adds through one and
+## reads through the other (examples/cluster.sh; Ctrl-C stops it all).
+cluster:
+	bash examples/cluster.sh
 
 server:
 	$(CARGO) run --bin server

@@ -54,21 +54,37 @@ trap 'exit 130' INT TERM
 url="postgres://postgres@${dir//\//%2F}/orders"
 echo "PostgreSQL: $url (log: $dir/postgres.log)"
 
-cargo build --release --bin server
+cargo build --release --bin server --bin client
 server=target/release/server
-if ! "$server" --help 2>&1 | grep -q -- '--database-url'; then
-    echo "cluster.sh: this server has no --database-url flag yet; PostgreSQL stays up for" >&2
-    echo "  other uses until Ctrl-C: $url" >&2
-    sleep infinity &
-    pids+=($!)
-    wait
-fi
+client=target/release/client
 "$server" migrate --database-url "$url"
 for ((i = 0; i < REPLICAS; i++)); do
     port=$((BASE_PORT + i))
-    "$server" --database-url "$url" --listen "127.0.0.1:$port" &
+    "$server" --database-url "$url" --listen "127.0.0.1:$port" 2>"$dir/replica-$i.log" &
     pids+=($!)
-    echo "replica $i: 127.0.0.1:$port (pid $!)"
+    echo "replica $i: 127.0.0.1:$port (pid $!, log $dir/replica-$i.log)"
 done
+for ((i = 0; i < REPLICAS; i++)); do
+    for _ in $(seq 100); do
+        grep -q "listening on" "$dir/replica-$i.log" && break
+        sleep 0.1
+    done
+    grep -q "listening on" "$dir/replica-$i.log" || { cat "$dir/replica-$i.log"; exit 1; }
+done
+
+# The demonstration: a write through one replica, read back through the other.
+first=http://127.0.0.1:$BASE_PORT
+last=http://127.0.0.1:$((BASE_PORT + REPLICAS - 1))
+id=cluster-$(date +%s)
+echo "+ client --server $first add --id $id ..."
+"$client" --server "$first" add --id "$id" --item "Google Pixel 3A" --price 1800 --destination "Mountain View, CA"
+echo "+ client --server $last get $id"
+"$client" --server "$last" get "$id"
+echo "+ client --server $last search pixel"
+"$client" --server "$last" search pixel
+
+if [[ ${CLUSTER_DEMO_ONLY:-0} == 1 ]]; then
+    exit 0
+fi
 echo "Ctrl-C stops everything."
 wait

@@ -121,58 +121,14 @@ impl Running {
             .build_v1alpha()
             .map_err(|e| format!("cannot build the reflection service: {e}"))?;
 
-        let auth = config
-            .auth_token_file
-            .as_deref()
-            .map(Auth::from_file)
-            .transpose()?;
-        let pool = |limit: u32| Admission::new(limit as usize, config.calls_per_ip(limit));
-        let policy = CallPolicy {
-            auth,
-            reads: pool(config.max_concurrent_calls),
-            writes: pool(config.max_concurrent_writes).named("writes"),
-            watches: Admission::new(config.max_health_watches as usize, usize::MAX)
-                .named("health watches"),
-            max_call: config.max_call()?,
-            message_timeout: optional_seconds(
-                "--request-message-timeout",
-                config.request_message_timeout,
-            )?,
-            buffered: Budget::new(config.max_buffered_bytes),
-            max_update_bytes: config.max_update_bytes,
-        };
+        let policy = call_policy(config)?;
         // Cancelled when the shutdown grace period ends: calls still open
         // end with UNAVAILABLE (see `Running::until`).
         let abort = CancellationToken::new();
         let layer = CallLayer::new(policy, abort.clone());
 
-        let mut builder = Server::builder()
-            .max_concurrent_streams(config.max_concurrent_streams)
-            .http2_max_header_list_size(config.max_header_list_bytes)
-            .http2_keepalive_interval(Some(seconds(
-                "--keepalive-interval",
-                config.keepalive_interval,
-            )?))
-            .http2_keepalive_timeout(Some(seconds(
-                "--keepalive-timeout",
-                config.keepalive_timeout,
-            )?))
-            .tcp_nodelay(true);
-        if let Some(age) = optional_seconds("--max-connection-age", config.max_connection_age)? {
-            builder = builder
-                .max_connection_age(age)
-                .max_connection_age_grace(seconds(
-                    "--max-connection-age-grace",
-                    config.max_connection_age_grace,
-                )?);
-        }
         let limits = config.connection_limits()?;
-        if let Some(tls) = tls_config(config)? {
-            let tls = tls.timeout(limits.handshake_timeout);
-            builder = builder
-                .tls_config(tls)
-                .map_err(|e| format!("invalid TLS configuration: {e}"))?;
-        }
+        let builder = transport(config, limits.handshake_timeout)?;
         let router = builder
             .layer(layer)
             .add_service(health_service)
@@ -250,6 +206,61 @@ impl Running {
         );
         Ok(())
     }
+}
+
+/// What the call layer enforces, from the flags.
+fn call_policy(config: &Config) -> Result<CallPolicy, String> {
+    let auth = config
+        .auth_token_file
+        .as_deref()
+        .map(Auth::from_file)
+        .transpose()?;
+    let pool = |limit: u32| Admission::new(limit as usize, config.calls_per_ip(limit));
+    Ok(CallPolicy {
+        auth,
+        reads: pool(config.max_concurrent_calls),
+        writes: pool(config.max_concurrent_writes).named("writes"),
+        watches: Admission::new(config.max_health_watches as usize, usize::MAX)
+            .named("health watches"),
+        max_call: config.max_call()?,
+        message_timeout: optional_seconds(
+            "--request-message-timeout",
+            config.request_message_timeout,
+        )?,
+        buffered: Budget::new(config.max_buffered_bytes),
+        max_update_bytes: config.max_update_bytes,
+    })
+}
+
+/// tonic's HTTP/2 transport, from the flags: streams, headers, keepalive,
+/// connection age, TLS (whose handshake gets `handshake_timeout`).
+fn transport(config: &Config, handshake_timeout: Duration) -> Result<Server, String> {
+    let mut builder = Server::builder()
+        .max_concurrent_streams(config.max_concurrent_streams)
+        .http2_max_header_list_size(config.max_header_list_bytes)
+        .http2_keepalive_interval(Some(seconds(
+            "--keepalive-interval",
+            config.keepalive_interval,
+        )?))
+        .http2_keepalive_timeout(Some(seconds(
+            "--keepalive-timeout",
+            config.keepalive_timeout,
+        )?))
+        .tcp_nodelay(true);
+    if let Some(age) = optional_seconds("--max-connection-age", config.max_connection_age)? {
+        builder = builder
+            .max_connection_age(age)
+            .max_connection_age_grace(seconds(
+                "--max-connection-age-grace",
+                config.max_connection_age_grace,
+            )?);
+    }
+    if let Some(tls) = tls_config(config)? {
+        builder = builder
+            .tls_config(tls.timeout(handshake_timeout))
+            .map_err(|e| format!("invalid TLS configuration: {e}"))?;
+    }
+    Ok(builder)
 }
 
 /// How often health asks the store whether it can serve.

@@ -4,6 +4,8 @@
 //! TLS/mTLS, the bearer token and gzip applied.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use clap::Args;
 use tonic::codec::CompressionEncoding;
@@ -25,7 +27,8 @@ pub type OrderClient = OrderManagementClient<InterceptedService<Channel, Credent
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Connection")]
 pub struct ConnectionOptions {
-    /// Server URL.
+    /// Server URL; several, comma-separated, spread the calls over them
+    /// (replicas on one database): an endpoint that fails is skipped.
     #[arg(
         long,
         env = "ORDER_SERVER",
@@ -64,6 +67,8 @@ pub struct ConnectionOptions {
 #[derive(Clone)]
 pub struct Connector {
     server: String,
+    /// Where the next connection's round robin over the addresses starts.
+    next: Arc<AtomicUsize>,
     tls: Option<ClientTlsConfig>,
     credentials: Credentials,
     gzip: bool,
@@ -73,6 +78,8 @@ impl Connector {
     pub fn new(options: &ConnectionOptions) -> Result<Self, Failure> {
         Ok(Self {
             server: options.server.clone(),
+            // Processes that make one call each (the CLI) spread too.
+            next: Arc::new(AtomicUsize::new(std::process::id() as usize)),
             tls: tls_config(options)?,
             credentials: Credentials::from_file(options.token_file.as_deref())?,
             gzip: options.gzip,
@@ -80,9 +87,38 @@ impl Connector {
     }
 
     /// Connects eagerly so that an unreachable server is reported by address.
+    /// With several addresses, round robin: each new connection goes to the
+    /// next address that accepts it (an address that fails is skipped), so
+    /// the connections of a load spread over the replicas, and a retry goes
+    /// to another one.
     pub async fn channel(&self) -> Result<Channel, Failure> {
-        let server = &self.server;
-        let mut endpoint = Endpoint::from_shared(server.clone())
+        let servers: Vec<&str> = self.server.split(',').map(str::trim).collect();
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let mut failures = Vec::new();
+        for k in 0..servers.len() {
+            let server = servers[(start + k) % servers.len()];
+            match self.endpoint(server)?.connect().await {
+                Ok(channel) => return Ok(channel),
+                Err(e) => failures.push(format!("{server}: {}", root_cause(&e))),
+            }
+        }
+        let message = match failures.as_slice() {
+            [one] => format!("cannot reach the server at {one}"),
+            many => format!("cannot reach any server ({})", many.join("; ")),
+        };
+        Err(Failure {
+            message,
+            code: exit_code(Code::Unavailable),
+        })
+    }
+
+    /// Several servers were given (`--server a,b`).
+    pub fn balanced(&self) -> bool {
+        self.server.contains(',')
+    }
+
+    fn endpoint(&self, server: &str) -> Result<Endpoint, Failure> {
+        let mut endpoint = Endpoint::from_shared(server.to_owned())
             .map_err(|e| Failure::usage(format!("invalid --server URL {server:?}: {e}")))?;
         if let Some(tls) = self.tls.clone() {
             if !server.starts_with("https://") {
@@ -94,10 +130,7 @@ impl Connector {
                 Failure::usage(format!("invalid TLS configuration: {}", root_cause(&e)))
             })?;
         }
-        endpoint.connect().await.map_err(|e| Failure {
-            message: format!("cannot reach the server at {server}: {}", root_cause(&e)),
-            code: exit_code(Code::Unavailable),
-        })
+        Ok(endpoint)
     }
 
     /// An OrderManagement client on `channel`, with credentials and gzip.

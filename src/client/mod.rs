@@ -156,8 +156,15 @@ async fn execute(
     let mut client = connector.orders(channel.clone());
     match command {
         Command::Get { id } => {
-            let order = client.get_order(with_deadline(id, timeout)).await?;
-            out.emit("ecommerce.Order", order.get_ref())
+            // A read may be retried once on another endpoint; a write never is.
+            let mut order = client.get_order(with_deadline(id.clone(), timeout)).await;
+            if let Err(status) = &order
+                && retry_read(connector, status)
+            {
+                client = connector.connect().await?;
+                order = client.get_order(with_deadline(id, timeout)).await;
+            }
+            out.emit("ecommerce.Order", order?.get_ref())
         }
         Command::Add {
             items,
@@ -176,10 +183,7 @@ async fn execute(
             let id = client.add_order(with_deadline(order, timeout)).await?;
             out.emit_string(id.get_ref())
         }
-        Command::Search { query } => {
-            let stream = client.search_orders(with_deadline(query, timeout)).await?;
-            out.emit_all("ecommerce.Order", stream.into_inner()).await
-        }
+        Command::Search { query } => search(connector, client, &query, timeout, &mut out).await,
         Command::Update { .. } => {
             let mut request = tokio_stream::iter(updates).into_streaming_request();
             request.set_timeout(timeout);
@@ -210,6 +214,47 @@ async fn execute(
             }
         }
     }
+}
+
+/// searchOrders, printing each order as it arrives. Retried once on another
+/// endpoint if it fails before its first message (nothing printed yet).
+async fn search(
+    connector: &Connector,
+    mut client: OrderClient,
+    query: &str,
+    timeout: Duration,
+    out: &mut Output,
+) -> Result<(), Failure> {
+    let mut retried = false;
+    loop {
+        let attempt = async {
+            let request = with_deadline(query.to_owned(), timeout);
+            let mut stream = client.search_orders(request).await?.into_inner();
+            let first = stream.message().await?;
+            Ok::<_, tonic::Status>((first, stream))
+        }
+        .await;
+        match attempt {
+            Err(status) if !retried && retry_read(connector, &status) => {
+                retried = true;
+                client = connector.connect().await?;
+            }
+            Err(status) => return Err(status.into()),
+            Ok((first, stream)) => {
+                if let Some(order) = first {
+                    out.emit("ecommerce.Order", &order)?;
+                }
+                return out.emit_all("ecommerce.Order", stream).await;
+            }
+        }
+    }
+}
+
+/// Whether a read that failed with `status` is worth one more try on
+/// another endpoint: several servers were given and this one was
+/// unavailable. Writes are never retried (they may have been applied).
+fn retry_read(connector: &Connector, status: &tonic::Status) -> bool {
+    connector.balanced() && status.code() == Code::Unavailable
 }
 
 fn with_deadline<T>(message: T, timeout: Duration) -> Request<T> {

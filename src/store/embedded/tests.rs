@@ -1,6 +1,7 @@
 //! The stores' behaviour, deterministic (no timing assertions): group
 //! semantics, FIFO, deadlines, dropped callers, failed commits, panics,
-//! search against brute force, reopening, verify, migration.
+//! search against brute force, reopening, verify, migration. (Over 600
+//! lines: tests, one area per section.)
 
 use std::path::Path;
 use std::sync::Arc;

@@ -96,6 +96,7 @@ impl RedbStore {
     /// `Err` when the file cannot be checked at all (missing, in use,
     /// corrupt beyond repair, newer format); problems in the data are in
     /// the report.
+    // Over 80 lines on purpose: one pass over the file, table by table, in the order the report reads.
     pub fn verify(dir: &Path) -> Result<VerifyReport, OpenError> {
         let path = dir.join(FILE_NAME);
         if !path.is_file() {

@@ -231,6 +231,7 @@ pub(super) struct State {
 }
 
 /// Applies, commits and answers one group (see the module docs).
+// Over 80 lines on purpose: the order of its steps (apply, re-check deadlines, commit, update the cache, answer) is the writer's guarantee, kept in one place.
 pub(super) fn process_group(shared: &Shared, state: &mut State, group: Vec<Request>) {
     // Callers that went away before their group started: not applied.
     let group: Vec<Request> = group.into_iter().filter(|r| !r.reply.is_closed()).collect();

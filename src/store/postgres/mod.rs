@@ -10,6 +10,11 @@
 //! - `error`: what each PostgreSQL failure means for the caller.
 //! - `sql`: the statements, row decoding and the search pattern.
 //!
+//! This file is over 600 lines: the lease (a pooled connection cancelled if
+//! dropped mid-call), the `read!`/`write!` retry-and-deadline machinery and
+//! the trait methods that use them are one piece; split, each part would be
+//! read against the others.
+//!
 //! Semantics are the embedded stores' (see [`OrderStore`]):
 //! - `insert`: the primary key decides; a taken id is `AlreadyExists`,
 //!   also when two replicas race (exactly one wins).

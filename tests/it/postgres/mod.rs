@@ -7,11 +7,13 @@
 //! - `outage`: the database stopped under load, then restarted.
 //! - `commit`: the connection lost during COMMIT (a proxy cuts it).
 //! - `tls`: each `sslmode` against a TLS-only server.
+//! - `cluster`: two server replicas and a client spreading calls over them.
 //! - `bench`: `#[ignore]`d throughput and latency figures.
 
 pub mod harness;
 
 mod bench;
+mod cluster;
 mod commit;
 mod outage;
 mod replicas;

@@ -29,6 +29,20 @@ async fn closed_by_server(stream: &mut TcpStream, within: Duration) {
     assert!(closed.is_ok(), "the server kept the connection open");
 }
 
+/// The `grpc-status` and `grpc-message` of a trailers-only answer.
+fn trailers_only_status<T>(response: &http::Response<T>) -> (Option<String>, String) {
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    (
+        header("grpc-status"),
+        header("grpc-message").unwrap_or_default(),
+    )
+}
+
 /// Whether the connection is still open after `wait` (no EOF, no reset).
 async fn still_open(stream: &mut TcpStream, wait: Duration) -> bool {
     let mut buf = [0u8; 1024];
@@ -233,15 +247,7 @@ async fn calls_whose_message_never_arrives_end_and_free_their_slots() {
         let response = bounded("the stalled call's answer", response)
             .await
             .unwrap();
-        let status = response
-            .headers()
-            .get("grpc-status")
-            .map(|v| v.to_str().unwrap().to_owned());
-        let message = response
-            .headers()
-            .get("grpc-message")
-            .map(|v| v.to_str().unwrap().to_owned())
-            .unwrap_or_default();
+        let (status, message) = trailers_only_status(&response);
         assert_eq!(
             status.as_deref(),
             Some("4"),
@@ -372,15 +378,7 @@ async fn partial_messages_beyond_the_buffer_budget_are_refused() {
     let fourth = bounded("the fourth partial message's answer", fourth)
         .await
         .unwrap();
-    let status = fourth
-        .headers()
-        .get("grpc-status")
-        .map(|v| v.to_str().unwrap().to_owned());
-    let message = fourth
-        .headers()
-        .get("grpc-message")
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default();
+    let (status, message) = trailers_only_status(&fourth);
     assert_eq!(
         status.as_deref(),
         Some("8"),
