@@ -221,7 +221,7 @@ const TARGET: RGBColor = RGBColor(0xc0, 0x39, 0x2b);
 /// scaling.svg: each store-size measurement against the number of orders
 /// (log-log), with its target as a dashed line.
 pub fn draw_scaling(path: &Path, summary: &Summary) -> Result<()> {
-    use super::summary::{
+    use super::targets::{
         MATCH_ALL_PER_SECOND, RARE_SEARCH_US, RSS_UNDER_LOAD_KIB, START_UP_SECONDS,
     };
     let root = SVGBackend::new(path, (1200, 760)).into_drawing_area();

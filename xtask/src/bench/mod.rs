@@ -38,10 +38,12 @@
 //!   PostgreSQL), [`scaling`] (the store-size series), [`backends`] (the
 //!   PostgreSQL store vs the embedded one, replicas): the measurements,
 //!   into [`results`].
-//! - [`machine`]: machine facts. [`summary`]: rows and targets.
-//!   [`report`]: tables and BENCHMARKS.md. [`json`]: bench-results.json
-//!   (and the last one's figures). [`chart`]: benchmarks.svg and
-//!   scaling.svg.
+//! - [`machine`]: machine facts. [`summary`]: rows and targets;
+//!   [`targets`]: PASS/MISS/SKIP/INFO, and the targets of the series after
+//!   the getOrder rounds. [`report`]: tables and BENCHMARKS.md; [`tables`]:
+//!   the series' tables. [`json`]: bench-results.json (and the last one's
+//!   figures); [`json_series`]: the series' parts. [`chart`]:
+//!   benchmarks.svg and scaling.svg.
 
 mod backends;
 pub(crate) mod build;
@@ -51,6 +53,7 @@ pub(crate) mod h2load;
 mod idle;
 mod inserts;
 mod json;
+mod json_series;
 mod loadgen;
 pub(crate) mod machine;
 mod measure;
@@ -67,6 +70,8 @@ pub(crate) mod servers;
 mod stores;
 mod streams;
 mod summary;
+mod tables;
+mod targets;
 #[cfg(test)]
 mod tests;
 pub(crate) mod wire;
