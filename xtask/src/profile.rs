@@ -26,7 +26,7 @@ use crate::bench::config::{
     CONNECTIONS, ORDER_ID, REPORT_DIR, SERVER_CORE, STREAMS_PER_CONNECTION,
 };
 use crate::bench::numbers::thousands;
-use crate::bench::{build, h2load, machine, process, wire};
+use crate::bench::{binaries, h2load, machine, process, wire};
 use callgrind::{Counted, Load, Subject};
 
 /// What the profile is asked for.
@@ -112,7 +112,7 @@ fn write_report(root: &Path, work: &Path, report: &str) -> Result<()> {
 /// Release builds with line tables (so callgrind can name functions), in a
 /// target dir of their own so `target/release` stays as shipped.
 fn build_with_line_tables(root: &Path, work: &Path, target: &Path) -> Result<()> {
-    build::cargo_build(
+    binaries::cargo_build(
         root,
         work,
         &["--bin", "server", "--example", "bare_server"],

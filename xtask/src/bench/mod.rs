@@ -26,7 +26,7 @@
 //! never through this module:
 //!
 //! - [`config`]: options, the servers compared, cores, load shapes.
-//! - [`build`]: cargo release builds. [`loadgen`]: the load generator
+//! - [`binaries`]: cargo release builds. [`loadgen`]: the load generator
 //!   (which binary, how it is run, its report). [`h2load`]: h2load's
 //!   set-up, command and summary. [`peers`]: the Python and Node peers.
 //! - [`servers`]: server lifecycle. [`process`]: child processes and /proc.
@@ -46,7 +46,7 @@
 //!   benchmarks.svg and scaling.svg.
 
 mod backends;
-pub(crate) mod build;
+pub(crate) mod binaries;
 mod chart;
 pub(crate) mod config;
 pub(crate) mod h2load;
@@ -178,7 +178,7 @@ fn prepare(root: &Path, work: &Path, options: &Options) -> Result<(Rig, Found)> 
         "build: cargo build --release (server, {}, bare_server)",
         loadgen::LOAD_GENERATOR.binary
     ));
-    let binaries = build::bench_binaries(root, work, with_bare)?;
+    let binaries = binaries::bench_binaries(root, work, with_bare)?;
 
     progress.step("setup: h2load");
     let h2load_version = h2load::setup(work)?;
@@ -194,7 +194,7 @@ fn prepare(root: &Path, work: &Path, options: &Options) -> Result<(Rig, Found)> 
     let pg = postgres_setup(work, wants(Peer::Postgres), &progress);
     let stores = Stores::new(
         root,
-        &build::target_dir(root),
+        &binaries::target_dir(root),
         binaries.bulk_load.clone(),
         work,
     );
