@@ -9,11 +9,11 @@
 //!   (`migrations/*.sql`).
 //! - `error`: what each PostgreSQL failure means for the caller.
 //! - `sql`: the statements, row decoding and the search pattern.
+//! - `lease`: a pooled connection lent to one call, cancelled if dropped.
 //!
-//! This file is over 600 lines: the lease (a pooled connection cancelled if
-//! dropped mid-call), the `read!`/`write!` retry-and-deadline machinery and
-//! the trait methods that use them are one piece; split, each part would be
-//! read against the others.
+//! This file is over 600 lines: the `read!`/`write!` retry-and-deadline
+//! machinery and the trait methods that use them are one piece; split, each
+//! part would be read against the others.
 //!
 //! Semantics are the embedded stores' (see [`OrderStore`]):
 //! - `insert`: the primary key decides; a taken id is `AlreadyExists`,
@@ -42,6 +42,7 @@
 //! `Unavailable`; the pool reconnects by itself when it is back.
 
 mod error;
+mod lease;
 mod migrate;
 mod sql;
 mod tls;
@@ -54,7 +55,6 @@ use async_trait::async_trait;
 use deadpool_postgres::{
     Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime,
 };
-use tokio_postgres::CancelToken;
 use tokio_postgres::types::Type;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
@@ -63,6 +63,7 @@ pub use migrate::{LATEST_VERSION, MigrateReport};
 pub use url::{DatabaseUrl, SslMode, redact};
 
 use self::error::{Class, chain, classify, unknown_outcome, unreachable_db};
+use self::lease::Lease;
 use super::{OrderStore, SearchPage, StoreError, rule};
 use crate::pb::Order;
 
@@ -73,9 +74,6 @@ pub const COMMIT_GRACE: Duration = Duration::from_secs(1);
 
 /// How long a COMMIT may take for a call without a deadline.
 const COMMIT_WAIT: Duration = Duration::from_secs(30);
-
-/// How long an abandoned call's cancel request may take.
-const CANCEL_WAIT: Duration = Duration::from_secs(5);
 
 /// How a [`PgStore`] connects.
 #[derive(Debug, Clone)]
@@ -582,47 +580,6 @@ fn check_text(order: &Order) -> Result<(), PgError> {
         return Err(bad("the destination"));
     }
     Ok(())
-}
-
-/// A pooled connection lent to one call. Released (back to the pool)
-/// when the call got an answer from the server; dropped while armed (the
-/// call's deadline passed, its future was dropped mid-query, or a
-/// COMMIT's outcome is unknown) it cancels whatever the connection is
-/// running and closes it, so no later call inherits a busy or
-/// half-finished connection.
-struct Lease {
-    client: Option<Object>,
-    cancel: CancelToken,
-    tls: MakeRustlsConnect,
-}
-
-impl Lease {
-    fn client(&mut self) -> &mut Object {
-        self.client
-            .as_mut()
-            .expect("a lease holds its client until dropped")
-    }
-
-    fn release(mut self) {
-        self.client.take();
-    }
-}
-
-impl Drop for Lease {
-    fn drop(&mut self) {
-        let Some(object) = self.client.take() else {
-            return;
-        };
-        let client = Object::take(object); // out of the pool for good
-        let cancel = self.cancel.clone();
-        let tls = self.tls.clone();
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move {
-                let _ = tokio::time::timeout(CANCEL_WAIT, cancel.cancel_query(tls)).await;
-                drop(client);
-            });
-        }
-    }
 }
 
 #[async_trait]

@@ -1,0 +1,179 @@
+//! Files: reopening, verify, versions, migration.
+
+use super::*;
+
+#[test]
+fn everything_survives_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    {
+        let store = RedbStore::open(dir.path()).unwrap();
+        assert_eq!(store.migrated_from(), None);
+        rt.block_on(async {
+            assert_eq!(store.count().await.unwrap(), 0);
+            store.insert(order("1", &["Alpha"]), None).await.unwrap();
+            store.insert(order("2", &["Beta"]), None).await.unwrap();
+            store
+                .update_all(vec![order("1", &["Gamma"])], None)
+                .await
+                .unwrap();
+        });
+    }
+    let store = RedbStore::open(dir.path()).unwrap();
+    assert_eq!(store.migrated_from(), None);
+    rt.block_on(async {
+        assert_eq!(store.count().await.unwrap(), 2);
+        assert_eq!(store.get("1").await.unwrap().unwrap().items, ["Gamma"]);
+        assert_eq!(ids(&search_all(&store, "gamm", 10).await), ["1"]);
+        assert!(search_all(&store, "alpha", 10).await.is_empty());
+        assert_eq!(ids(&search_all(&store, "eta", 10).await), ["2"]);
+    });
+}
+
+#[test]
+fn a_second_open_of_the_same_directory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let _first = RedbStore::open(dir.path()).unwrap();
+    let err = RedbStore::open(dir.path())
+        .err()
+        .expect("second open must fail");
+    assert!(err.0.contains("already in use"), "{err}");
+    assert!(err.0.contains(FILE_NAME), "{err}");
+}
+
+/// Changes the file behind the store's back, as a bug or an editor might.
+fn tamper(dir: &Path, f: impl FnOnce(&redb::WriteTransaction)) {
+    let db = Database::create(dir.join(FILE_NAME)).unwrap();
+    let txn = db.begin_write().unwrap();
+    f(&txn);
+    txn.commit().unwrap();
+}
+
+#[test]
+fn verify_finds_a_missing_and_an_extra_posting() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = RedbStore::open(dir.path()).unwrap();
+        store
+            .insert_many_blocking(vec![order("1", &["Echo"]), order("2", &["Dot"])])
+            .unwrap();
+    }
+    let report = RedbStore::verify(dir.path()).unwrap();
+    assert!(report.is_ok(), "{report}");
+    assert_eq!((report.orders, report.postings), (2, 2 + 1));
+
+    let echo = rule::text_trigrams("cho").next().unwrap();
+    let xyz = rule::text_trigrams("xyz").next().unwrap();
+    tamper(dir.path(), |txn| {
+        let mut postings = txn.open_table(POSTINGS).unwrap();
+        postings.remove((echo, "1")).unwrap();
+        postings.insert((xyz, "2"), ()).unwrap();
+    });
+    let report = RedbStore::verify(dir.path()).unwrap();
+    assert!(!report.is_ok());
+    assert_eq!(report.problem_count, 2, "{report}");
+    let text = report.to_string();
+    assert!(
+        text.contains("\"1\" is missing from the index under \"cho\""),
+        "{text}"
+    );
+    assert!(text.contains("lists order \"2\" under \"xyz\""), "{text}");
+}
+
+#[test]
+fn verify_finds_a_record_that_does_not_decode_or_is_misfiled() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(RedbStore::open(dir.path()).unwrap());
+    tamper(dir.path(), |txn| {
+        use prost::Message;
+        let mut orders = txn.open_table(ORDERS).unwrap();
+        orders.insert("bad", &[0x0a, 100, b'h'][..]).unwrap();
+        orders
+            .insert("key", order("other", &[]).encode_to_vec().as_slice())
+            .unwrap();
+    });
+    let report = RedbStore::verify(dir.path()).unwrap();
+    assert_eq!(report.problem_count, 2, "{report}");
+    let text = report.to_string();
+    assert!(text.contains("\"bad\" does not decode"), "{text}");
+    assert!(text.contains("key \"key\" holds order \"other\""), "{text}");
+}
+
+#[test]
+fn a_file_of_a_newer_format_is_refused_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(RedbStore::open(dir.path()).unwrap());
+    tamper(dir.path(), |txn| {
+        txn.open_table(META)
+            .unwrap()
+            .insert("format_version", 3)
+            .unwrap();
+    });
+    let err = RedbStore::open(dir.path()).err().expect("refused");
+    let path = dir.path().join(FILE_NAME);
+    assert!(err.0.contains(&path.display().to_string()), "{err}");
+    assert!(
+        err.0.contains("version 3") && err.0.contains("version 2"),
+        "{err}"
+    );
+    assert!(RedbStore::verify(dir.path()).is_err());
+    let db = Database::open(&path).unwrap();
+    let found = super::schema::read_version(&db, &path).unwrap();
+    assert_eq!(found, Some(3));
+}
+
+#[test]
+fn a_format_1_file_is_migrated_in_place_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/store-v1/orders.redb");
+    std::fs::copy(&fixture, dir.path().join(FILE_NAME)).unwrap();
+    let rt = runtime();
+    {
+        let store = RedbStore::open(dir.path()).unwrap();
+        assert_eq!(store.migrated_from(), Some(1));
+        rt.block_on(async {
+            assert_eq!(store.count().await.unwrap(), 5);
+            for id in ["101", "102", "103", "104", "105"] {
+                assert!(store.get(id).await.unwrap().is_some(), "{id}");
+            }
+            let o105 = store.get("105").await.unwrap().unwrap();
+            assert_eq!(o105.items, ["Amazon Echo", "İstanbul Çay"]);
+            // Through the index (3+ chars), non-ASCII included.
+            assert_eq!(ids(&search_all(&store, "ECHO", 10).await), ["105"]);
+            assert_eq!(
+                ids(&search_all(&store, "istanbul çay", 10).await),
+                Vec::<&str>::new()
+            );
+            assert_eq!(ids(&search_all(&store, "İSTANBUL ÇAY", 10).await), ["105"]);
+            assert_eq!(ids(&search_all(&store, "item - a", 10).await), ["101"]);
+        });
+    }
+    let report = RedbStore::verify(dir.path()).unwrap();
+    assert!(report.is_ok(), "{report}");
+    assert_eq!(report.format_version, Some(FORMAT_VERSION));
+    assert_eq!(report.orders, 5);
+    let store = RedbStore::open(dir.path()).unwrap();
+    assert_eq!(store.migrated_from(), None, "migrated once");
+}
+
+#[test]
+fn a_format_1_file_with_a_bad_record_is_refused_and_left_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(FILE_NAME);
+    {
+        let db = Database::create(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(ORDERS)
+            .unwrap()
+            .insert("bad", &[0x0a, 100][..])
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    let err = RedbStore::open(dir.path()).err().expect("refused");
+    assert!(
+        err.0.contains("\"bad\"") && err.0.contains("corrupt"),
+        "{err}"
+    );
+    let db = Database::open(&path).unwrap();
+    assert_eq!(super::schema::read_version(&db, &path).unwrap(), Some(1));
+}
