@@ -13,7 +13,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 
-use futures_util::FutureExt as _;
+use futures_util::{FutureExt as _, StreamExt as _};
 use tonic_types::{ErrorDetails, StatusExt as _};
 
 use tokio::sync::mpsc;
@@ -53,7 +53,12 @@ impl Default for ServiceConfig {
 }
 
 /// How many candidates a search examines per step before yielding.
-const SEARCH_STEP: usize = 256;
+const SEARCH_STEP: usize = 1024;
+/// Pages of search results buffered between a search's producer and the
+/// connection: a page per channel message, not an order, so the producer
+/// and the connection hand over once per step (at most `SEARCH_STEP`
+/// orders each), not once per order.
+const SEARCH_PAGES: usize = 2;
 /// Messages buffered between a stream's producer and the connection.
 const STREAM_BUFFER: usize = 32;
 
@@ -106,7 +111,7 @@ impl OrderManagement for OrderService {
         let call = CallInfo::of(&request);
         let end = call.end().clone();
         let query = request.into_inner();
-        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        let (tx, rx) = mpsc::channel(SEARCH_PAGES);
         let producer = search(
             Arc::clone(&self.store),
             query,
@@ -114,7 +119,14 @@ impl OrderManagement for OrderService {
             Arc::clone(&call),
         );
         spawn_producer(tx, producer, call);
-        Ok(Response::new(Box::pin(end.bound(ReceiverStream::new(rx)))))
+        // Each page's orders, one message each (an error ends the stream).
+        let orders = ReceiverStream::new(rx).flat_map(|page| {
+            futures_util::stream::iter(match page {
+                Ok(orders) => orders.into_iter().map(Ok).collect::<Vec<_>>(),
+                Err(status) => vec![Err(status)],
+            })
+        });
+        Ok(Response::new(Box::pin(end.bound(orders))))
     }
 
     async fn update_orders(
@@ -257,7 +269,7 @@ async fn get(store: &dyn OrderStore, id: &str, call: &CallInfo) -> Result<Order,
 async fn search(
     store: Arc<dyn OrderStore>,
     query: String,
-    tx: mpsc::Sender<Result<Order, Status>>,
+    tx: mpsc::Sender<Result<Vec<Order>, Status>>,
     call: Arc<CallInfo>,
 ) {
     let mut after: Option<String> = None;
@@ -269,10 +281,8 @@ async fn search(
                 return;
             }
         };
-        for order in page.orders {
-            if tx.send(Ok(order)).await.is_err() {
-                return; // the client is gone
-            }
+        if !page.orders.is_empty() && tx.send(Ok(page.orders)).await.is_err() {
+            return; // the client is gone
         }
         match page.next {
             Some(next) if !tx.is_closed() => after = Some(next),
