@@ -5,7 +5,9 @@
 //! applied in call order and never stall the runtime (see `crate::store`).
 //! Streams are produced by a task feeding a small bounded channel: the task
 //! waits while the client is slow (backpressure) and stops when the client
-//! goes away (the channel closes).
+//! goes away (the channel closes). searchOrders sends a page of orders (one
+//! store step) per channel message, so the producer and the connection hand
+//! over once a step rather than once an order.
 
 use std::collections::HashSet;
 use std::panic::AssertUnwindSafe;

@@ -11,6 +11,15 @@
 //! id order, each order once. A shorter query has no trigrams and is
 //! answered by a scan of the orders table in id order.
 //!
+//! A step of [`DENSE_MIN_BUDGET`] candidates or more (the service's steps)
+//! first scans the orders table from the cursor for as long as most of
+//! the orders it sees match (see [`dense_prefix`]), and goes on from the
+//! index where they stop matching: for a query that matches nearly every
+//! order, walking the orders once is cheaper than intersecting posting
+//! lists that hold nearly every id and then fetching each candidate
+//! (measured: about 3x the orders/s for a query in every order). A rare
+//! query pays a few orders per step for the try.
+//!
 //! Work per step is bounded: at most `budget` candidates examined, and at
 //! most [`WORK_PER_CANDIDATE`] x `budget` entries visited or seeks made (a
 //! query whose lists rarely agree would otherwise walk far between
