@@ -153,7 +153,7 @@ fn large_steps_scan_dense_runs_and_use_the_index_between_them() {
     // Dense runs (every order matches), then sparse stretches, some of
     // the orders indexed (bulk) and some not (inserted one by one).
     let item = |i: usize| match i {
-        _ if i < 700 || (1500..1800).contains(&i) || i % 97 == 0 => format!("Widget {i}"),
+        _ if i < 700 || (1500..1800).contains(&i) || i.is_multiple_of(97) => format!("Widget {i}"),
         _ => format!("gadget {i}"),
     };
     let all: Vec<Order> = (0..2000)
