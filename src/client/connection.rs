@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use clap::Args;
 use tonic::codec::CompressionEncoding;
@@ -17,6 +17,7 @@ use tonic::{Code, Request, Status};
 use tonic_health::pb::health_client::HealthClient;
 
 use super::failure::{Failure, exit_code, root_cause};
+use super::resolve;
 use crate::pb::order_management_client::OrderManagementClient;
 
 /// A client of the OrderManagement service with the connection's
@@ -27,8 +28,9 @@ pub type OrderClient = OrderManagementClient<InterceptedService<Channel, Credent
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Connection")]
 pub struct ConnectionOptions {
-    /// Server URL; several, comma-separated, spread the calls over them
-    /// (replicas on one database): an endpoint that fails is skipped.
+    /// Server URL; several, comma-separated, or a name with several DNS
+    /// addresses, spread the calls over them (replicas on one database):
+    /// an endpoint that fails is skipped.
     #[arg(
         long,
         env = "ORDER_SERVER",
@@ -69,6 +71,8 @@ pub struct Connector {
     server: String,
     /// Where the next connection's round robin over the addresses starts.
     next: Arc<AtomicUsize>,
+    /// The servers resolved to more than one address.
+    several: Arc<AtomicBool>,
     tls: Option<ClientTlsConfig>,
     credentials: Credentials,
     gzip: bool,
@@ -80,6 +84,7 @@ impl Connector {
             server: options.server.clone(),
             // Processes that make one call each (the CLI) spread too.
             next: Arc::new(AtomicUsize::new(std::process::id() as usize)),
+            several: Arc::default(),
             tls: tls_config(options)?,
             credentials: Credentials::from_file(options.token_file.as_deref())?,
             gzip: options.gzip,
@@ -91,15 +96,26 @@ impl Connector {
     /// next address that accepts it (an address that fails is skipped), so
     /// the connections of a load spread over the replicas, and a retry goes
     /// to another one.
+    /// A name with several addresses counts as several servers.
     pub async fn channel(&self) -> Result<Channel, Failure> {
         let servers: Vec<&str> = self.server.split(',').map(str::trim).collect();
+        for server in &servers {
+            self.endpoint(server)?; // a malformed URL is a usage error, not a skip
+        }
+        let (targets, mut failures) = resolve::targets(&servers).await;
+        self.several.store(targets.len() > 1, Ordering::Relaxed);
         let start = self.next.fetch_add(1, Ordering::Relaxed);
-        let mut failures = Vec::new();
-        for k in 0..servers.len() {
-            let server = servers[(start + k) % servers.len()];
-            match self.endpoint(server)?.connect().await {
+        for target in resolve::rotated(&targets, start) {
+            let addr = target.addr;
+            let connect = tower::service_fn(move |_: http::Uri| async move {
+                let stream = tokio::net::TcpStream::connect(addr).await?;
+                stream.set_nodelay(true)?;
+                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
+            });
+            let endpoint = self.endpoint(&target.server)?;
+            match endpoint.connect_with_connector(connect).await {
                 Ok(channel) => return Ok(channel),
-                Err(e) => failures.push(format!("{server}: {}", root_cause(&e))),
+                Err(e) => failures.push(format!("{} ({addr}): {}", target.server, root_cause(&e))),
             }
         }
         let message = match failures.as_slice() {
@@ -112,9 +128,10 @@ impl Connector {
         })
     }
 
-    /// Several servers were given (`--server a,b`).
+    /// Several servers were given (`--server a,b`), or a name resolved to
+    /// several addresses when a connection was made.
     pub fn balanced(&self) -> bool {
-        self.server.contains(',')
+        self.server.contains(',') || self.several.load(Ordering::Relaxed)
     }
 
     fn endpoint(&self, server: &str) -> Result<Endpoint, Failure> {

@@ -12,6 +12,7 @@
 pub mod connection;
 pub mod failure;
 pub mod output;
+mod resolve;
 
 use std::process::ExitCode;
 use std::time::Duration;
