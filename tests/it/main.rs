@@ -19,6 +19,7 @@ mod durability;
 mod interop_python_peer;
 mod postgres;
 mod production;
+mod readme;
 mod server_process;
 mod service;
 mod store_commands;
