@@ -64,7 +64,11 @@ pub struct Globals {
 
 impl Globals {
     pub fn format(&self) -> Format {
-        if self.json { Format::Jsonl } else { self.output }
+        if self.json {
+            Format::Jsonl
+        } else {
+            self.output
+        }
     }
 }
 

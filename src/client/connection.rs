@@ -80,8 +80,7 @@ pub struct Connector {
 }
 
 /// Which roots verify an `https://` server when no --ca-cert is given.
-const DEFAULT_ROOTS: &str =
-    "the system's trust roots and the Mozilla roots built in (webpki-roots); --ca-cert to use another CA";
+const DEFAULT_ROOTS: &str = "the system's trust roots and the Mozilla roots built in (webpki-roots); --ca-cert to use another CA";
 
 impl Connector {
     pub fn new(options: &ConnectionOptions) -> Result<Self, Failure> {
@@ -228,7 +227,8 @@ pub fn server_url(server: &str, tls: bool) -> Result<String, Failure> {
             if host.is_empty() {
                 return Err(bad("no host"));
             }
-            port.parse::<u16>().map_err(|_| bad("the port is not a number from 0 to 65535"))?;
+            port.parse::<u16>()
+                .map_err(|_| bad("the port is not a number from 0 to 65535"))?;
             let scheme = if tls { "https" } else { "http" };
             format!("{scheme}://{server}")
         }

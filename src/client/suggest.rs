@@ -13,7 +13,9 @@ pub fn command_like(word: &str) -> Option<&'static str> {
     COMMANDS
         .iter()
         .map(|name| (distance(&word, name), *name))
-        .filter(|(d, name)| *d <= 2.min(name.len() / 2) || (word.len() >= 3 && name.starts_with(&word)))
+        .filter(|(d, name)| {
+            *d <= 2.min(name.len() / 2) || (word.len() >= 3 && name.starts_with(&word))
+        })
         .min()
         .map(|(_, name)| name)
 }
@@ -37,8 +39,8 @@ fn distance(a: &str, b: &str) -> usize {
     for (i, row) in d.iter_mut().enumerate() {
         row[0] = i;
     }
-    for j in 0..=b.len() {
-        d[0][j] = j;
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
     }
     for i in 1..=a.len() {
         for j in 1..=b.len() {

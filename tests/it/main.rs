@@ -13,6 +13,7 @@ mod support;
 
 mod bad_input;
 mod cli;
+mod cli_habits;
 mod client_faults;
 mod contract_snapshot;
 mod durability;
