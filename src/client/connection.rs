@@ -245,19 +245,15 @@ fn tls_config(options: &ConnectionOptions) -> Result<Option<ClientTlsConfig>, Fa
     if options.ca_cert.is_none() && options.cert.is_none() && options.tls_domain.is_none() {
         return Ok(None);
     }
-    let read = |path: &PathBuf, what: &str| {
-        std::fs::read(path)
-            .map_err(|e| Failure::usage(format!("cannot read the {what} {}: {e}", path.display())))
-    };
     let mut tls = ClientTlsConfig::new();
     if let Some(ca) = &options.ca_cert {
-        tls = tls.ca_certificate(Certificate::from_pem(read(ca, "CA certificate")?));
+        let pem = crate::tls_files::certificates(ca, "CA certificate").map_err(Failure::usage)?;
+        tls = tls.ca_certificate(Certificate::from_pem(pem));
     }
     if let (Some(cert), Some(key)) = (&options.cert, &options.key) {
-        tls = tls.identity(Identity::from_pem(
-            read(cert, "client certificate")?,
-            read(key, "client key")?,
-        ));
+        let (cert, key) =
+            crate::tls_files::identity(cert, key, "client").map_err(Failure::usage)?;
+        tls = tls.identity(Identity::from_pem(cert, key));
     }
     if let Some(domain) = &options.tls_domain {
         tls = tls.domain_name(domain.clone());

@@ -21,6 +21,7 @@ mod interop_python_peer;
 mod postgres;
 mod production;
 mod readme;
+mod server_flags;
 mod server_process;
 mod service;
 mod store_commands;
