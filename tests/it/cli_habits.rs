@@ -282,6 +282,12 @@ fn completions_and_the_man_page_are_printed() {
     assert_eq!(exit(&out), 0);
     assert!(stdout(&out).starts_with(".ie"), "{}", &stdout(&out)[..40]);
     assert!(stdout(&out).contains("request\\-id"), "{}", stdout(&out));
+    // The committed page is the current one (`cargo xtask man` rewrites it).
+    let committed = include_str!("../../docs/man/client.1");
+    assert!(
+        stdout(&out) == committed,
+        "docs/man/client.1 is stale: run `cargo xtask man`"
+    );
 }
 
 #[test]

@@ -25,6 +25,7 @@ mod server_flags;
 mod server_process;
 mod service;
 mod store_commands;
+mod text_fixtures;
 mod tls;
 mod wire_fixtures;
 mod wire_snapshots;
