@@ -40,7 +40,7 @@ pub struct Cli {
 #[derive(Debug, Clone, clap::Args)]
 #[command(next_help_heading = "Output and calls")]
 pub struct Globals {
-    /// How to print messages and errors: text (the Python client's layout),
+    /// How to print messages and errors: text (Python protobuf's text layout),
     /// json (one document: an object, or an array for a stream) or jsonl
     /// (one object per line, as they arrive). Under json and jsonl errors
     /// are JSON on stderr too.
@@ -48,7 +48,7 @@ pub struct Globals {
     pub output: Format,
 
     /// Short for --output jsonl: one proto3 JSON object per line.
-    #[arg(long, global = true, conflicts_with = "output")]
+    #[arg(long, global = true)]
     pub json: bool,
 
     /// Deadline of each call, streams included, and of connecting, in seconds.
@@ -75,7 +75,7 @@ impl Globals {
 /// `--output`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
-    /// The protobuf text layout the Python client prints.
+    /// The protobuf text layout of Python protobuf's text_format.
     Text,
     /// One JSON document: an object, or an array for a stream.
     Json,

@@ -13,6 +13,7 @@ pub mod cli;
 pub mod connection;
 pub mod failure;
 pub mod output;
+mod progress;
 mod suggest;
 
 use std::process::ExitCode;
@@ -58,10 +59,13 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         (Some(command), _) => (command, None),
         (None, Some(word)) if !cli.rest.is_empty() => {
             // `client serach pixel`: not an order lookup.
-            let hint = suggest::hint(&word)
-                .map(|h| format!("; did you mean {h}?"))
-                .unwrap_or_else(|| "; try `client --help`".to_owned());
-            return Err(Failure::usage(format!("unknown command `{word}`{hint}")));
+            return Err(Failure::usage(match suggest::hint(&word) {
+                Some(hint) => format!("unknown command `{word}`; did you mean {hint}?"),
+                None => format!(
+                    "unexpected argument `{}` after the order id `{word}`; try `client --help`",
+                    cli.rest[0]
+                ),
+            }));
         }
         (None, Some(id)) => (Command::Get { id: id.clone() }, Some(id)),
         (None, None) => {
@@ -194,7 +198,12 @@ async fn execute(
             let Input::Orders(updates) = input else {
                 unreachable!("update's orders are read before connecting")
             };
-            let mut request = tokio_stream::iter(updates).into_streaming_request();
+            let progress = progress::Progress::new("orders sent", false);
+            let sent = tokio_stream::StreamExt::map(tokio_stream::iter(updates), move |order| {
+                progress.inc();
+                order
+            });
+            let mut request = sent.into_streaming_request();
             request.set_timeout(timeout);
             let reply = client.update_orders(request).await?;
             out.emit_string(reply.get_ref())

@@ -8,6 +8,7 @@ use tonic::Streaming;
 
 use super::cli::{Cli, Format};
 use super::failure::Failure;
+use super::progress::Progress;
 use crate::format;
 use crate::pb::Order;
 
@@ -149,13 +150,19 @@ impl Output {
         write_stdout(&format!("{text}\n"))
     }
 
-    /// Prints each message of a response stream as it arrives.
+    /// Prints each message of a response stream as it arrives, counting
+    /// them on a terminal's stderr when the output goes elsewhere.
     pub async fn emit_all<M: prost::Message + Default>(
         &mut self,
         full_name: &str,
         mut stream: Streaming<M>,
     ) -> Result<(), Failure> {
+        let progress = Progress::new("messages received", true);
+        if self.written > 0 {
+            progress.inc();
+        }
         while let Some(message) = stream.message().await? {
+            progress.inc();
             self.emit(full_name, &message)?;
         }
         Ok(())

@@ -315,3 +315,36 @@ fn https_without_a_ca_uses_the_system_roots_and_says_so() {
     let out = run_client(&address, &["--ca-cert", pki.ca(), "101"]);
     assert_eq!(exit(&out), 0, "{}", stderr(&out));
 }
+
+/// Progress is drawn on stderr when it is a terminal (here a pseudo-terminal
+/// made by util-linux `script`) and the results go elsewhere, and never
+/// when stderr is a pipe.
+#[test]
+fn progress_only_on_a_terminal() {
+    let server = server();
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path().join("found.txt");
+    let inner = format!(
+        "'{}' --server {} search item > '{}'",
+        env!("CARGO_BIN_EXE_client"),
+        server.url,
+        results.display()
+    );
+    let out = Command::new("script")
+        .args(["-qec", &inner, "/dev/null"])
+        .env_remove("ORDER_SERVER")
+        .stdin(Stdio::null())
+        .output()
+        .expect("util-linux `script` (bsdutils) runs the client on a pseudo-terminal");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let terminal = String::from_utf8_lossy(&out.stdout);
+    assert!(terminal.contains("messages received"), "{terminal:?}");
+    assert!(
+        std::fs::read_to_string(&results)
+            .unwrap()
+            .contains("id: \"101\"")
+    );
+
+    let out = run_client(&server.url, &["search", "item"]);
+    assert_eq!(stderr(&out), "", "no progress on a pipe");
+}
