@@ -7,11 +7,12 @@ use std::net::SocketAddr;
 
 /// One place to connect to: the server as the user wrote it (its URL
 /// stays the request's `:authority` and the name TLS verifies) and one
-/// address its host resolves to.
+/// address its host resolves to (none for a `unix:` socket path, which
+/// tonic connects to itself).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
     pub server: String,
-    pub addr: SocketAddr,
+    pub addr: Option<SocketAddr>,
 }
 
 /// Resolves each server's host with the system resolver (IP literals as
@@ -21,12 +22,19 @@ pub async fn targets(servers: &[&str]) -> (Vec<Target>, Vec<String>) {
     let mut targets = Vec::new();
     let mut failures = Vec::new();
     for server in servers {
+        if server.starts_with("unix:") {
+            targets.push(Target {
+                server: (*server).to_owned(),
+                addr: None,
+            });
+            continue;
+        }
         match addresses(server).await {
             Ok(addrs) => {
                 for addr in addrs {
                     let target = Target {
                         server: (*server).to_owned(),
-                        addr,
+                        addr: Some(addr),
                     };
                     if !targets.contains(&target) {
                         targets.push(target);
@@ -73,7 +81,7 @@ mod tests {
     fn target(server: &str, addr: &str) -> Target {
         Target {
             server: server.into(),
-            addr: addr.parse().unwrap(),
+            addr: Some(addr.parse().unwrap()),
         }
     }
 
@@ -84,6 +92,7 @@ mod tests {
             "http://[::1]:2",
             "http://127.0.0.1:1",
             "https://127.0.0.2",
+            "unix:/run/orders.sock",
         ])
         .await;
         assert!(failures.is_empty(), "{failures:?}");
@@ -93,6 +102,10 @@ mod tests {
                 target("http://127.0.0.1:1", "127.0.0.1:1"),
                 target("http://[::1]:2", "[::1]:2"),
                 target("https://127.0.0.2", "127.0.0.2:443"),
+                Target {
+                    server: "unix:/run/orders.sock".into(),
+                    addr: None,
+                },
             ]
         );
     }
@@ -102,11 +115,10 @@ mod tests {
         let (targets, failures) =
             targets(&["http://localhost:7", "http://no-such-host.invalid:7"]).await;
         assert!(!targets.is_empty());
-        assert!(
-            targets
-                .iter()
-                .all(|t| t.addr.ip().is_loopback() && t.addr.port() == 7)
-        );
+        assert!(targets.iter().all(|t| {
+            t.addr
+                .is_some_and(|a| a.ip().is_loopback() && a.port() == 7)
+        }));
         assert_eq!(failures.len(), 1, "{failures:?}");
         assert!(failures[0].contains("no-such-host.invalid"), "{failures:?}");
     }
@@ -120,7 +132,7 @@ mod tests {
         ];
         let order = |start| {
             rotated(&all, start)
-                .map(|t| t.addr.to_string())
+                .map(|t| t.addr.unwrap().to_string())
                 .collect::<Vec<_>>()
         };
         assert_eq!(order(0), ["10.0.0.1:1", "10.0.0.2:1", "10.0.0.3:1"]);

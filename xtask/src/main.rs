@@ -14,6 +14,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Write the client's man page, docs/man/client.1 (rendered by `client man`).
+    Man,
     /// Compile proto/ with protox and write the Rust code and descriptor set into generated/.
     Codegen {
         /// Change nothing; exit non-zero if generated/ is stale, missing or has extra files.
@@ -156,6 +158,7 @@ fn main() -> ExitCode {
             format,
             allow_if_commit_says,
         } => return check_breaking(&root, against, format, allow_if_commit_says),
+        Command::Man => xtask::man::write(&root).map(|path| println!("wrote {}", path.display())),
         Command::Codegen { check: true } => {
             codegen::check(&proto, &generated).map(|()| println!("generated/ is up to date"))
         }
