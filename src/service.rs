@@ -363,6 +363,11 @@ fn internal(err: StoreError, call: &CallInfo) -> Status {
         tracing::warn!(error = %err, request_id, "store unavailable");
         return Status::unavailable(format!("the order store is unavailable: {why}"));
     }
+    if let StoreError::Exhausted(why) = &err {
+        // A full disk: nothing was written; the client may retry later.
+        tracing::warn!(error = %err, request_id, "store out of space");
+        return Status::resource_exhausted(format!("the order store is out of space: {why}"));
+    }
     tracing::error!(error = %err, request_id, "store failure");
     Status::internal("the order store failed; see the server log")
 }

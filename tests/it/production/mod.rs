@@ -16,6 +16,7 @@ mod harness;
 mod auth;
 mod config;
 mod connections;
+mod disk;
 mod gzip;
 mod health;
 mod limits;
