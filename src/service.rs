@@ -227,14 +227,24 @@ impl OrderService {
                     order.id
                 )));
             }
+            // Fail fast: an unknown id ends the call as soon as it arrives,
+            // not after the client sent the rest. (The store checks again
+            // when it applies the call, all or nothing.)
+            if self
+                .store
+                .get(&order.id)
+                .await
+                .map_err(|e| internal(e, call))?
+                .is_none()
+            {
+                return Err(update_not_found(&order.id));
+            }
             orders.push(order);
         }
         let updated: Vec<String> = orders.iter().map(|o| o.id.clone()).collect();
         match self.store.update_all(orders, deadline).await {
             Ok(()) => Ok(format!("Updated Order IDs : {}", updated.join(", "))),
-            Err(StoreError::NotFound(id)) => Err(Status::not_found(format!(
-                "Order : {id} Not Found. None of the orders in this call was updated."
-            ))),
+            Err(StoreError::NotFound(id)) => Err(update_not_found(&id)),
             Err(StoreError::DeadlineExceeded) => Err(deadline::exceeded()),
             Err(e) => Err(internal(e, call)),
         }
@@ -330,6 +340,12 @@ async fn send_all(
 /// A fresh order id: a UUIDv7, unique and roughly ordered by creation time.
 fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
+}
+
+fn update_not_found(id: &str) -> Status {
+    Status::not_found(format!(
+        "Order : {id} Not Found. None of the orders in this call was updated."
+    ))
 }
 
 fn not_found(id: &str) -> Status {
