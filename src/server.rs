@@ -5,6 +5,7 @@
 mod commands;
 mod config;
 pub mod connections;
+pub mod overload;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -80,7 +81,8 @@ pub struct Running {
     serve: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
     stop_accepting: tokio::sync::oneshot::Sender<()>,
     connections: Arc<ConnectionStats>,
-    /// Keeps health in step with the store's readiness until shutdown.
+    /// Keeps health in step with the store's readiness and the server's
+    /// load (`overload`) until shutdown.
     follow: tokio::task::JoinHandle<()>,
     abort: CancellationToken,
     health: HealthReporter,
@@ -104,7 +106,7 @@ impl Running {
             .send_compressed(CompressionEncoding::Gzip);
 
         let (health, health_service) = tonic_health::server::health_reporter();
-        for name in ["", SERVICE_NAME] {
+        for name in ["", SERVICE_NAME, overload::HEALTH_NAME] {
             health
                 .set_service_status(name, ServingStatus::Serving)
                 .await;
@@ -122,6 +124,7 @@ impl Running {
             .map_err(|e| format!("cannot build the reflection service: {e}"))?;
 
         let policy = call_policy(config)?;
+        let pools = vec![policy.reads.clone(), policy.writes.clone()];
         // Cancelled when the shutdown grace period ends: calls still open
         // end with UNAVAILABLE (see `Running::until`).
         let abort = CancellationToken::new();
@@ -136,7 +139,13 @@ impl Running {
             .add_service(reflection_v1alpha)
             .add_service(orders);
 
-        let follow = tokio::spawn(follow_readiness(readiness, health.clone()));
+        let (readiness, load) = (
+            follow_readiness(readiness, health.clone()),
+            overload::follow(pools, health.clone()),
+        );
+        let follow = tokio::spawn(async move {
+            tokio::join!(readiness, load);
+        });
         let (stop_accepting, stopped) = tokio::sync::oneshot::channel::<()>();
         let connections = Arc::new(ConnectionStats::default());
         let incoming = connections::incoming(listener, limits, Arc::clone(&connections));
