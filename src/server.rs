@@ -2,6 +2,7 @@
 //! and graceful shutdown. The RPC handlers live in `service`; what wraps
 //! every call (auth, limits, logs) in `middleware`.
 
+mod certificate;
 mod commands;
 mod config;
 pub mod connections;
@@ -326,10 +327,12 @@ fn tls_config(config: &Config) -> Result<Option<ServerTlsConfig>, String> {
     let read = |path: &PathBuf, what: &str| {
         std::fs::read(path).map_err(|e| format!("cannot read the {what} {}: {e}", path.display()))
     };
-    let mut tls = ServerTlsConfig::new().identity(Identity::from_pem(
-        read(cert, "TLS certificate")?,
-        read(key, "TLS key")?,
-    ));
+    let cert_pem = read(cert, "TLS certificate")?;
+    if let Some(problem) = certificate::validity_problem(&cert_pem, std::time::SystemTime::now()) {
+        tracing::warn!("the TLS certificate {} {problem}", cert.display());
+    }
+    let mut tls =
+        ServerTlsConfig::new().identity(Identity::from_pem(cert_pem, read(key, "TLS key")?));
     if let Some(ca) = &config.client_ca {
         tls = tls.client_ca_root(Certificate::from_pem(read(ca, "client CA")?));
     }

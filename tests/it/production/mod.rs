@@ -14,6 +14,7 @@
 mod harness;
 
 mod auth;
+mod certificates;
 mod config;
 mod connections;
 mod disk;
