@@ -7,6 +7,7 @@ mod commands;
 mod config;
 pub mod connections;
 pub mod overload;
+mod write_stall;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -404,6 +405,7 @@ pub async fn serve(
         max_per_ip: usize::MAX,
         handshake_timeout: Duration::from_secs(10),
         idle_timeout: None,
+        write_stall_timeout: None,
     };
     let incoming = connections::incoming(listener, limits, Arc::default());
     Server::builder()

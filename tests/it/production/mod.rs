@@ -26,3 +26,4 @@ mod panics;
 mod reflection;
 mod rich_errors;
 mod shutdown;
+mod stalled_readers;
