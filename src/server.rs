@@ -7,6 +7,7 @@ mod commands;
 mod config;
 pub mod connections;
 pub mod overload;
+pub mod tls_accept;
 mod write_stall;
 
 use std::future::Future;
@@ -14,10 +15,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::StreamExt as _;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::codec::CompressionEncoding;
-use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+use tonic::transport::Server;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
@@ -133,7 +135,8 @@ impl Running {
         let layer = CallLayer::new(policy, abort.clone());
 
         let limits = config.connection_limits()?;
-        let builder = transport(config, limits.handshake_timeout)?;
+        let tls = tls_door(config, limits.handshake_timeout)?;
+        let builder = transport(config)?;
         let router = builder
             .layer(layer)
             .add_service(health_service)
@@ -151,6 +154,12 @@ impl Running {
         let (stop_accepting, stopped) = tokio::sync::oneshot::channel::<()>();
         let connections = Arc::new(ConnectionStats::default());
         let incoming = connections::incoming(listener, limits, Arc::clone(&connections));
+        let incoming = match tls {
+            Some(door) => tls_accept::secured(incoming, door).left_stream(),
+            None => incoming
+                .map(|c| c.map(tls_accept::Io::Plain))
+                .right_stream(),
+        };
         let serve = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async {
             let _ = stopped.await;
         }));
@@ -244,8 +253,8 @@ fn call_policy(config: &Config) -> Result<CallPolicy, String> {
 }
 
 /// tonic's HTTP/2 transport, from the flags: streams, headers, keepalive,
-/// connection age, TLS (whose handshake gets `handshake_timeout`).
-fn transport(config: &Config, handshake_timeout: Duration) -> Result<Server, String> {
+/// connection age. (TLS is ours: `tls_accept`.)
+fn transport(config: &Config) -> Result<Server, String> {
     let mut builder = Server::builder()
         .max_concurrent_streams(config.max_concurrent_streams)
         .http2_max_header_list_size(config.max_header_list_bytes)
@@ -265,11 +274,6 @@ fn transport(config: &Config, handshake_timeout: Duration) -> Result<Server, Str
                 "--max-connection-age-grace",
                 config.max_connection_age_grace,
             )?);
-    }
-    if let Some(tls) = tls_config(config)? {
-        builder = builder
-            .tls_config(tls.timeout(handshake_timeout))
-            .map_err(|e| format!("invalid TLS configuration: {e}"))?;
     }
     Ok(builder)
 }
@@ -321,7 +325,12 @@ fn flatten(
     }
 }
 
-fn tls_config(config: &Config) -> Result<Option<ServerTlsConfig>, String> {
+/// The TLS handshake (see `tls_accept`), if `--tls-cert` and `--tls-key`
+/// are given; it must finish within `handshake_timeout`.
+fn tls_door(
+    config: &Config,
+    handshake_timeout: Duration,
+) -> Result<Option<Arc<tls_accept::TlsDoor>>, String> {
     let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) else {
         return Ok(None);
     };
@@ -332,12 +341,18 @@ fn tls_config(config: &Config) -> Result<Option<ServerTlsConfig>, String> {
     if let Some(problem) = certificate::validity_problem(&cert_pem, std::time::SystemTime::now()) {
         tracing::warn!("the TLS certificate {} {problem}", cert.display());
     }
-    let mut tls =
-        ServerTlsConfig::new().identity(Identity::from_pem(cert_pem, read(key, "TLS key")?));
-    if let Some(ca) = &config.client_ca {
-        tls = tls.client_ca_root(Certificate::from_pem(read(ca, "client CA")?));
-    }
-    Ok(Some(tls))
+    let client_ca = config
+        .client_ca
+        .as_ref()
+        .map(|ca| read(ca, "client CA"))
+        .transpose()?;
+    let door = tls_accept::TlsDoor::new(
+        &cert_pem,
+        &read(key, "TLS key")?,
+        client_ca.as_deref(),
+        handshake_timeout,
+    )?;
+    Ok(Some(Arc::new(door)))
 }
 
 /// Opens the store the configuration asks for, PostgreSQL included, and

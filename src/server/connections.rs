@@ -11,8 +11,8 @@
 //!   limit, so the limit is reached before the kernel's.
 //! - a connection must send the HTTP/2 preface and its SETTINGS frame
 //!   ([`PREFACE_BYTES`]) within `handshake_timeout`, or it is closed. (With
-//!   TLS those bytes arrive inside the TLS handshake, which tonic bounds with
-//!   the same timeout: `ServerTlsConfig::timeout`.)
+//!   TLS those bytes arrive inside the TLS handshake, which `tls_accept`
+//!   bounds with the same timeout.)
 //! - a connection with no call in flight for `idle_timeout` is closed. (grpc-go
 //!   sends GOAWAY first; tonic gives no handle on the connection to do that,
 //!   so the client sees the connection close, and reconnects on its next call.)
@@ -234,6 +234,11 @@ impl Conn {
 }
 
 impl Conn {
+    /// The peer's address.
+    pub fn peer(&self) -> SocketAddr {
+        self.info.remote_addr
+    }
+
     /// `polled`, a write's outcome, through the write-stall clock; a stall
     /// closes the socket with a reset (its send queue is dropped too).
     fn watch_write<T>(
