@@ -27,7 +27,7 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, RwLock, RwLockReadGuard};
+use std::sync::{Mutex, RwLock, RwLockReadGuard, TryLockError};
 use std::time::{Duration, Instant};
 
 use redb::Database;
@@ -176,21 +176,25 @@ impl DataFile {
         }
     }
 
-    /// The open database, or why there is none now.
+    /// The open database, or why there is none now. Never waits for a
+    /// reopen (redb's recovery may read the whole file): a read during one
+    /// is answered UNAVAILABLE at once.
     pub(super) fn db(&self) -> Result<Db<'_>, StoreError> {
-        let guard = self.db.read().unwrap_or_else(|e| e.into_inner());
+        let reopening = || {
+            StoreError::Unavailable(format!(
+                "the data file {} is being reopened; retry",
+                self.path.display()
+            ))
+        };
+        let guard = match self.db.try_read() {
+            Ok(guard) => guard,
+            Err(TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(TryLockError::WouldBlock) => return Err(reopening()),
+        };
         if guard.is_some() {
             return Ok(Db(guard));
         }
-        Err(self.trouble().map_or_else(
-            || {
-                StoreError::Unavailable(format!(
-                    "the data file {} is being reopened",
-                    self.path.display()
-                ))
-            },
-            |t| t.error(),
-        ))
+        Err(self.trouble().map_or_else(reopening, |t| t.error()))
     }
 
     fn trouble(&self) -> Option<Trouble> {
