@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use futures_util::FutureExt as _;
+use prost::Message;
 use tonic_types::{ErrorDetails, StatusExt as _};
 
 use tokio::sync::mpsc;
@@ -25,6 +26,7 @@ use crate::call::CallInfo;
 use crate::call::deadline;
 use crate::pb::order_management_server::OrderManagement;
 use crate::pb::{CombinedShipment, Order};
+use crate::search_pipe::{self, PipeSender};
 use crate::shipments::Batcher;
 use crate::store::{OrderStore, StoreError};
 use crate::validate::{self, Violation};
@@ -52,8 +54,6 @@ impl Default for ServiceConfig {
     }
 }
 
-/// How many candidates a search examines per step before yielding.
-const SEARCH_STEP: usize = 256;
 /// Messages buffered between a stream's producer and the connection.
 const STREAM_BUFFER: usize = 32;
 
@@ -106,15 +106,11 @@ impl OrderManagement for OrderService {
         let call = CallInfo::of(&request);
         let end = call.end().clone();
         let query = request.into_inner();
-        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
-        let producer = search(
-            Arc::clone(&self.store),
-            query,
-            tx.clone(),
-            Arc::clone(&call),
-        );
-        spawn_producer(tx, producer, call);
-        Ok(Response::new(Box::pin(end.bound(ReceiverStream::new(rx)))))
+        let (tx, rx) = search_pipe::pipe(STREAM_BUFFER);
+        let raw = tx.raw();
+        let producer = search(Arc::clone(&self.store), query, tx, Arc::clone(&call));
+        spawn_producer(raw, producer, call);
+        Ok(Response::new(Box::pin(end.bound(rx))))
     }
 
     async fn update_orders(
@@ -264,21 +260,20 @@ async fn get(store: &dyn OrderStore, id: &str, call: &CallInfo) -> Result<Order,
 
 /// Streams every order with an item containing `query` (case-insensitive),
 /// in id order, a bounded step at a time, until done or the client leaves.
-async fn search(
-    store: Arc<dyn OrderStore>,
-    query: String,
-    tx: mpsc::Sender<Result<Order, Status>>,
-    call: Arc<CallInfo>,
-) {
+async fn search(store: Arc<dyn OrderStore>, query: String, tx: PipeSender, call: Arc<CallInfo>) {
     let mut after: Option<String> = None;
+    // Bounded in bytes, not only in candidates (see `search_pipe`).
+    let mut step = search_pipe::FIRST_STEP;
     loop {
-        let page = match store.search(&query, after.as_deref(), SEARCH_STEP).await {
+        let page = match store.search(&query, after.as_deref(), step).await {
             Ok(page) => page,
             Err(e) => {
                 let _ = tx.send(Err(internal(e, &call))).await;
                 return;
             }
         };
+        let bytes = page.orders.iter().map(Message::encoded_len).sum();
+        step = search_pipe::next_step(step, page.examined, bytes);
         for order in page.orders {
             if tx.send(Ok(order)).await.is_err() {
                 return; // the client is gone
