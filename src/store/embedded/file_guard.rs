@@ -27,6 +27,7 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, RwLock, RwLockReadGuard, TryLockError};
 use std::time::{Duration, Instant};
 
@@ -88,6 +89,8 @@ pub(super) struct DataFile {
     db: RwLock<Option<Database>>,
     identity: Mutex<Identity>,
     trouble: Mutex<Option<Trouble>>,
+    /// redb latched an I/O error: reopen before any other use.
+    poisoned: AtomicBool,
     last_reopen: Mutex<Option<Instant>>,
 }
 
@@ -152,6 +155,7 @@ pub(super) fn open(path: &Path, options: &RedbOptions) -> Result<DataFile, OpenE
         db: RwLock::new(Some(db)),
         identity: Mutex::new(Identity::of(&meta)),
         trouble: Mutex::new(None),
+        poisoned: AtomicBool::new(false),
         last_reopen: Mutex::new(None),
     })
 }
@@ -172,6 +176,7 @@ impl DataFile {
             db: RwLock::new(Some(db)),
             identity: Mutex::new(identity),
             trouble: Mutex::new(None),
+            poisoned: AtomicBool::new(false),
             last_reopen: Mutex::new(None),
         }
     }
@@ -212,14 +217,19 @@ impl DataFile {
     /// file, at most once per [`REOPEN_EVERY`]); `None` when they are not.
     pub(super) fn refusal(&self) -> Option<StoreError> {
         let trouble = self.trouble()?;
+        // Reopened as soon as it can be, full disk or not: redb's latch
+        // fails reads too (recovery needs no free space).
+        if self.poisoned.load(Ordering::Acquire) && self.try_reopen() {
+            self.poisoned.store(false, Ordering::Release);
+        }
+        let poisoned = self.poisoned.load(Ordering::Acquire);
         let cleared = match trouble {
             Trouble::Gone(_) => {
                 self.identity_check().is_ok() && self.db.read().is_ok_and(|d| d.is_some())
             }
-            // Reopening may well succeed on a full disk (recovery rewrites
-            // pages it has): health must say NOT_SERVING until there is room.
-            Trouble::Full(_) => self.has_room() && self.try_reopen(),
-            Trouble::Failed(_) => self.try_reopen(),
+            // Writes wait for room: health says NOT_SERVING until then.
+            Trouble::Full(_) => !poisoned && self.has_room(),
+            Trouble::Failed(_) => !poisoned,
         };
         if cleared {
             tracing::info!("the data file {} takes writes again", self.path.display());
@@ -284,6 +294,7 @@ impl DataFile {
         };
         let error = trouble.error();
         tracing::error!("{error}");
+        self.poisoned.store(true, Ordering::Release);
         self.set_trouble(Some(trouble));
         error
     }

@@ -12,7 +12,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use order_management::store::{FILE_NAME, RedbStore};
+use order_management::store::{FILE_NAME, RedbOptions, RedbStore};
 use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
 
@@ -89,7 +89,12 @@ async fn a_full_disk_refuses_writes_clearly_and_recovers_without_a_restart() {
     let Some(disk) = SmallDisk::mount("8m") else {
         return;
     };
-    let store = RedbStore::open(disk.path()).unwrap();
+    // No cache of decoded orders: reads go to the file.
+    let options = RedbOptions {
+        order_cache_bytes: 0,
+        ..RedbOptions::default()
+    };
+    let store = RedbStore::open_with(disk.path(), &options).unwrap();
     let server = Prod::with_store(&[], Arc::new(store));
     let mut client = server.client().await;
     let channel = server.channel().await;
@@ -131,8 +136,19 @@ async fn a_full_disk_refuses_writes_clearly_and_recovers_without_a_restart() {
         .await
         .unwrap_err();
     assert_eq!(again.code(), Code::ResourceExhausted, "{again:?}");
-    // Reads of what was committed go on (from the cache or the reopened file).
-    client.get_order("before".to_owned()).await.unwrap();
+    // Reads go on: the file is reopened at once (redb's latch fails reads
+    // too), while writes wait for room.
+    bounded("reads on a full disk", async {
+        while client.get_order("before".to_owned()).await.is_err() {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+    let still = client
+        .add_order(order("still-full", "Seoul"))
+        .await
+        .unwrap_err();
+    assert_eq!(still.code(), Code::ResourceExhausted, "{still:?}");
 
     // Space again: writes resume and health returns, without a restart.
     std::fs::remove_file(&filler).unwrap();
