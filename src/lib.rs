@@ -18,6 +18,7 @@ pub mod server;
 pub mod service;
 pub mod shipments;
 pub mod store;
+pub mod tls_files;
 pub mod validate;
 
 /// Messages, client and server generated from `proto/order.proto`.

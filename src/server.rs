@@ -2,7 +2,6 @@
 //! and graceful shutdown. The RPC handlers live in `service`; what wraps
 //! every call (auth, limits, logs) in `middleware`.
 
-mod certificate;
 mod commands;
 mod config;
 pub mod connections;
@@ -11,7 +10,6 @@ pub mod tls_accept;
 mod write_stall;
 
 use std::future::Future;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -75,9 +73,13 @@ pub async fn main(config: Config) -> Result<(), String> {
     let local = listener
         .local_addr()
         .map_err(|e| format!("cannot read the bound address: {e}"))?;
-    let running = Running::start(&config, store, listener).await?;
+    let running = Running::start(&config, Arc::clone(&store), listener).await?;
     tracing::info!("listening on {local}");
-    running.until(shutdown_signal()).await
+    let stopped = running.until(shutdown_signal()).await;
+    // The calls are over; what they left in flight (a database query of a
+    // call ended at the grace) is finished or cancelled before we exit.
+    store.close().await;
+    stopped
 }
 
 /// A server that is serving; see [`Running::until`].
@@ -334,24 +336,15 @@ fn tls_door(
     let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) else {
         return Ok(None);
     };
-    let read = |path: &PathBuf, what: &str| {
-        std::fs::read(path).map_err(|e| format!("cannot read the {what} {}: {e}", path.display()))
-    };
-    let cert_pem = read(cert, "TLS certificate")?;
-    if let Some(problem) = certificate::validity_problem(&cert_pem, std::time::SystemTime::now()) {
-        tracing::warn!("the TLS certificate {} {problem}", cert.display());
-    }
+    // Checked here, at start: a wrong file is named with what is wrong.
+    let (cert_pem, key_pem) = crate::tls_files::identity(cert, key, "TLS")?;
     let client_ca = config
         .client_ca
         .as_ref()
-        .map(|ca| read(ca, "client CA"))
+        .map(|ca| crate::tls_files::certificates(ca, "client CA"))
         .transpose()?;
-    let door = tls_accept::TlsDoor::new(
-        &cert_pem,
-        &read(key, "TLS key")?,
-        client_ca.as_deref(),
-        handshake_timeout,
-    )?;
+    let door =
+        tls_accept::TlsDoor::new(&cert_pem, &key_pem, client_ca.as_deref(), handshake_timeout)?;
     Ok(Some(Arc::new(door)))
 }
 
@@ -398,7 +391,11 @@ pub fn open_store(config: &Config) -> Result<Arc<dyn OrderStore>, String> {
     let count = store
         .count_blocking()
         .map_err(|e| format!("cannot read the store: {e}"))?;
-    tracing::info!("orders are stored in {} ({count} orders)", path.display());
+    let plural = if count == 1 { "" } else { "s" };
+    tracing::info!(
+        "orders are stored in {} ({count} order{plural})",
+        path.display()
+    );
     if let Some(seed) = seed.filter(|_| count == 0) {
         store
             .insert_many_blocking(vec![seed])

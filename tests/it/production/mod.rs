@@ -14,7 +14,6 @@
 mod harness;
 
 mod auth;
-mod certificates;
 mod config;
 mod connections;
 mod disk;
