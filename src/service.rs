@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use futures_util::FutureExt as _;
+use prost::Message;
 use tonic_types::{ErrorDetails, StatusExt as _};
 
 use tokio::sync::mpsc;
@@ -25,6 +26,7 @@ use crate::call::CallInfo;
 use crate::call::deadline;
 use crate::pb::order_management_server::OrderManagement;
 use crate::pb::{CombinedShipment, Order};
+use crate::search_pipe::{self, PipeSender};
 use crate::shipments::Batcher;
 use crate::store::{OrderStore, StoreError};
 use crate::validate::{self, Violation};
@@ -52,8 +54,6 @@ impl Default for ServiceConfig {
     }
 }
 
-/// How many candidates a search examines per step before yielding.
-const SEARCH_STEP: usize = 256;
 /// Messages buffered between a stream's producer and the connection.
 const STREAM_BUFFER: usize = 32;
 
@@ -114,15 +114,11 @@ impl OrderManagement for OrderService {
                 "search query must not contain a NUL character (U+0000)",
             ));
         }
-        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
-        let producer = search(
-            Arc::clone(&self.store),
-            query,
-            tx.clone(),
-            Arc::clone(&call),
-        );
-        spawn_producer(tx, producer, call);
-        Ok(Response::new(Box::pin(end.bound(ReceiverStream::new(rx)))))
+        let (tx, rx) = search_pipe::pipe(STREAM_BUFFER);
+        let raw = tx.raw();
+        let producer = search(Arc::clone(&self.store), query, tx, Arc::clone(&call));
+        spawn_producer(raw, producer, call);
+        Ok(Response::new(Box::pin(end.bound(rx))))
     }
 
     async fn update_orders(
@@ -235,14 +231,24 @@ impl OrderService {
                     order.id
                 )));
             }
+            // Fail fast: an unknown id ends the call as soon as it arrives,
+            // not after the client sent the rest. (The store checks again
+            // when it applies the call, all or nothing.)
+            if self
+                .store
+                .get(&order.id)
+                .await
+                .map_err(|e| internal(e, call))?
+                .is_none()
+            {
+                return Err(update_not_found(&order.id));
+            }
             orders.push(order);
         }
         let updated: Vec<String> = orders.iter().map(|o| o.id.clone()).collect();
         match self.store.update_all(orders, deadline).await {
             Ok(()) => Ok(format!("Updated Order IDs : {}", updated.join(", "))),
-            Err(StoreError::NotFound(id)) => Err(Status::not_found(format!(
-                "Order : {id} Not Found. None of the orders in this call was updated."
-            ))),
+            Err(StoreError::NotFound(id)) => Err(update_not_found(&id)),
             Err(StoreError::DeadlineExceeded) => Err(deadline::exceeded()),
             Err(e) => Err(internal(e, call)),
         }
@@ -267,21 +273,20 @@ async fn get(store: &dyn OrderStore, id: &str, call: &CallInfo) -> Result<Order,
 
 /// Streams every order with an item containing `query` (case-insensitive),
 /// in id order, a bounded step at a time, until done or the client leaves.
-async fn search(
-    store: Arc<dyn OrderStore>,
-    query: String,
-    tx: mpsc::Sender<Result<Order, Status>>,
-    call: Arc<CallInfo>,
-) {
+async fn search(store: Arc<dyn OrderStore>, query: String, tx: PipeSender, call: Arc<CallInfo>) {
     let mut after: Option<String> = None;
+    // Bounded in bytes, not only in candidates (see `search_pipe`).
+    let mut step = search_pipe::FIRST_STEP;
     loop {
-        let page = match store.search(&query, after.as_deref(), SEARCH_STEP).await {
+        let page = match store.search(&query, after.as_deref(), step).await {
             Ok(page) => page,
             Err(e) => {
                 let _ = tx.send(Err(internal(e, &call))).await;
                 return;
             }
         };
+        let bytes = page.orders.iter().map(Message::encoded_len).sum();
+        step = search_pipe::next_step(step, page.examined, bytes);
         for order in page.orders {
             if tx.send(Ok(order)).await.is_err() {
                 return; // the client is gone
@@ -345,6 +350,12 @@ fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
+fn update_not_found(id: &str) -> Status {
+    Status::not_found(format!(
+        "Order : {id} Not Found. None of the orders in this call was updated."
+    ))
+}
+
 fn not_found(id: &str) -> Status {
     Status::not_found(format!("Order : {id} Not Found."))
 }
@@ -375,6 +386,11 @@ fn internal(err: StoreError, call: &CallInfo) -> Status {
         // A database store that cannot be reached: the client may retry.
         tracing::warn!(error = %err, request_id, "store unavailable");
         return Status::unavailable(format!("the order store is unavailable: {why}"));
+    }
+    if let StoreError::Exhausted(why) = &err {
+        // A full disk: nothing was written; the client may retry later.
+        tracing::warn!(error = %err, request_id, "store out of space");
+        return Status::resource_exhausted(format!("the order store is out of space: {why}"));
     }
     tracing::error!(error = %err, request_id, "store failure");
     Status::internal("the order store failed; see the server log")

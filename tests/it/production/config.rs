@@ -45,6 +45,7 @@ const FLAGS: &[(&str, &str)] = &[
     ("max-connections-per-ip", "ORDER_MAX_CONNECTIONS_PER_IP"),
     ("handshake-timeout", "ORDER_HANDSHAKE_TIMEOUT"),
     ("idle-timeout", "ORDER_IDLE_TIMEOUT"),
+    ("write-stall-timeout", "ORDER_WRITE_STALL_TIMEOUT"),
     ("max-connection-age", "ORDER_MAX_CONNECTION_AGE"),
     ("max-connection-age-grace", "ORDER_MAX_CONNECTION_AGE_GRACE"),
 ];
