@@ -65,6 +65,8 @@ pub async fn main(config: Config) -> Result<(), String> {
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    // A bad TLS file stops the server before it touches data, too.
+    tls_config(&config)?;
     let store = open_any_store(&config).await?;
     let local = listener
         .local_addr()

@@ -13,7 +13,7 @@ pub mod cli;
 pub mod connection;
 pub mod failure;
 pub mod output;
-mod progress;
+pub mod progress;
 mod suggest;
 
 use std::process::ExitCode;

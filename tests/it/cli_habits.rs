@@ -263,6 +263,15 @@ fn json_output_and_json_errors() {
     assert_eq!(exit(&out), 2);
     let error: serde_json::Value = serde_json::from_str(&stderr(&out)).unwrap();
     assert_eq!(error["code"], "USAGE", "{error}");
+    // A usage error clap finds is JSON too.
+    let out = client(&["--json", "add", "--price", "x"], &[], "");
+    assert_eq!(exit(&out), 2);
+    let error: serde_json::Value = serde_json::from_str(&stderr(&out)).unwrap();
+    assert_eq!(error["code"], "USAGE", "{error}");
+    assert!(
+        error["message"].as_str().unwrap().contains("--price"),
+        "{error}"
+    );
 }
 
 #[test]

@@ -203,8 +203,10 @@ fn tls_files_are_checked_at_start_and_named() {
             format!("client CA {key} holds a private key"),
         ),
     ];
+    let data = tempfile::tempdir().unwrap();
     for (args, says) in cases {
-        let mut all = vec!["--in-memory", "--listen", "127.0.0.1:0"];
+        let mut all = vec!["--data-dir", data.path().to_str().unwrap()];
+        all.extend_from_slice(&["--listen", "127.0.0.1:0"]);
         all.extend_from_slice(args);
         let out = refused(&all, &[]);
         let err = stderr(&out);
@@ -212,6 +214,8 @@ fn tls_files_are_checked_at_start_and_named() {
             err.contains(&says),
             "{args:?}: expected {says:?} in:\n{err}"
         );
+        // Refused before the store was opened: no data file, no seed.
+        assert!(!data.path().join("orders.redb").exists(), "{args:?}: {err}");
     }
 
     // The client's TLS options too: exit 2 before any network access.
