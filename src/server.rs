@@ -71,9 +71,13 @@ pub async fn main(config: Config) -> Result<(), String> {
     let local = listener
         .local_addr()
         .map_err(|e| format!("cannot read the bound address: {e}"))?;
-    let running = Running::start(&config, store, listener).await?;
+    let running = Running::start(&config, Arc::clone(&store), listener).await?;
     tracing::info!("listening on {local}");
-    running.until(shutdown_signal()).await
+    let stopped = running.until(shutdown_signal()).await;
+    // The calls are over; what they left in flight (a database query of a
+    // call ended at the grace) is finished or cancelled before we exit.
+    store.close().await;
+    stopped
 }
 
 /// A server that is serving; see [`Running::until`].

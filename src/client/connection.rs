@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use clap::Args;
 use tonic::codec::CompressionEncoding;
@@ -17,6 +17,7 @@ use tonic::{Code, Request, Status};
 use tonic_health::pb::health_client::HealthClient;
 
 use super::failure::{Failure, exit_code, root_cause};
+use super::resolve;
 use crate::pb::order_management_client::OrderManagementClient;
 
 /// A client of the OrderManagement service with the connection's
@@ -30,8 +31,9 @@ pub struct ConnectionOptions {
     /// Server address: `host:port` (as grpcurl writes it; TLS when a TLS
     /// option is given), `http://host:port`, `https://host:port` (verified
     /// against the system's trust roots unless --ca-cert) or `unix:/path`.
-    /// Several, comma-separated, spread the calls over them (replicas on
-    /// one database): an endpoint that fails is skipped.
+    /// Several, comma-separated, or a name with several DNS addresses,
+    /// spread the calls over them (replicas on one database): an endpoint
+    /// that fails is skipped.
     #[arg(
         long,
         env = "ORDER_SERVER",
@@ -73,6 +75,8 @@ pub struct Connector {
     servers: Vec<String>,
     /// Where the next connection's round robin over the addresses starts.
     next: Arc<AtomicUsize>,
+    /// The servers resolved to more than one address.
+    several: Arc<AtomicBool>,
     /// TLS settings from the TLS options, if any was given.
     tls: Option<ClientTlsConfig>,
     /// For `https://` without TLS options: [`default_roots`], read once.
@@ -115,6 +119,7 @@ impl Connector {
             servers,
             // Processes that make one call each (the CLI) spread too.
             next: Arc::new(AtomicUsize::new(std::process::id() as usize)),
+            several: Arc::default(),
             tls,
             credentials: Credentials::from_file(options.token_file.as_deref())?,
             gzip: options.gzip,
@@ -138,13 +143,26 @@ impl Connector {
     /// next address that accepts it (an address that fails is skipped), so
     /// the connections of a load spread over the replicas, and a retry goes
     /// to another one.
+    /// A name with several addresses counts as several servers.
     pub async fn channel(&self) -> Result<Channel, Failure> {
-        let servers = &self.servers;
+        let servers: Vec<&str> = self.servers.iter().map(String::as_str).collect();
+        let (targets, mut failures) = resolve::targets(&servers).await;
+        self.several.store(targets.len() > 1, Ordering::Relaxed);
         let start = self.next.fetch_add(1, Ordering::Relaxed);
-        let mut failures = Vec::new();
-        for k in 0..servers.len() {
-            let server = &servers[(start + k) % servers.len()];
-            match self.endpoint(server)?.connect().await {
+        for target in resolve::rotated(&targets, start) {
+            let endpoint = self.endpoint(&target.server)?;
+            let connected = match target.addr {
+                Some(addr) => {
+                    let connect = tower::service_fn(move |_: http::Uri| async move {
+                        let stream = tokio::net::TcpStream::connect(addr).await?;
+                        stream.set_nodelay(true)?;
+                        Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
+                    });
+                    endpoint.connect_with_connector(connect).await
+                }
+                None => endpoint.connect().await, // unix:/path
+            };
+            match connected {
                 Ok(channel) => return Ok(channel),
                 Err(e) => {
                     let cause = root_cause(&e);
@@ -155,7 +173,12 @@ impl Connector {
                         (None, Some((_, roots))) => format!(" (verified against {roots})"),
                         (None, None) => String::new(),
                     };
-                    failures.push(format!("{server}: {cause}{roots}"));
+                    // The address a name resolved to, when it is not in the URL.
+                    let at = match target.addr {
+                        Some(a) if !target.server.contains(&a.to_string()) => format!(" ({a})"),
+                        _ => String::new(),
+                    };
+                    failures.push(format!("{}{at}: {cause}{roots}", target.server));
                 }
             }
         }
@@ -166,9 +189,10 @@ impl Connector {
         Err(Failure::new(message, exit_code(Code::Unavailable)))
     }
 
-    /// Several servers were given (`--server a,b`).
+    /// Several servers were given (`--server a,b`), or a name resolved to
+    /// several addresses when a connection was made.
     pub fn balanced(&self) -> bool {
-        self.servers.len() > 1
+        self.servers.len() > 1 || self.several.load(Ordering::Relaxed)
     }
 
     fn endpoint(&self, server: &str) -> Result<Endpoint, Failure> {

@@ -58,6 +58,20 @@ enum Command {
         #[arg(long)]
         write_report: bool,
     },
+    /// Reads under a flood of writes, and admitted calls at 10x the call
+    /// limit: their p99 against the unloaded one (~1 min).
+    #[cfg(feature = "bench")]
+    Overload {
+        /// Seconds of each measurement.
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+        seconds: u64,
+        /// The read admission limit (--max-concurrent-calls) of the 10x measurement.
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+        limit: u32,
+        /// Also write OVERLOAD.md into docs/bench/.
+        #[arg(long)]
+        write_report: bool,
+    },
 }
 
 #[cfg(feature = "bench")]
@@ -119,6 +133,26 @@ fn main() -> ExitCode {
             calls,
             write_report,
         } => return profile(&root, calls, write_report),
+        #[cfg(feature = "bench")]
+        Command::Overload {
+            seconds,
+            limit,
+            write_report,
+        } => {
+            let options = xtask::overload::OverloadOptions {
+                seconds,
+                limit,
+                write_report,
+            };
+            return match xtask::overload::run_overload(&root, &options) {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::FAILURE,
+                Err(e) => {
+                    eprintln!("overload: error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
         Command::Breaking {
             against,
             format,
