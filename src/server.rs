@@ -2,6 +2,7 @@
 //! and graceful shutdown. The RPC handlers live in `service`; what wraps
 //! every call (auth, limits, logs) in `middleware`.
 
+mod certificate;
 mod commands;
 mod config;
 pub mod connections;
@@ -69,6 +70,9 @@ pub async fn main(config: Config) -> Result<(), String> {
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    // A bad TLS file stops the server before it touches data, too (the
+    // files are read again when the server starts serving).
+    check_tls_files(&config)?;
     let store = open_any_store(&config).await?;
     let local = listener
         .local_addr()
@@ -337,7 +341,11 @@ fn tls_door(
         return Ok(None);
     };
     // Checked here, at start: a wrong file is named with what is wrong.
-    let (cert_pem, key_pem) = crate::tls_files::identity(cert, key, "TLS")?;
+    // Dates only warn (see `certificate`): the server still starts.
+    let (cert_pem, key_pem) = crate::tls_files::server_identity(cert, key)?;
+    if let Some(problem) = certificate::validity_problem(&cert_pem, std::time::SystemTime::now()) {
+        tracing::warn!("the TLS certificate {} {problem}", cert.display());
+    }
     let client_ca = config
         .client_ca
         .as_ref()
@@ -346,6 +354,17 @@ fn tls_door(
     let door =
         tls_accept::TlsDoor::new(&cert_pem, &key_pem, client_ca.as_deref(), handshake_timeout)?;
     Ok(Some(Arc::new(door)))
+}
+
+/// Reads and checks the TLS files as [`tls_door`] will, warning of nothing.
+fn check_tls_files(config: &Config) -> Result<(), String> {
+    if let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) {
+        crate::tls_files::server_identity(cert, key)?;
+    }
+    if let Some(ca) = &config.client_ca {
+        crate::tls_files::certificates(ca, "client CA")?;
+    }
+    Ok(())
 }
 
 /// Opens the store the configuration asks for, PostgreSQL included, and
