@@ -12,6 +12,7 @@ pub mod client;
 pub mod format;
 pub mod log;
 pub mod middleware;
+pub mod search_pipe;
 pub mod seed;
 pub mod server;
 pub mod service;

@@ -2,18 +2,23 @@
 //! and graceful shutdown. The RPC handlers live in `service`; what wraps
 //! every call (auth, limits, logs) in `middleware`.
 
+mod certificate;
 mod commands;
 mod config;
 pub mod connections;
+pub mod overload;
+pub mod tls_accept;
+mod write_stall;
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::StreamExt as _;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::codec::CompressionEncoding;
-use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+use tonic::transport::Server;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
@@ -65,6 +70,9 @@ pub async fn main(config: Config) -> Result<(), String> {
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    // A bad TLS file stops the server before it touches data, too (the
+    // files are read again when the server starts serving).
+    check_tls_files(&config)?;
     let store = open_any_store(&config).await?;
     let local = listener
         .local_addr()
@@ -83,7 +91,8 @@ pub struct Running {
     serve: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
     stop_accepting: tokio::sync::oneshot::Sender<()>,
     connections: Arc<ConnectionStats>,
-    /// Keeps health in step with the store's readiness until shutdown.
+    /// Keeps health in step with the store's readiness and the server's
+    /// load (`overload`) until shutdown.
     follow: tokio::task::JoinHandle<()>,
     abort: CancellationToken,
     health: HealthReporter,
@@ -107,7 +116,7 @@ impl Running {
             .send_compressed(CompressionEncoding::Gzip);
 
         let (health, health_service) = tonic_health::server::health_reporter();
-        for name in ["", SERVICE_NAME] {
+        for name in ["", SERVICE_NAME, overload::HEALTH_NAME] {
             health
                 .set_service_status(name, ServingStatus::Serving)
                 .await;
@@ -125,13 +134,15 @@ impl Running {
             .map_err(|e| format!("cannot build the reflection service: {e}"))?;
 
         let policy = call_policy(config)?;
+        let pools = vec![policy.reads.clone(), policy.writes.clone()];
         // Cancelled when the shutdown grace period ends: calls still open
         // end with UNAVAILABLE (see `Running::until`).
         let abort = CancellationToken::new();
         let layer = CallLayer::new(policy, abort.clone());
 
         let limits = config.connection_limits()?;
-        let builder = transport(config, limits.handshake_timeout)?;
+        let tls = tls_door(config, limits.handshake_timeout)?;
+        let builder = transport(config)?;
         let router = builder
             .layer(layer)
             .add_service(health_service)
@@ -139,10 +150,22 @@ impl Running {
             .add_service(reflection_v1alpha)
             .add_service(orders);
 
-        let follow = tokio::spawn(follow_readiness(readiness, health.clone()));
+        let (readiness, load) = (
+            follow_readiness(readiness, health.clone()),
+            overload::follow(pools, health.clone()),
+        );
+        let follow = tokio::spawn(async move {
+            tokio::join!(readiness, load);
+        });
         let (stop_accepting, stopped) = tokio::sync::oneshot::channel::<()>();
         let connections = Arc::new(ConnectionStats::default());
         let incoming = connections::incoming(listener, limits, Arc::clone(&connections));
+        let incoming = match tls {
+            Some(door) => tls_accept::secured(incoming, door).left_stream(),
+            None => incoming
+                .map(|c| c.map(tls_accept::Io::Plain))
+                .right_stream(),
+        };
         let serve = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async {
             let _ = stopped.await;
         }));
@@ -236,8 +259,8 @@ fn call_policy(config: &Config) -> Result<CallPolicy, String> {
 }
 
 /// tonic's HTTP/2 transport, from the flags: streams, headers, keepalive,
-/// connection age, TLS (whose handshake gets `handshake_timeout`).
-fn transport(config: &Config, handshake_timeout: Duration) -> Result<Server, String> {
+/// connection age. (TLS is ours: `tls_accept`.)
+fn transport(config: &Config) -> Result<Server, String> {
     let mut builder = Server::builder()
         .max_concurrent_streams(config.max_concurrent_streams)
         .http2_max_header_list_size(config.max_header_list_bytes)
@@ -257,11 +280,6 @@ fn transport(config: &Config, handshake_timeout: Duration) -> Result<Server, Str
                 "--max-connection-age-grace",
                 config.max_connection_age_grace,
             )?);
-    }
-    if let Some(tls) = tls_config(config)? {
-        builder = builder
-            .tls_config(tls.timeout(handshake_timeout))
-            .map_err(|e| format!("invalid TLS configuration: {e}"))?;
     }
     Ok(builder)
 }
@@ -313,20 +331,40 @@ fn flatten(
     }
 }
 
-fn tls_config(config: &Config) -> Result<Option<ServerTlsConfig>, String> {
+/// The TLS handshake (see `tls_accept`), if `--tls-cert` and `--tls-key`
+/// are given; it must finish within `handshake_timeout`.
+fn tls_door(
+    config: &Config,
+    handshake_timeout: Duration,
+) -> Result<Option<Arc<tls_accept::TlsDoor>>, String> {
     let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) else {
         return Ok(None);
     };
     // Checked here, at start: a wrong file is named with what is wrong.
-    let (cert, key) = crate::tls_files::identity(cert, key, "TLS")?;
-    let mut tls = ServerTlsConfig::new().identity(Identity::from_pem(cert, key));
-    if let Some(ca) = &config.client_ca {
-        tls = tls.client_ca_root(Certificate::from_pem(crate::tls_files::certificates(
-            ca,
-            "client CA",
-        )?));
+    // Dates only warn (see `certificate`): the server still starts.
+    let (cert_pem, key_pem) = crate::tls_files::server_identity(cert, key)?;
+    if let Some(problem) = certificate::validity_problem(&cert_pem, std::time::SystemTime::now()) {
+        tracing::warn!("the TLS certificate {} {problem}", cert.display());
     }
-    Ok(Some(tls))
+    let client_ca = config
+        .client_ca
+        .as_ref()
+        .map(|ca| crate::tls_files::certificates(ca, "client CA"))
+        .transpose()?;
+    let door =
+        tls_accept::TlsDoor::new(&cert_pem, &key_pem, client_ca.as_deref(), handshake_timeout)?;
+    Ok(Some(Arc::new(door)))
+}
+
+/// Reads and checks the TLS files as [`tls_door`] will, warning of nothing.
+fn check_tls_files(config: &Config) -> Result<(), String> {
+    if let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) {
+        crate::tls_files::server_identity(cert, key)?;
+    }
+    if let Some(ca) = &config.client_ca {
+        crate::tls_files::certificates(ca, "client CA")?;
+    }
+    Ok(())
 }
 
 /// Opens the store the configuration asks for, PostgreSQL included, and
@@ -398,6 +436,7 @@ pub async fn serve(
         max_per_ip: usize::MAX,
         handshake_timeout: Duration::from_secs(10),
         idle_timeout: None,
+        write_stall_timeout: None,
     };
     let incoming = connections::incoming(listener, limits, Arc::default());
     Server::builder()

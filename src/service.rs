@@ -5,9 +5,7 @@
 //! applied in call order and never stall the runtime (see `crate::store`).
 //! Streams are produced by a task feeding a small bounded channel: the task
 //! waits while the client is slow (backpressure) and stops when the client
-//! goes away (the channel closes). searchOrders sends a page of orders (one
-//! store step) per channel message, so the producer and the connection hand
-//! over once a step rather than once an order.
+//! goes away (the channel closes).
 
 use std::collections::HashSet;
 use std::panic::AssertUnwindSafe;
@@ -15,7 +13,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 
-use futures_util::{FutureExt as _, StreamExt as _};
+use futures_util::FutureExt as _;
+use prost::Message;
 use tonic_types::{ErrorDetails, StatusExt as _};
 
 use tokio::sync::mpsc;
@@ -27,6 +26,7 @@ use crate::call::CallInfo;
 use crate::call::deadline;
 use crate::pb::order_management_server::OrderManagement;
 use crate::pb::{CombinedShipment, Order};
+use crate::search_pipe::{self, PipeSender};
 use crate::shipments::Batcher;
 use crate::store::{OrderStore, StoreError};
 use crate::validate::{self, Violation};
@@ -54,13 +54,6 @@ impl Default for ServiceConfig {
     }
 }
 
-/// How many candidates a search examines per step before yielding.
-const SEARCH_STEP: usize = 1024;
-/// Pages of search results buffered between a search's producer and the
-/// connection: a page per channel message, not an order, so the producer
-/// and the connection hand over once per step (at most `SEARCH_STEP`
-/// orders each), not once per order.
-const SEARCH_PAGES: usize = 2;
 /// Messages buffered between a stream's producer and the connection.
 const STREAM_BUFFER: usize = 32;
 
@@ -121,22 +114,11 @@ impl OrderManagement for OrderService {
                 "search query must not contain a NUL character (U+0000)",
             ));
         }
-        let (tx, rx) = mpsc::channel(SEARCH_PAGES);
-        let producer = search(
-            Arc::clone(&self.store),
-            query,
-            tx.clone(),
-            Arc::clone(&call),
-        );
-        spawn_producer(tx, producer, call);
-        // Each page's orders, one message each (an error ends the stream).
-        let orders = ReceiverStream::new(rx).flat_map(|page| {
-            futures_util::stream::iter(match page {
-                Ok(orders) => orders.into_iter().map(Ok).collect::<Vec<_>>(),
-                Err(status) => vec![Err(status)],
-            })
-        });
-        Ok(Response::new(Box::pin(end.bound(orders))))
+        let (tx, rx) = search_pipe::pipe(STREAM_BUFFER);
+        let raw = tx.raw();
+        let producer = search(Arc::clone(&self.store), query, tx, Arc::clone(&call));
+        spawn_producer(raw, producer, call);
+        Ok(Response::new(Box::pin(end.bound(rx))))
     }
 
     async fn update_orders(
@@ -249,14 +231,24 @@ impl OrderService {
                     order.id
                 )));
             }
+            // Fail fast: an unknown id ends the call as soon as it arrives,
+            // not after the client sent the rest. (The store checks again
+            // when it applies the call, all or nothing.)
+            if self
+                .store
+                .get(&order.id)
+                .await
+                .map_err(|e| internal(e, call))?
+                .is_none()
+            {
+                return Err(update_not_found(&order.id));
+            }
             orders.push(order);
         }
         let updated: Vec<String> = orders.iter().map(|o| o.id.clone()).collect();
         match self.store.update_all(orders, deadline).await {
             Ok(()) => Ok(format!("Updated Order IDs : {}", updated.join(", "))),
-            Err(StoreError::NotFound(id)) => Err(Status::not_found(format!(
-                "Order : {id} Not Found. None of the orders in this call was updated."
-            ))),
+            Err(StoreError::NotFound(id)) => Err(update_not_found(&id)),
             Err(StoreError::DeadlineExceeded) => Err(deadline::exceeded()),
             Err(e) => Err(internal(e, call)),
         }
@@ -281,23 +273,24 @@ async fn get(store: &dyn OrderStore, id: &str, call: &CallInfo) -> Result<Order,
 
 /// Streams every order with an item containing `query` (case-insensitive),
 /// in id order, a bounded step at a time, until done or the client leaves.
-async fn search(
-    store: Arc<dyn OrderStore>,
-    query: String,
-    tx: mpsc::Sender<Result<Vec<Order>, Status>>,
-    call: Arc<CallInfo>,
-) {
+async fn search(store: Arc<dyn OrderStore>, query: String, tx: PipeSender, call: Arc<CallInfo>) {
     let mut after: Option<String> = None;
+    // Bounded in bytes, not only in candidates (see `search_pipe`).
+    let mut step = search_pipe::FIRST_STEP;
     loop {
-        let page = match store.search(&query, after.as_deref(), SEARCH_STEP).await {
+        let page = match store.search(&query, after.as_deref(), step).await {
             Ok(page) => page,
             Err(e) => {
                 let _ = tx.send(Err(internal(e, &call))).await;
                 return;
             }
         };
-        if !page.orders.is_empty() && tx.send(Ok(page.orders)).await.is_err() {
-            return; // the client is gone
+        let bytes = page.orders.iter().map(Message::encoded_len).sum();
+        step = search_pipe::next_step(step, page.examined, bytes);
+        for order in page.orders {
+            if tx.send(Ok(order)).await.is_err() {
+                return; // the client is gone
+            }
         }
         match page.next {
             Some(next) if !tx.is_closed() => after = Some(next),
@@ -357,6 +350,12 @@ fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
+fn update_not_found(id: &str) -> Status {
+    Status::not_found(format!(
+        "Order : {id} Not Found. None of the orders in this call was updated."
+    ))
+}
+
 fn not_found(id: &str) -> Status {
     Status::not_found(format!("Order : {id} Not Found."))
 }
@@ -387,6 +386,11 @@ fn internal(err: StoreError, call: &CallInfo) -> Status {
         // A database store that cannot be reached: the client may retry.
         tracing::warn!(error = %err, request_id, "store unavailable");
         return Status::unavailable(format!("the order store is unavailable: {why}"));
+    }
+    if let StoreError::Exhausted(why) = &err {
+        // A full disk: nothing was written; the client may retry later.
+        tracing::warn!(error = %err, request_id, "store out of space");
+        return Status::resource_exhausted(format!("the order store is out of space: {why}"));
     }
     tracing::error!(error = %err, request_id, "store failure");
     Status::internal("the order store failed; see the server log")

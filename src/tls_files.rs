@@ -13,15 +13,39 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 /// each parseable and valid now.
 pub fn certificates(path: &Path, what: &str) -> Result<Vec<u8>, String> {
     let pem = read(path, what)?;
-    parse_certificates(&pem, path, what)?;
+    parse_certificates(&pem, path, what, Dates::Refuse)?;
     Ok(pem)
 }
 
 /// The PEM texts of a certificate chain and its private key, checked as
 /// [`certificates`] and that the key is the certificate's.
 pub fn identity(cert: &Path, key: &Path, what: &str) -> Result<(Vec<u8>, Vec<u8>), String> {
+    checked_identity(cert, key, what, Dates::Refuse)
+}
+
+/// The server's own certificate and key, checked as [`identity`] except for
+/// the dates: a server with an expired certificate still starts and warns
+/// (`server/certificate.rs`), since refusing to start would turn a renewal
+/// that lags into an outage.
+pub fn server_identity(cert: &Path, key: &Path) -> Result<(Vec<u8>, Vec<u8>), String> {
+    checked_identity(cert, key, "TLS", Dates::Ignore)
+}
+
+/// Whether a certificate outside its validity period is an error.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Dates {
+    Refuse,
+    Ignore,
+}
+
+fn checked_identity(
+    cert: &Path,
+    key: &Path,
+    what: &str,
+    dates: Dates,
+) -> Result<(Vec<u8>, Vec<u8>), String> {
     let cert_pem = read(cert, &format!("{what} certificate"))?;
-    let chain = parse_certificates(&cert_pem, cert, &format!("{what} certificate"))?;
+    let chain = parse_certificates(&cert_pem, cert, &format!("{what} certificate"), dates)?;
     let key_pem = read(key, &format!("{what} key"))?;
     let private = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|_| {
         let holds = if CertificateDer::pem_slice_iter(&key_pem).any(|c| c.is_ok()) {
@@ -54,6 +78,7 @@ fn parse_certificates(
     pem: &[u8],
     path: &Path,
     what: &str,
+    dates: Dates,
 ) -> Result<Vec<CertificateDer<'static>>, String> {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(pem)
         .collect::<Result<_, _>>()
@@ -78,6 +103,9 @@ fn parse_certificates(
                 path.display()
             )
         })?;
+        if dates == Dates::Ignore {
+            continue;
+        }
         let validity = cert.validity();
         let now = x509_parser::time::ASN1Time::now();
         if now > validity.not_after {

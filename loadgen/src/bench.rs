@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use order_management::client::OrderClient;
+use order_management::client::progress::{Counter, Progress};
 use order_management::pb::{CombinedShipment, Order};
 use tonic::Status;
 
@@ -161,6 +162,8 @@ pub async fn run(clients: Vec<OrderClient>, config: &BenchConfig) -> Result<Benc
         last_answer_ms: 0.into(),
         unavailable: 0.into(),
     });
+    // Calls so far, on a terminal's stderr only.
+    let progress = Progress::new("calls", false);
     let mut tasks = Vec::new();
     for (c, client) in clients.into_iter().enumerate() {
         for w in 0..config.concurrency {
@@ -171,6 +174,7 @@ pub async fn run(clients: Vec<OrderClient>, config: &BenchConfig) -> Result<Benc
                 prefix: format!("bench-{run_id}-{c}-{w}-"),
                 budget: budget.clone(),
                 reach: reach.clone(),
+                progress: progress.counter(),
             };
             tasks.push(tokio::spawn(worker.run(until)));
         }
@@ -190,6 +194,7 @@ pub async fn run(clients: Vec<OrderClient>, config: &BenchConfig) -> Result<Benc
         }
     }
     let seconds = started.elapsed().as_secs_f64();
+    progress.finish();
     all.latencies_us.sort_unstable();
     all.ok_latencies_us.sort_unstable();
     let pct = |p: f64| percentile(&all.latencies_us, p);
@@ -231,6 +236,7 @@ struct Worker {
     prefix: String,
     budget: std::sync::Arc<std::sync::atomic::AtomicU64>,
     reach: std::sync::Arc<Reach>,
+    progress: Counter,
 }
 
 impl Worker {
@@ -264,6 +270,7 @@ impl Worker {
             }
             let start = Instant::now();
             let outcome = self.call(n, &own).await;
+            self.progress.inc();
             let us = start.elapsed().as_micros().min(u128::from(u32::MAX)) as u32;
             tally.latencies_us.push(us);
             match &outcome {

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use tonic::{Code, IntoRequest, Request, Status};
 
 use order_management::client::OrderClient;
+use order_management::client::progress::{Counter, Progress};
 use order_management::pb::Order;
 
 /// Settings of one soak run.
@@ -105,6 +106,8 @@ pub async fn run(clients: Vec<OrderClient>, config: &SoakConfig) -> SoakReport {
     let rss_before = config.server_pid.and_then(rss_kib);
     let run_id = format!("{:x}", config.seed);
     let deadline = started + config.duration;
+    // Calls so far, on a terminal's stderr only.
+    let progress = Progress::new("calls", false);
     let mut tasks = Vec::new();
     for (c, client) in clients.into_iter().enumerate() {
         for w in 0..config.workers_per_connection {
@@ -115,6 +118,7 @@ pub async fn run(clients: Vec<OrderClient>, config: &SoakConfig) -> SoakReport {
                 known: HashMap::new(),
                 next: 0,
                 report: SoakReport::default(),
+                progress: progress.counter(),
             };
             tasks.push(tokio::spawn(worker.run(deadline)));
         }
@@ -126,6 +130,7 @@ pub async fn run(clients: Vec<OrderClient>, config: &SoakConfig) -> SoakReport {
             Err(e) => report.unexpected.push(format!("worker task failed: {e}")),
         }
     }
+    progress.finish();
     report.elapsed = started.elapsed();
     report.rss_before_kib = rss_before;
     // Let the server settle (closed streams, freed buffers) before measuring.
@@ -170,6 +175,7 @@ struct Worker {
     known: HashMap<String, Expected>,
     next: u64,
     report: SoakReport,
+    progress: Counter,
 }
 
 /// Outcomes that say nothing about the server's correctness: the caller
@@ -199,6 +205,7 @@ impl Worker {
 
     fn count(&mut self, result: Result<(), &Status>) {
         self.report.calls += 1;
+        self.progress.inc();
         let code = result.err().map_or(Code::Ok, Status::code);
         *self.report.statuses.entry(format!("{code:?}")).or_default() += 1;
     }

@@ -27,8 +27,24 @@ async fn main() -> ExitCode {
                 .collect();
             let said = said.join(" ");
             let line = said.strip_prefix("error: ").unwrap_or(&said);
-            eprintln!("client: {line}; try `client --help`");
+            let failure = client::Failure::usage(format!("{line}; try `client --help`"));
+            if wants_json() {
+                eprintln!("{}", failure.json());
+            } else {
+                eprintln!("client: {}", failure.line());
+            }
             ExitCode::from(2)
         }
     }
+}
+
+/// Whether the command line (which clap could not parse) asked for JSON
+/// output, so that its usage error is JSON on stderr too.
+fn wants_json() -> bool {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let json = |v: &str| matches!(v, "json" | "jsonl");
+    args.iter()
+        .any(|a| a == "--json" || a.strip_prefix("--output=").is_some_and(json))
+        || args.windows(2).any(|w| w[0] == "--output" && json(&w[1]))
+        || std::env::var("ORDER_OUTPUT").is_ok_and(|v| json(&v))
 }

@@ -79,12 +79,31 @@ pub struct Connector {
     several: Arc<AtomicBool>,
     /// TLS settings from the TLS options, if any was given.
     tls: Option<ClientTlsConfig>,
+    /// For `https://` without TLS options: [`default_roots`], read once.
+    roots: Option<(ClientTlsConfig, &'static str)>,
     credentials: Credentials,
     gzip: bool,
 }
 
-/// Which roots verify an `https://` server when no --ca-cert is given.
-const DEFAULT_ROOTS: &str = "the system's trust roots and the Mozilla roots built in (webpki-roots); --ca-cert to use another CA";
+/// How an `https://` server is verified when no TLS option is given: the
+/// system's trust roots when it has any, and the Mozilla roots built in
+/// (webpki-roots); and the words that say so when verification fails.
+fn default_roots() -> (ClientTlsConfig, &'static str) {
+    let tls = ClientTlsConfig::new().with_webpki_roots();
+    if rustls_native_certs::load_native_certs().certs.is_empty() {
+        (
+            tls,
+            "the Mozilla roots built in (webpki-roots; the system has none); \
+             --ca-cert to use another CA",
+        )
+    } else {
+        (
+            tls.with_native_roots(),
+            "the system's trust roots and the Mozilla roots built in (webpki-roots); \
+             --ca-cert to use another CA",
+        )
+    }
+}
 
 impl Connector {
     pub fn new(options: &ConnectionOptions) -> Result<Self, Failure> {
@@ -94,7 +113,9 @@ impl Connector {
             .split(',')
             .map(|s| server_url(s.trim(), tls.is_some()))
             .collect::<Result<Vec<_>, _>>()?;
+        let https = servers.iter().any(|s| s.starts_with("https://"));
         Ok(Self {
+            roots: (tls.is_none() && https).then(default_roots),
             servers,
             // Processes that make one call each (the CLI) spread too.
             next: Arc::new(AtomicUsize::new(std::process::id() as usize)),
@@ -146,10 +167,11 @@ impl Connector {
                 Err(e) => {
                     let cause = root_cause(&e);
                     // Say what the certificate was checked against.
-                    let roots = match &self.tls {
+                    let roots = match (&self.tls, &self.roots) {
                         _ if !cause.contains("certificate") => String::new(),
-                        None => format!(" (verified against {DEFAULT_ROOTS})"),
-                        Some(_) => " (verified against --ca-cert)".to_owned(),
+                        (Some(_), _) => " (verified against --ca-cert)".to_owned(),
+                        (None, Some((_, roots))) => format!(" (verified against {roots})"),
+                        (None, None) => String::new(),
                     };
                     // The address a name resolved to, when it is not in the URL.
                     let at = match target.addr {
@@ -176,15 +198,11 @@ impl Connector {
     fn endpoint(&self, server: &str) -> Result<Endpoint, Failure> {
         let mut endpoint = Endpoint::from_shared(server.to_owned())
             .map_err(|e| Failure::usage(format!("invalid --server URL {server:?}: {e}")))?;
-        let tls = match &self.tls {
-            Some(tls) => Some(tls.clone()),
+        let tls = match (&self.tls, &self.roots) {
+            (Some(tls), _) => Some(tls.clone()),
             // https:// alone: the system's roots, as curl and grpcurl do.
-            None if server.starts_with("https://") => Some(
-                ClientTlsConfig::new()
-                    .with_native_roots()
-                    .with_webpki_roots(),
-            ),
-            None => None,
+            (None, Some((roots, _))) if server.starts_with("https://") => Some(roots.clone()),
+            _ => None,
         };
         if let Some(tls) = tls {
             endpoint = endpoint.tls_config(tls).map_err(|e| {

@@ -7,13 +7,15 @@
 //! - [`connection`]: the connection options and the one connection builder
 //!   (TLS, mTLS, token, gzip), shared with the `loadgen` load generator;
 //! - [`failure`]: the error line and exit code of a failed command;
-//! - [`output`]: JSON input files and text/JSON output.
+//! - [`output`]: JSON and stdin input, text/JSON output, completions, man page;
+//! - `cli` (the arguments), `progress` (on a terminal), `suggest` (did you mean),
+//!   `resolve` (a `--server` name's every address).
 
 pub mod cli;
 pub mod connection;
 pub mod failure;
 pub mod output;
-mod progress;
+pub mod progress;
 mod resolve;
 mod suggest;
 

@@ -1,6 +1,6 @@
 //! Progress of long commands on a terminal: `update` counts the orders sent,
 //! `search` and `process` the messages received while their output goes to
-//! a file or a pipe. Drawn on stderr only when stderr is a terminal, so
+//! a file or a pipe, `loadgen bench` its calls. Drawn on stderr only when stderr is a terminal, so
 //! scripts and logs never see it, and cleared before the command's result.
 
 use std::io::IsTerminal as _;
@@ -37,10 +37,28 @@ impl Progress {
         }
     }
 
+    /// A handle that counts into this progress from other tasks; the line
+    /// is cleared only when this `Progress` finishes.
+    pub fn counter(&self) -> Counter {
+        Counter(self.0.clone())
+    }
+
     /// Clears the line: what follows on the terminal is the result.
     pub fn finish(&self) {
         if let Some(bar) = &self.0 {
             bar.finish_and_clear();
+        }
+    }
+}
+
+/// See [`Progress::counter`].
+#[derive(Clone)]
+pub struct Counter(Option<ProgressBar>);
+
+impl Counter {
+    pub fn inc(&self) {
+        if let Some(bar) = &self.0 {
+            bar.inc(1);
         }
     }
 }

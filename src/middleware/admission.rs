@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -24,6 +25,9 @@ pub struct Admission {
     what: &'static str,
     per_ip_limit: usize,
     per_ip: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    /// Calls refused because every slot was taken (not for an address's
+    /// share): health's overload signal reads it (`server/overload.rs`).
+    refused: Arc<AtomicU64>,
 }
 
 /// What a call holds until its response ends: its slot, its share of its
@@ -72,6 +76,7 @@ impl Admission {
             what: "calls",
             per_ip_limit,
             per_ip: Arc::default(),
+            refused: Arc::default(),
         }
     }
 
@@ -91,6 +96,16 @@ impl Admission {
         self.limit
     }
 
+    /// What the slots are for ("calls", "writes"...).
+    pub fn what(&self) -> &'static str {
+        self.what
+    }
+
+    /// Calls refused so far because every slot was taken.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
+    }
+
     /// A slot for a call on `conn`, or `RESOURCE_EXHAUSTED` saying which limit.
     pub fn try_admit(&self, conn: Option<&ConnInfo>) -> Result<Permit, Status> {
         // A share as large as the whole pool limits nothing: skip its lock.
@@ -101,6 +116,7 @@ impl Admission {
             _ => None,
         };
         let slot = Arc::clone(&self.slots).try_acquire_owned().map_err(|_| {
+            self.refused.fetch_add(1, Ordering::Relaxed);
             Status::resource_exhausted(format!(
                 "the server is at its limit of {} concurrent {}; retry later",
                 self.limit, self.what

@@ -184,6 +184,12 @@ pub struct Config {
     #[arg(long, env = "ORDER_IDLE_TIMEOUT", default_value_t = 300.0)]
     pub idle_timeout: f64,
 
+    /// Seconds a connection may go without the peer reading a byte while
+    /// the server has bytes for it; then it is closed (with a reset, so the
+    /// kernel drops its send queue too); 0 for no limit.
+    #[arg(long, env = "ORDER_WRITE_STALL_TIMEOUT", default_value_t = 30.0)]
+    pub write_stall_timeout: f64,
+
     /// Seconds after which a connection is asked to go away (GOAWAY; clients
     /// reconnect), spreading clients over replicas; 0 for no limit.
     #[arg(long, env = "ORDER_MAX_CONNECTION_AGE", default_value_t = 0.0)]
@@ -242,7 +248,7 @@ impl Config {
     }
 
     /// The connection limits (`--max-connections`, `--max-connections-per-ip`,
-    /// `--handshake-timeout`, `--idle-timeout`).
+    /// `--handshake-timeout`, `--idle-timeout`, `--write-stall-timeout`).
     pub fn connection_limits(&self) -> Result<ConnectionLimits, String> {
         Ok(ConnectionLimits {
             max_connections: match self.max_connections {
@@ -252,6 +258,10 @@ impl Config {
             max_per_ip: self.max_connections_per_ip as usize,
             handshake_timeout: seconds("--handshake-timeout", self.handshake_timeout)?,
             idle_timeout: optional_seconds("--idle-timeout", self.idle_timeout)?,
+            write_stall_timeout: optional_seconds(
+                "--write-stall-timeout",
+                self.write_stall_timeout,
+            )?,
         })
     }
 

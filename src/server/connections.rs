@@ -11,11 +11,13 @@
 //!   limit, so the limit is reached before the kernel's.
 //! - a connection must send the HTTP/2 preface and its SETTINGS frame
 //!   ([`PREFACE_BYTES`]) within `handshake_timeout`, or it is closed. (With
-//!   TLS those bytes arrive inside the TLS handshake, which tonic bounds with
-//!   the same timeout: `ServerTlsConfig::timeout`.)
+//!   TLS those bytes arrive inside the TLS handshake, which `tls_accept`
+//!   bounds with the same timeout.)
 //! - a connection with no call in flight for `idle_timeout` is closed. (grpc-go
 //!   sends GOAWAY first; tonic gives no handle on the connection to do that,
 //!   so the client sees the connection close, and reconnects on its next call.)
+//! - a connection whose peer reads nothing for `write_stall_timeout` while
+//!   we have bytes for it is closed with a reset (see `write_stall`).
 //! - `EMFILE`/`ENFILE` (and `ENOBUFS`/`ENOMEM`) make the accept loop back off
 //!   (1 ms doubling to 1 s), with a warning at most every 10 s and a count.
 //!
@@ -38,6 +40,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::time::{Instant, Sleep};
 use tonic::transport::server::Connected;
 
+use super::write_stall::WriteStall;
+
 /// The client connection preface (24 bytes) and a SETTINGS frame header (9):
 /// what every HTTP/2 client sends first.
 pub const PREFACE_BYTES: usize = 24 + 9;
@@ -54,6 +58,7 @@ pub struct ConnectionLimits {
     pub max_per_ip: usize,
     pub handshake_timeout: Duration,
     pub idle_timeout: Option<Duration>,
+    pub write_stall_timeout: Option<Duration>,
 }
 
 /// What happened at the door, for logs, tests and (later) metrics.
@@ -69,6 +74,8 @@ pub struct ConnectionStats {
     pub accept_errors: AtomicU64,
     pub handshake_timeouts: AtomicU64,
     pub idle_closed: AtomicU64,
+    /// Closed because the peer read nothing for `write_stall_timeout`.
+    pub write_stalls: AtomicU64,
 }
 
 /// The open connections: how many, and how many per IP address.
@@ -187,6 +194,7 @@ pub struct Conn {
     /// Until the preface has arrived: bytes still expected, and the deadline.
     handshake: Option<(usize, Pin<Box<Sleep>>)>,
     idle: Option<(Duration, Pin<Box<Sleep>>)>,
+    stall: Option<WriteStall>,
     stats: Arc<ConnectionStats>,
 }
 
@@ -225,6 +233,33 @@ impl Conn {
     }
 }
 
+impl Conn {
+    /// The peer's address.
+    pub fn peer(&self) -> SocketAddr {
+        self.info.remote_addr
+    }
+
+    /// `polled`, a write's outcome, through the write-stall clock; a stall
+    /// closes the socket with a reset (its send queue is dropped too).
+    fn watch_write<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        polled: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        let Some(stall) = &mut self.stall else {
+            return polled;
+        };
+        let waiting = polled.is_pending();
+        let checked = stall.check(cx, polled);
+        if waiting && let Poll::Ready(Err(e)) = &checked {
+            self.stats.write_stalls.fetch_add(1, Ordering::Relaxed);
+            let _ = self.stream.set_zero_linger();
+            tracing::debug!(peer = %self.info.remote_addr, "closing a connection: {e}");
+        }
+        checked
+    }
+}
+
 impl AsyncRead for Conn {
     fn poll_read(
         mut self: Pin<&mut Self>,
@@ -258,7 +293,8 @@ impl AsyncWrite for Conn {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
+        let polled = Pin::new(&mut self.stream).poll_write(cx, buf);
+        self.watch_write(cx, polled)
     }
 
     fn poll_write_vectored(
@@ -266,7 +302,8 @@ impl AsyncWrite for Conn {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+        let polled = Pin::new(&mut self.stream).poll_write_vectored(cx, bufs);
+        self.watch_write(cx, polled)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -361,6 +398,7 @@ impl Door {
                 idle: limits
                     .idle_timeout
                     .map(|t| (t, Box::pin(tokio::time::sleep(t)))),
+                stall: limits.write_stall_timeout.map(WriteStall::new),
                 stats: Arc::clone(&self.table.stats),
             };
         }
@@ -476,6 +514,7 @@ mod tests {
             max_per_ip: per_ip,
             handshake_timeout: Duration::from_secs(10),
             idle_timeout: None,
+            write_stall_timeout: None,
         }
     }
 

@@ -120,6 +120,9 @@ pub enum StoreError {
     /// is down or unreachable), or a write's outcome is unknown: the
     /// message says which. Worth retrying (gRPC UNAVAILABLE).
     Unavailable(String),
+    /// The storage is out of space (a full disk): nothing was changed;
+    /// worth retrying once space is freed (gRPC RESOURCE_EXHAUSTED).
+    Exhausted(String),
     /// The storage itself failed; nothing was changed.
     Failed(String),
 }
@@ -133,6 +136,7 @@ impl std::fmt::Display for StoreError {
                 f.write_str("the deadline passed before the write was committed")
             }
             StoreError::Unavailable(why) => write!(f, "store unavailable: {why}"),
+            StoreError::Exhausted(why) => write!(f, "store out of space: {why}"),
             StoreError::Failed(why) => write!(f, "store failure: {why}"),
         }
     }

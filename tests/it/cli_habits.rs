@@ -263,6 +263,15 @@ fn json_output_and_json_errors() {
     assert_eq!(exit(&out), 2);
     let error: serde_json::Value = serde_json::from_str(&stderr(&out)).unwrap();
     assert_eq!(error["code"], "USAGE", "{error}");
+    // A usage error clap finds is JSON too.
+    let out = client(&["--json", "add", "--price", "x"], &[], "");
+    assert_eq!(exit(&out), 2);
+    let error: serde_json::Value = serde_json::from_str(&stderr(&out)).unwrap();
+    assert_eq!(error["code"], "USAGE", "{error}");
+    assert!(
+        error["message"].as_str().unwrap().contains("--price"),
+        "{error}"
+    );
 }
 
 #[test]
@@ -301,12 +310,13 @@ fn https_without_a_ca_uses_the_system_roots_and_says_so() {
         pki.server.key(),
     ])
     .unwrap_or_else(|(status, log)| panic!("server did not start ({status}):\n{log}"));
-    // Signed by a test CA no system trusts: refused, naming the roots.
+    // Signed by a test CA no system trusts: refused, naming the roots (the
+    // system's when it has any, and the Mozilla roots built in).
     let out = run_client(&server.https_url(), &["101"]);
     assert_eq!(exit(&out), 6, "{}", stderr(&out));
     let err = stderr(&out);
     assert!(
-        err.contains("certificate") && err.contains("system's trust roots"),
+        err.contains("certificate") && err.contains("webpki-roots"),
         "{err}"
     );
     assert!(!err.contains("without TLS enabled"), "{err}");

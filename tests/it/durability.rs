@@ -224,6 +224,31 @@ fn a_garbage_data_file_is_refused_naming_it() {
     assert_eq!(std::fs::read(&file).unwrap(), vec![0xAB; 64 * 1024]);
 }
 
+/// An empty file is not taken for a new store (nor seeded), and a dangling
+/// link does not create its target.
+#[test]
+fn an_empty_data_file_and_a_dangling_link_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("orders.redb");
+    std::fs::write(&file, b"").unwrap();
+    let log = start_error(&["--data-dir", dir.path().to_str().unwrap()]);
+    assert!(
+        log.contains(file.to_str().unwrap()) && log.contains("empty"),
+        "{log}"
+    );
+    assert_eq!(std::fs::metadata(&file).unwrap().len(), 0);
+
+    std::fs::remove_file(&file).unwrap();
+    let target = dir.path().join("moved-away.redb");
+    std::os::unix::fs::symlink(&target, &file).unwrap();
+    let log = start_error(&["--data-dir", dir.path().to_str().unwrap()]);
+    assert!(
+        log.contains("symbolic link") && log.contains("moved-away.redb"),
+        "{log}"
+    );
+    assert!(!target.exists());
+}
+
 #[test]
 fn a_record_that_does_not_decode_is_refused_naming_the_file_and_order() {
     let dir = tempfile::tempdir().unwrap();
@@ -297,7 +322,7 @@ fn the_server_logs_where_its_data_is_and_seeds_only_an_empty_store() {
     server.wait_exit();
 
     let server = start(dir.path());
-    assert!(server.startup.contains("(1 orders)"), "{}", server.startup);
+    assert!(server.startup.contains("(1 order)"), "{}", server.startup);
     assert!(
         !server.startup.contains("inserted the seed"),
         "{}",

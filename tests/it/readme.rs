@@ -100,5 +100,6 @@ fn the_using_it_block_runs_as_written_on_a_fresh_server() {
     );
     assert!(said("search pixel").contains("id: \"102\""));
     assert!(said("process 101 102 103").contains("status: \"Processed!\""));
+    assert_eq!(said("add --id 104 -"), "104\n");
     assert_eq!(said("health"), "SERVING\n");
 }

@@ -497,6 +497,26 @@ async fn update_with_an_unknown_or_invalid_order_applies_none(backend: Backend) 
     );
 }
 
+/// An unknown id ends updateOrders as soon as its message arrives, while the
+/// client's stream is still open; nothing is applied.
+async fn update_reports_an_unknown_id_as_soon_as_it_arrives(backend: Backend) {
+    let server = server_with!(backend, [order("1", &["a"], "X")], ServiceConfig::default(),);
+    let mut client = server.connect().await;
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tx.send(order("1", &["new"], "X")).await.unwrap();
+    tx.send(order("404", &["n"], "X")).await.unwrap();
+    // `tx` stays open: the answer must not wait for the end of the stream.
+    let call = client.update_orders(tokio_stream::wrappers::ReceiverStream::new(rx));
+    let err = tokio::time::timeout(std::time::Duration::from_secs(30), call)
+        .await
+        .expect("NOT_FOUND before the client ended its stream")
+        .unwrap_err();
+    assert_status(&err, Code::NotFound, "404");
+    drop(tx);
+    let one = client.get_order("1".to_owned()).await.unwrap().into_inner();
+    assert_eq!(one.items, ["a"]);
+}
+
 async fn update_beyond_the_bound_is_resource_exhausted_and_applies_none(backend: Backend) {
     let orders: Vec<Order> = (0..6)
         .map(|i| order(&i.to_string(), &["old"], "X"))
@@ -790,6 +810,7 @@ for_each_backend!(
     cancelling_a_search_stops_the_servers_work,
     update_replaces_all_orders_and_lists_their_ids,
     update_with_an_unknown_or_invalid_order_applies_none,
+    update_reports_an_unknown_id_as_soon_as_it_arrives,
     update_beyond_the_bound_is_resource_exhausted_and_applies_none,
     update_with_an_empty_stream_updates_nothing,
     process_batches_at_1_3_4_and_7_ids,

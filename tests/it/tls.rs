@@ -116,7 +116,7 @@ fn tls_serves_clients_that_trust_the_ca_and_fails_those_that_do_not() {
 #[test]
 fn mtls_serves_only_clients_with_a_certificate_from_the_client_ca() {
     let pki = TestPki::new();
-    let server = tls_server(&pki, &["--client-ca", pki.ca()]);
+    let mut server = tls_server(&pki, &["--client-ca", pki.ca()]);
     let url = server.https_url();
     let trust = ["--ca-cert", pki.ca()];
 
@@ -152,6 +152,18 @@ fn mtls_serves_only_clients_with_a_certificate_from_the_client_ca() {
     let out = run_client(&url, &[&trust[..], &good[..], &["health"][..]].concat());
     assert_success(&out, "health over mTLS");
     assert_eq!(stdout(&out), "SERVING\n");
+
+    // The refused handshakes were logged, naming the peer and why, and
+    // rate-limited: one warning for the three within 10 s.
+    server.signal("TERM");
+    server.wait_exit();
+    let log = server.rest_of_log();
+    let warnings: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("refused a TLS handshake from 127.0.0.1"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{log}");
+    assert!(warnings[0].contains("WARN"), "{log}");
 }
 
 #[test]

@@ -24,6 +24,7 @@
 //! snapshots guard the storage format too.
 
 mod cache;
+mod file_guard;
 mod schema;
 mod search;
 #[cfg(test)]
@@ -43,6 +44,7 @@ use prost::Message;
 use redb::{Database, ReadableDatabase, ReadableTableMetadata};
 
 use self::cache::OrderCache;
+use self::file_guard::DataFile;
 use self::schema::ORDERS;
 use self::writer::{Op, Write, Writer};
 use super::{OrderStore, SearchPage, StoreError};
@@ -92,7 +94,8 @@ pub struct RedbStore {
 
 /// What the store's handle, its blocking reads and its writer share.
 struct Shared {
-    db: Database,
+    /// The open database; why writes are refused, if they are.
+    file: DataFile,
     path: PathBuf,
     cache: OrderCache,
     unindexed_limit: usize,
@@ -129,23 +132,29 @@ impl RedbStore {
             ))
         })?;
         let path = dir.join(FILE_NAME);
-        let db = builder(options)
-            .create(&path)
-            .map_err(|e| open_error(&path, e))?;
-        Self::from_database(db, path, options)
+        let file = file_guard::open(&path, options)?;
+        Self::from_file(file, path, options)
     }
 
     /// A store over an already opened database (tests use it to put a
     /// failing storage backend under the store).
+    #[cfg(test)]
     fn from_database(
         db: Database,
         path: PathBuf,
         options: &RedbOptions,
     ) -> Result<Self, OpenError> {
+        let file = DataFile::over(db, path.clone(), options);
+        Self::from_file(file, path, options)
+    }
+
+    fn from_file(file: DataFile, path: PathBuf, options: &RedbOptions) -> Result<Self, OpenError> {
+        let db = file.db().map_err(|e| OpenError(e.to_string()))?;
         let found = schema::prepare(&db, &path)?;
+        drop(db);
         let migrated_from = found.filter(|v| *v != schema::FORMAT_VERSION);
         let shared = Arc::new(Shared {
-            db,
+            file,
             path,
             cache: OrderCache::new(options.order_cache_bytes),
             unindexed_limit: options.unindexed_limit.max(1),
@@ -225,14 +234,16 @@ impl Shared {
     }
 
     fn count(&self) -> Result<u64, StoreError> {
-        let txn = self.db.begin_read().map_err(|e| self.failed(e))?;
+        let db = self.file.db()?;
+        let txn = db.begin_read().map_err(|e| self.failed(e))?;
         let orders = txn.open_table(ORDERS).map_err(|e| self.failed(e))?;
         orders.len().map_err(|e| self.failed(e))
     }
 
     fn read_order(&self, id: &str) -> Result<Option<Order>, StoreError> {
         let seen = self.cache.snapshot();
-        let txn = self.db.begin_read().map_err(|e| self.failed(e))?;
+        let db = self.file.db()?;
+        let txn = db.begin_read().map_err(|e| self.failed(e))?;
         let orders = txn.open_table(ORDERS).map_err(|e| self.failed(e))?;
         let Some(bytes) = orders.get(id).map_err(|e| self.failed(e))? else {
             return Ok(None);
@@ -263,7 +274,8 @@ impl OrderStore for RedbStore {
         let query = query.to_owned();
         let after = after.map(str::to_owned);
         self.read(move |shared| {
-            let txn = shared.db.begin_read().map_err(|e| shared.failed(e))?;
+            let db = shared.file.db()?;
+            let txn = db.begin_read().map_err(|e| shared.failed(e))?;
             search::page(&txn, &query, after.as_deref(), budget.max(1))
                 .map_err(|e| shared.failed(e))
         })
@@ -294,6 +306,13 @@ impl OrderStore for RedbStore {
 
     async fn count(&self) -> Result<u64, StoreError> {
         self.read(Shared::count).await
+    }
+
+    /// Not ready while writes are refused (a full disk, a failed commit,
+    /// the file gone: see `file_guard`); asking tries to end that.
+    async fn ready(&self) -> Result<(), StoreError> {
+        self.read(|shared| shared.file.refusal().map_or(Ok(()), Err))
+            .await
     }
 }
 

@@ -24,11 +24,14 @@
 //!   committed and its call answered `Ok`.)
 //!
 //! If the commit fails, every call of the group gets `Failed` naming the
-//! file and nothing of the group is stored. redb then refuses all further
-//! use of the open database (it latches the I/O error until the file is
-//! reopened), so the writer refuses every later write at once with a
-//! `Failed` that says so: restarting the server reopens the file, and
-//! redb's recovery brings it back to the last successful commit. A panic
+//! file (`Exhausted` for a full disk) and nothing of the group is stored.
+//! redb then refuses all further use of the open database (it latches the
+//! I/O error until the file is reopened), so later writes are refused at
+//! once, saying so, until `file_guard` has reopened the file (redb's
+//! recovery brings it back to the last successful commit). After each
+//! commit, before acknowledging, the writer checks that the path still
+//! names the open file (`file_guard`): a deleted or replaced file answers
+//! the group `Unavailable`, and every write after it. A panic
 //! while applying a group fails that group's calls (nothing of it is
 //! committed) and the writer goes on. If the writer thread ever stops,
 //! every later call fails with a `Failed` that says so.
@@ -224,41 +227,41 @@ fn run(shared: &Shared, mut requests: mpsc::UnboundedReceiver<Request>) {
 }
 
 /// What the writer remembers between groups.
+/// (Nothing yet: why writes are refused lives in the store's `file_guard`,
+/// where health and the reopen see it too.)
 #[derive(Default)]
-pub(super) struct State {
-    /// Set by a failed commit: why every later write is refused.
-    stopped: Option<String>,
-}
+pub(super) struct State {}
 
 /// Applies, commits and answers one group (see the module docs).
 // Over 80 lines on purpose: the order of its steps (apply, re-check deadlines, commit, update the cache, answer) is the writer's guarantee, kept in one place.
-pub(super) fn process_group(shared: &Shared, state: &mut State, group: Vec<Request>) {
+pub(super) fn process_group(shared: &Shared, _state: &mut State, group: Vec<Request>) {
     // Callers that went away before their group started: not applied.
     let group: Vec<Request> = group.into_iter().filter(|r| !r.reply.is_closed()).collect();
     if group.is_empty() {
         return;
     }
-    if let Some(why) = &state.stopped {
-        return answer_all(group, &StoreError::Failed(why.clone()));
+    if let Some(refused) = shared.file.refusal() {
+        return answer_all(group, &refused);
     }
+    // Held to the end of the group: a reopen waits for it.
+    let db = match shared.file.db() {
+        Ok(db) => db,
+        Err(e) => return answer_all(group, &e),
+    };
     let writes: Vec<&Write> = group.iter().map(|r| &r.write).collect();
     let path = shared.path.display();
     let started = Instant::now();
     let mut applied_in;
     let outcomes = loop {
         let applied = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            let mut txn = shared.db.begin_write()?;
+            let mut txn = db.begin_write()?;
             txn.set_durability(Durability::Immediate)?;
             let outcomes = apply_group(&txn, &writes, Instant::now(), shared.unindexed_limit)?;
             Ok::<_, redb::Error>((txn, outcomes))
         }));
         let (txn, outcomes) = match applied {
             Ok(Ok(applied)) => applied,
-            Ok(Err(e)) => {
-                let failed = format!("cannot write to the data file {path}: {e}");
-                tracing::error!("{failed}");
-                return answer_all(group, &StoreError::Failed(failed));
-            }
+            Ok(Err(e)) => return answer_all(group, &shared.file.write_failed(e, false)),
             Err(panic) => {
                 let what = crate::call::panic_message(panic.as_ref());
                 let failed = format!(
@@ -282,19 +285,11 @@ pub(super) fn process_group(shared: &Shared, state: &mut State, group: Vec<Reque
             continue;
         }
         if let Err(e) = txn.commit() {
-            let failed = format!(
-                "cannot commit to the data file {path}: {e}; nothing of this group of \
-                 writes was stored"
-            );
-            tracing::error!("{failed}");
-            state.stopped = Some(format!(
-                "the data file {path} takes no more writes after a failed commit ({e}); \
-                 restart the server to reopen it (redb recovers it to the last successful commit)"
-            ));
-            return answer_all(group, &StoreError::Failed(failed));
+            return answer_all(group, &shared.file.write_failed(e.into(), true));
         }
         break outcomes;
     };
+    drop(db);
     tracing::debug!(
         writes = writes.len(),
         apply_us = applied_in.as_micros() as u64,
@@ -313,7 +308,13 @@ pub(super) fn process_group(shared: &Shared, state: &mut State, group: Vec<Reque
                 Op::InsertMany(_) => &[], // new ids: nothing cached to replace
             }),
     );
+    // Acknowledged only if it is in the file the path names.
+    let gone = shared.file.still_there().err();
     for (request, outcome) in group.into_iter().zip(outcomes) {
+        let outcome = match &gone {
+            Some(gone) => outcome.and(Err(gone.clone())),
+            None => outcome,
+        };
         let _ = request.reply.send(outcome);
     }
 }

@@ -45,6 +45,7 @@ const FLAGS: &[(&str, &str)] = &[
     ("max-connections-per-ip", "ORDER_MAX_CONNECTIONS_PER_IP"),
     ("handshake-timeout", "ORDER_HANDSHAKE_TIMEOUT"),
     ("idle-timeout", "ORDER_IDLE_TIMEOUT"),
+    ("write-stall-timeout", "ORDER_WRITE_STALL_TIMEOUT"),
     ("max-connection-age", "ORDER_MAX_CONNECTION_AGE"),
     ("max-connection-age-grace", "ORDER_MAX_CONNECTION_AGE_GRACE"),
 ];
@@ -73,6 +74,8 @@ fn server_help_lists_every_flag_with_its_env_var() {
         let start = help
             .find(&format!("{head} "))
             .or_else(|| help.find(&format!("{head}\n")))
+            // A boolean that takes `=false` too: `--in-memory[=<IN_MEMORY>]`.
+            .or_else(|| help.find(&format!("{head}[=")))
             .unwrap_or_else(|| panic!("--{flag} is not in the help:\n{help}"));
         let end = entries
             .iter()

@@ -103,3 +103,50 @@ async fn health_goes_not_serving_as_soon_as_shutdown_begins() {
     drop(watches);
     assert_eq!(server.stopped(), Ok(()));
 }
+
+/// Overload has its own health entry (`ecommerce.OrderManagement.capacity`):
+/// NOT_SERVING after a few seconds with every call slot taken, SERVING
+/// again a few seconds after they free up; the main entries stay SERVING
+/// all along (a balancer must not pull every busy replica at once).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_reports_overload_on_its_own_entry_with_hysteresis() {
+    use super::harness::{bounded, drain, open_process};
+    const CAPACITY: &str = "ecommerce.OrderManagement.capacity";
+    let server = Prod::start(&["--max-concurrent-calls", "2"]);
+    let channel = connect(&server.url()).await;
+    let mut client = OrderManagementClient::new(channel.clone());
+    assert_eq!(
+        health_check(channel.clone(), CAPACITY).await.unwrap(),
+        ServingStatus::Serving
+    );
+
+    let (tx1, mut held1) = open_process(&mut client).await;
+    let (tx2, mut held2) = open_process(&mut client).await;
+    let refused = client.get_order("101".to_owned()).await.unwrap_err();
+    assert_eq!(refused.code(), Code::ResourceExhausted);
+    let status = |name: &'static str| health_check(channel.clone(), name);
+    bounded("capacity NOT_SERVING", async {
+        while status(CAPACITY).await.unwrap() != ServingStatus::NotServing {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+    for name in ["", SERVICE] {
+        assert_eq!(
+            status(name).await.unwrap(),
+            ServingStatus::Serving,
+            "{name:?}"
+        );
+    }
+
+    drop((tx1, tx2));
+    drain(&mut held1).await.1.unwrap();
+    drain(&mut held2).await.1.unwrap();
+    bounded("capacity SERVING again", async {
+        while status(CAPACITY).await.unwrap() != ServingStatus::Serving {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+    client.get_order("101".to_owned()).await.unwrap();
+}

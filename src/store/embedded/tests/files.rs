@@ -177,3 +177,77 @@ fn a_format_1_file_with_a_bad_record_is_refused_and_left_as_it_was() {
     let db = Database::open(&path).unwrap();
     assert_eq!(super::schema::read_version(&db, &path).unwrap(), Some(1));
 }
+
+#[test]
+fn an_empty_data_file_is_refused_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(FILE_NAME);
+    std::fs::write(&path, b"").unwrap();
+    let err = RedbStore::open(dir.path()).err().expect("must be refused");
+    assert!(err.0.contains("is empty (0 bytes)"), "{err}");
+    assert!(err.0.contains(FILE_NAME), "{err}");
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), 0);
+}
+
+#[cfg(unix)]
+#[test]
+fn a_dangling_symlink_is_refused_and_its_target_not_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("elsewhere.redb");
+    std::os::unix::fs::symlink(&target, dir.path().join(FILE_NAME)).unwrap();
+    let err = RedbStore::open(dir.path()).err().expect("must be refused");
+    assert!(err.0.contains("symbolic link"), "{err}");
+    assert!(err.0.contains("elsewhere.redb"), "{err}");
+    assert!(!target.exists());
+    // A link to an existing store is fine.
+    RedbStore::open(&dir.path().join("real")).unwrap();
+    std::fs::rename(dir.path().join("real").join(FILE_NAME), &target).unwrap();
+    RedbStore::open(dir.path()).unwrap();
+}
+
+#[test]
+fn a_data_file_deleted_while_open_takes_no_acknowledged_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(FILE_NAME);
+    let store = RedbStore::open(dir.path()).unwrap();
+    let rt = runtime();
+    rt.block_on(async {
+        store.insert(order("1", &["a"]), None).await.unwrap();
+        assert!(store.ready().await.is_ok());
+    });
+    let aside = dir.path().join("aside.redb");
+    std::fs::rename(&path, &aside).unwrap();
+    rt.block_on(async {
+        for attempt in ["2", "3"] {
+            match store.insert(order(attempt, &["b"]), None).await {
+                Err(StoreError::Unavailable(why)) => {
+                    assert!(why.contains("was deleted"), "{why}");
+                    assert!(why.contains(FILE_NAME), "{why}");
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!(matches!(
+            store.ready().await,
+            Err(StoreError::Unavailable(_))
+        ));
+        // Reads still answer from the open file.
+        assert!(store.get("1").await.unwrap().is_some());
+    });
+    // Put back (the same file): writes are acknowledged again.
+    std::fs::rename(&aside, &path).unwrap();
+    rt.block_on(async {
+        assert!(store.ready().await.is_ok());
+        store.insert(order("4", &["c"]), None).await.unwrap();
+    });
+    // Replaced by another file: refused again, saying so.
+    let other = tempfile::tempdir().unwrap();
+    drop(RedbStore::open(other.path()).unwrap());
+    std::fs::rename(other.path().join(FILE_NAME), &path).unwrap();
+    rt.block_on(async {
+        match store.insert(order("5", &["d"]), None).await {
+            Err(StoreError::Unavailable(why)) => assert!(why.contains("replaced"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+    });
+}

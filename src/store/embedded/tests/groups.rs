@@ -91,7 +91,8 @@ fn inserts_wait_to_be_indexed_in_batches_and_stay_searchable() {
         ..RedbOptions::default()
     };
     let store = RedbStore::open_with(dir.path(), &options).unwrap();
-    let db = &store.shared.db;
+    let db_guard = store.shared.file.db().unwrap();
+    let db: &Database = &db_guard;
     let unindexed = || -> Vec<String> {
         let txn = db.begin_read().unwrap();
         let table = txn.open_table(super::schema::UNINDEXED).unwrap();
@@ -140,6 +141,7 @@ fn inserts_wait_to_be_indexed_in_batches_and_stay_searchable() {
             );
         }
     });
+    drop(db_guard);
     drop(store);
     let report = RedbStore::verify(dir.path()).unwrap();
     assert!(report.is_ok(), "{report}");
