@@ -287,10 +287,8 @@ async fn search(store: Arc<dyn OrderStore>, query: String, tx: PipeSender, call:
         };
         let bytes = page.orders.iter().map(Message::encoded_len).sum();
         step = search_pipe::next_step(step, page.examined, bytes);
-        for order in page.orders {
-            if tx.send(Ok(order)).await.is_err() {
-                return; // the client is gone
-            }
+        if tx.send_page(page.orders).await.is_err() {
+            return; // the client is gone
         }
         match page.next {
             Some(next) if !tx.is_closed() => after = Some(next),
