@@ -12,6 +12,7 @@
 pub mod bench;
 pub mod breaking;
 pub mod codegen;
+pub mod openapi;
 #[cfg(feature = "bench")]
 pub mod profile;
 
