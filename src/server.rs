@@ -20,8 +20,8 @@ use tonic_health::server::HealthReporter;
 
 pub use self::config::{Command, Config, optional_seconds, seconds};
 use self::connections::{ConnectionLimits, ConnectionStats};
-pub use crate::log::LogFormat;
 use crate::gateway::web::{Cors, WebLayer};
+pub use crate::log::LogFormat;
 use crate::middleware::admission::Admission;
 use crate::middleware::auth::Auth;
 use crate::middleware::request_body::Budget;

@@ -67,17 +67,16 @@ pub fn json(status: &Status, request_id: &str) -> serde_json::Value {
 }
 
 /// A whole error response: `http` (or the code's HTTP status) and the JSON.
-pub fn response_with(
-    http: StatusCode,
-    status: &Status,
-    request_id: &str,
-) -> http::Response<Bytes> {
+pub fn response_with(http: StatusCode, status: &Status, request_id: &str) -> http::Response<Bytes> {
     let mut body = serde_json::to_vec(&json(status, request_id)).expect("JSON always serializes");
     body.push(b'\n');
     let mut response = http::Response::new(Bytes::from(body));
     *response.status_mut() = http;
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     if status.code() == Code::Unauthenticated {
         headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     }

@@ -71,9 +71,27 @@ fn body_error(e: &(dyn std::error::Error + 'static)) -> Status {
     Status::invalid_argument(format!("cannot read the request body: {e}"))
 }
 
-/// One order from its proto3 JSON.
+/// One order from its proto3 JSON. A value of the wrong type is named by
+/// its field (prost-reflect's message says only what it expected).
 pub fn order(json: serde_json::Value) -> Result<Order, Status> {
-    crate::format::from_json("ecommerce.Order", json).map_err(Status::invalid_argument)
+    let fields = match &json {
+        serde_json::Value::Object(fields) => fields.clone(),
+        _ => serde_json::Map::new(),
+    };
+    crate::format::from_json::<Order>("ecommerce.Order", json).map_err(|whole| {
+        let field = fields.into_iter().find_map(|(name, value)| {
+            let alone = serde_json::Value::Object([(name.clone(), value)].into_iter().collect());
+            crate::format::from_json::<Order>("ecommerce.Order", alone)
+                .err()
+                .map(|_| name)
+        });
+        match field {
+            Some(name) if !whole.contains(&format!("`{name}`")) => {
+                Status::invalid_argument(format!("{whole} (field `{name}`)"))
+            }
+            _ => Status::invalid_argument(whole),
+        }
+    })
 }
 
 /// A JSON array of orders (updateOrders).
@@ -85,7 +103,9 @@ pub fn orders(json: serde_json::Value) -> Result<Vec<Order>, Status> {
     };
     list.into_iter()
         .enumerate()
-        .map(|(i, o)| order(o).map_err(|e| Status::invalid_argument(format!("[{i}]: {}", e.message()))))
+        .map(|(i, o)| {
+            order(o).map_err(|e| Status::invalid_argument(format!("[{i}]: {}", e.message())))
+        })
         .collect()
 }
 
@@ -121,10 +141,5 @@ where
         m.encode(&mut buf).expect("BytesMut grows as needed");
     }
     let body = http_body_util::Full::new(Bytes::from(buf));
-    tonic::Streaming::new_request(
-        tonic_prost::ProstDecoder::<M>::default(),
-        body,
-        None,
-        None,
-    )
+    tonic::Streaming::new_request(tonic_prost::ProstDecoder::<M>::default(), body, None, None)
 }

@@ -64,10 +64,22 @@ pub fn is_write(method: &Method, path: &str) -> bool {
 pub fn router(service: OrderService, limits: Limits) -> axum::Router {
     use axum::routing::get;
     routes::router()
-        .route("/", get(|| async { asset(crate::console::INDEX_HTML, "text/html; charset=utf-8") }))
-        .route("/console.js", get(|| async { asset(crate::console::CONSOLE_JS, "text/javascript; charset=utf-8") }))
-        .route("/console.css", get(|| async { asset(crate::console::CONSOLE_CSS, "text/css; charset=utf-8") }))
-        .route("/openapi.json", get(|| async { asset(OPENAPI, "application/json") }))
+        .route(
+            "/",
+            get(|| async { asset(crate::console::INDEX_HTML, "text/html; charset=utf-8") }),
+        )
+        .route(
+            "/console.js",
+            get(|| async { asset(crate::console::CONSOLE_JS, "text/javascript; charset=utf-8") }),
+        )
+        .route(
+            "/console.css",
+            get(|| async { asset(crate::console::CONSOLE_CSS, "text/css; charset=utf-8") }),
+        )
+        .route(
+            "/openapi.json",
+            get(|| async { asset(OPENAPI, "application/json") }),
+        )
         .fallback(not_found)
         .with_state(Gateway { service, limits })
 }

@@ -240,3 +240,48 @@ fn percent_encode(id: &str) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use prost_reflect::{DescriptorPool, Value};
+
+    use super::ROUTES;
+
+    /// The routes served are the ones `proto/order.proto` declares.
+    #[test]
+    fn routes_match_the_google_api_http_options() {
+        let pool = DescriptorPool::decode(crate::pb::FILE_DESCRIPTOR_SET).unwrap();
+        let http = pool.get_extension_by_name("google.api.http").unwrap();
+        let service = pool.get_service_by_name(crate::pb::SERVICE_NAME).unwrap();
+        let mut declared = Vec::new();
+        for method in service.methods() {
+            let options = method.options();
+            let rule = options.get_extension(&http);
+            let Value::Message(rule) = rule.as_ref() else {
+                panic!("{} has no http rule", method.name());
+            };
+            let mut rules = vec![rule.clone()];
+            if let Some(Value::List(more)) =
+                rule.get_field_by_name("additional_bindings").as_deref()
+            {
+                rules.extend(more.iter().filter_map(|v| v.as_message().cloned()));
+            }
+            for rule in rules {
+                for verb in ["get", "put", "post", "delete", "patch"] {
+                    if rule.has_field_by_name(verb) {
+                        let path = rule.get_field_by_name(verb).unwrap();
+                        let path = path.as_str().unwrap().to_owned();
+                        declared.push((verb.to_uppercase(), path, method.name().to_owned()));
+                    }
+                }
+            }
+        }
+        let mut served: Vec<(String, String, String)> = ROUTES
+            .iter()
+            .map(|(v, p, m)| ((*v).to_owned(), (*p).to_owned(), (*m).to_owned()))
+            .collect();
+        declared.sort();
+        served.sort();
+        assert_eq!(declared, served);
+    }
+}

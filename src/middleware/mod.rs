@@ -238,7 +238,9 @@ where
             };
             let policy = &shared.policy;
             let shape = match protocol {
-                Protocol::Grpc => request_body::shape(request.uri().path(), policy.max_update_bytes),
+                Protocol::Grpc => {
+                    request_body::shape(request.uri().path(), policy.max_update_bytes)
+                }
                 Protocol::Http => request_body::Shape::Whole,
             };
             let budget = Arc::clone(&policy.buffered);
@@ -270,7 +272,9 @@ where
             let (mut parts, body) = response.into_parts();
             // A trailers-only response is an error, or an empty stream.
             let failed = match protocol {
-                Protocol::Grpc => call_body::grpc_status(&parts.headers).is_some_and(|c| c != Code::Ok),
+                Protocol::Grpc => {
+                    call_body::grpc_status(&parts.headers).is_some_and(|c| c != Code::Ok)
+                }
                 Protocol::Http => parts.status.is_client_error() || parts.status.is_server_error(),
             };
             if from_caller || failed {
@@ -320,8 +324,9 @@ fn respond<B>(
     let code = status.code();
     let mut response = match protocol {
         Protocol::Grpc => status.into_http::<()>().map(|()| CallBody::ended()),
-        Protocol::Http => crate::gateway::error::response(&status, info.request_id())
-            .map(CallBody::fixed),
+        Protocol::Http => {
+            crate::gateway::error::response(&status, info.request_id()).map(CallBody::fixed)
+        }
     };
     response
         .headers_mut()

@@ -141,7 +141,11 @@ fn operation(
 }
 
 fn success_code(method: &MethodDescriptor) -> &'static str {
-    if method.name() == "addOrder" { "201" } else { "200" }
+    if method.name() == "addOrder" {
+        "201"
+    } else {
+        "200"
+    }
 }
 
 /// The gateway's replies where the gRPC reply is a bare StringValue.
@@ -197,7 +201,9 @@ fn field_schema(
             json!({"type": "string", "format": "int64"})
         }
         Kind::Bytes => json!({"type": "string", "format": "byte"}),
-        Kind::Enum(e) => json!({"type": "string", "enum": e.values().map(|v| v.name().to_owned()).collect::<Vec<_>>()}),
+        Kind::Enum(e) => {
+            json!({"type": "string", "enum": e.values().map(|v| v.name().to_owned()).collect::<Vec<_>>()})
+        }
         Kind::Message(m) => message_schema(m, schemas),
     };
     if list {
