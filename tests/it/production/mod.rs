@@ -16,6 +16,7 @@ mod harness;
 mod auth;
 mod config;
 mod connections;
+mod console;
 mod grpc_web;
 mod gzip;
 mod health;
