@@ -24,6 +24,7 @@ mod http_api;
 mod limits;
 mod observability;
 mod panics;
+mod readme_curl;
 mod reflection;
 mod rich_errors;
 mod shutdown;
