@@ -277,6 +277,29 @@ fn the_bearer_token_guards_the_api_but_not_the_console() {
 }
 
 #[test]
+fn openapi_json_describes_every_route() {
+    let server = Prod::start(&[]);
+    let reply = http1::get(server.addr, "/openapi.json");
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let doc = reply.json();
+    assert_eq!(doc["openapi"], "3.0.3");
+    for (path, verb) in [
+        ("/v1/orders", "get"),
+        ("/v1/orders", "post"),
+        ("/v1/orders", "patch"),
+        ("/v1/orders", "put"),
+        ("/v1/orders/{value}", "get"),
+        ("/v1/shipments:process", "post"),
+    ] {
+        assert!(doc["paths"][path][verb].is_object(), "{verb} {path}");
+    }
+    assert_eq!(
+        http1::get(server.addr, "/").header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
+}
+
+#[test]
 fn a_passed_deadline_is_504() {
     let server = Prod::start(&[]);
     for header in [("request-timeout", "0"), ("grpc-timeout", "0n")] {
