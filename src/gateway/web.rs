@@ -92,6 +92,9 @@ pub struct WebService<S> {
 
 type BoxFuture<T> = std::pin::Pin<Box<dyn Future<Output = T> + Send>>;
 
+/// The plain path's response: the inner body, unboxed.
+type Plain<B> = fn(Response<B>) -> Response<Either<B, Body>>;
+
 impl<S, B> Service<Request<Body>> for WebService<S>
 where
     S: Service<Request<Body>, Response = Response<B>> + Clone + Send + 'static,
@@ -102,7 +105,12 @@ where
 {
     type Response = Response<Either<B, Body>>;
     type Error = S::Error;
-    type Future = BoxFuture<Result<Self::Response, S::Error>>;
+    // A gRPC or JSON call without an `Origin` costs no allocation here; the
+    // rest (gRPC-Web, CORS) is boxed.
+    type Future = futures_util::future::Either<
+        futures_util::future::MapOk<S::Future, Plain<B>>,
+        BoxFuture<Result<Self::Response, S::Error>>,
+    >;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -111,7 +119,17 @@ where
     fn call(&mut self, request: Request<Body>) -> Self::Future {
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
+        use futures_util::TryFutureExt as _;
+        use futures_util::future::Either as Path;
         let allow = self.cors.allow(request.headers());
+        let grpc_web = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc-web"));
+        if allow.is_none() && !grpc_web {
+            let plain: Plain<B> = |response| response.map(Either::Left);
+            return Path::Left(inner.call(request).map_ok(plain));
+        }
         if let Some(origin) = &allow
             && request.method() == Method::OPTIONS
             && request
@@ -119,13 +137,9 @@ where
                 .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
         {
             let response = preflight(origin.clone());
-            return Box::pin(async move { Ok(response) });
+            return Path::Right(Box::pin(async move { Ok(response) }));
         }
-        let grpc_web = request
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc-web"));
-        Box::pin(async move {
+        Path::Right(Box::pin(async move {
             let mut response = if grpc_web {
                 let mut web = tonic_web::GrpcWebLayer::new().layer(inner);
                 web.call(request).await?.map(Either::Right)
@@ -142,7 +156,7 @@ where
                 headers.append(header::VARY, HeaderValue::from_static("origin"));
             }
             Ok(response)
-        })
+        }))
     }
 }
 
