@@ -354,3 +354,53 @@ fn each_call_logs_one_line_with_its_status_and_echoes_the_callers_id() {
     );
     assert_eq!(log_str(call_line(&lines, "http-search-1"), "status"), "Ok");
 }
+
+/// Starts a POST whose body never completes: the call holds its write slot
+/// until the message timeout.
+fn held_write(addr: std::net::SocketAddr) -> std::net::TcpStream {
+    use std::io::Write as _;
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    let head = format!(
+        "POST /v1/orders HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\n\
+         content-length: 100\r\n\r\n{{\"items\":"
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    stream
+}
+
+#[test]
+fn writes_take_admission_slots_and_a_body_that_never_ends_is_504() {
+    let server = Prod::start(&[
+        "--max-concurrent-writes",
+        "1",
+        "--request-message-timeout",
+        "1",
+    ]);
+    let mut held = held_write(server.addr);
+    // Once the held call is admitted, the next write is refused at once
+    // (the held one may need a moment to arrive: ask until it has).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let reply = http1::json(server.addr, "POST", "/v1/orders", r#"{"items":["a"]}"#);
+        if reply.status == 429 {
+            error_of(&reply, 429, "RESOURCE_EXHAUSTED");
+            break;
+        }
+        assert_eq!(reply.status, 201, "{reply:?}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the held write never took the slot"
+        );
+    }
+    // Reads have their own slots.
+    assert_eq!(http1::get(server.addr, "/v1/orders/101").status, 200);
+    // The held body never completes: its call ends with 504.
+    use std::io::Read as _;
+    held.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let mut raw = Vec::new();
+    let _ = held.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw);
+    assert!(text.starts_with("HTTP/1.1 504"), "{text}");
+    assert!(text.contains("--request-message-timeout"), "{text}");
+}
