@@ -404,3 +404,41 @@ fn writes_take_admission_slots_and_a_body_that_never_ends_is_504() {
     assert!(text.starts_with("HTTP/1.1 504"), "{text}");
     assert!(text.contains("--request-message-timeout"), "{text}");
 }
+
+#[test]
+fn an_error_after_the_first_message_is_the_streams_last_line() {
+    let server = Prod::start(&["--batch-size", "1"]);
+    let body = r#"["101","nope","101"]"#;
+    let reply = http1::send(
+        server.addr,
+        "POST",
+        "/v1/shipments:process",
+        &[
+            ("content-type", "application/json"),
+            ("x-request-id", "mid-stream-1"),
+        ],
+        body.as_bytes(),
+    );
+    assert_eq!(
+        reply.status, 200,
+        "the first shipment was already sent: {reply:?}"
+    );
+    let lines = reply.lines();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(lines[0]["id"], "cmb - Seoul");
+    let error = &lines[1]["error"];
+    assert_eq!(error["status"], "NOT_FOUND", "{error}");
+    assert_eq!(error["request_id"], "mid-stream-1");
+
+    let sse = http1::send(
+        server.addr,
+        "POST",
+        "/v1/shipments:process",
+        &[
+            ("content-type", "application/json"),
+            ("accept", "text/event-stream"),
+        ],
+        body.as_bytes(),
+    );
+    assert!(sse.text().contains("event: error\ndata: {"), "{sse:?}");
+}
