@@ -9,7 +9,9 @@
 
 pub mod call;
 pub mod client;
+pub mod console;
 pub mod format;
+pub mod gateway;
 pub mod log;
 pub mod middleware;
 pub mod search_pipe;

@@ -24,6 +24,7 @@ use tonic_health::server::HealthReporter;
 
 pub use self::config::{Command, Config, optional_seconds, seconds};
 use self::connections::{ConnectionLimits, ConnectionStats};
+use crate::gateway::web::{Cors, WebLayer};
 pub use crate::log::LogFormat;
 use crate::middleware::admission::Admission;
 use crate::middleware::auth::Auth;
@@ -109,6 +110,7 @@ impl Running {
     ) -> Result<Self, String> {
         let readiness = Arc::clone(&store);
         let service = OrderService::with_config(store, config.service_config());
+        let gateway = gateway_router(config, service.clone());
         let orders = OrderManagementServer::new(service)
             .max_decoding_message_size(config.max_request_bytes)
             .max_encoding_message_size(config.max_response_bytes)
@@ -143,12 +145,19 @@ impl Running {
         let limits = config.connection_limits()?;
         let tls = tls_door(config, limits.handshake_timeout)?;
         let builder = transport(config)?;
-        let router = builder
-            .layer(layer)
+        // The HTTP/JSON API, gRPC-Web and the console share the port
+        // (src/gateway/): HTTP/1.1 too, gRPC-Web translated before the layer.
+        let web = WebLayer::new(Cors::new(&config.cors_allow_origin)?);
+        let routes = tonic::service::Routes::from(gateway)
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
             .add_service(orders);
+        let router = builder
+            .accept_http1(true)
+            .layer(web)
+            .layer(layer)
+            .add_routes(routes);
 
         let (readiness, load) = (
             follow_readiness(readiness, health.clone()),
@@ -232,6 +241,15 @@ impl Running {
         );
         Ok(())
     }
+}
+
+/// The HTTP/JSON API over `service`, with the gRPC body limits.
+fn gateway_router(config: &Config, service: OrderService) -> axum::Router {
+    let limits = crate::gateway::Limits {
+        max_request_bytes: config.max_request_bytes,
+        max_update_bytes: config.max_update_bytes,
+    };
+    crate::gateway::router(service, limits)
 }
 
 /// What the call layer enforces, from the flags.

@@ -27,6 +27,9 @@ pub struct CallInfo {
     /// The caller's `x-request-id`, or one made when first needed.
     request_id: OnceLock<HeaderValue>,
     order_id: OnceLock<String>,
+    /// How a call that ends without a `grpc-status` went (the HTTP/JSON
+    /// API's calls, `src/gateway/`), for its log line.
+    outcome: OnceLock<tonic::Code>,
     end: CallEnd,
 }
 
@@ -40,6 +43,7 @@ impl CallInfo {
         Arc::new(Self {
             request_id,
             order_id: OnceLock::new(),
+            outcome: OnceLock::new(),
             end,
         })
     }
@@ -86,6 +90,15 @@ impl CallInfo {
 
     pub fn order_id(&self) -> Option<&str> {
         self.order_id.get().map(String::as_str)
+    }
+
+    /// Notes how a call without gRPC trailers ended; the first one set wins.
+    pub fn set_outcome(&self, code: tonic::Code) {
+        let _ = self.outcome.set(code);
+    }
+
+    pub fn outcome(&self) -> Option<tonic::Code> {
+        self.outcome.get().copied()
     }
 }
 

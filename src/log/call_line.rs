@@ -50,6 +50,8 @@ impl CallRecord {
         if std::mem::replace(&mut self.done, true) {
             return;
         }
+        // A call of the HTTP/JSON API ends without a gRPC status: its own.
+        let code = code.or_else(|| self.info.outcome());
         let duration_us = self.started.elapsed().as_micros() as u64;
         let method = self.method.as_ref().map_or("", PathAndQuery::path);
         // Fields as `&str`, not `%`/`?`: the formatter writes a string as is,

@@ -103,6 +103,11 @@ pub struct Config {
     #[arg(long, env = "ORDER_CLIENT_CA", requires = "tls_cert")]
     pub client_ca: Option<PathBuf>,
 
+    /// Origins (`https://app.example`, or `*`) whose pages may call the
+    /// HTTP/JSON API and gRPC-Web from a browser (CORS); comma-separated.
+    #[arg(long, env = "ORDER_CORS_ALLOW_ORIGIN", value_delimiter = ',')]
+    pub cors_allow_origin: Vec<String>,
+
     /// File holding a bearer token that every call but health checks must present.
     #[arg(long, env = "ORDER_AUTH_TOKEN_FILE")]
     pub auth_token_file: Option<PathBuf>,

@@ -14,6 +14,7 @@ pub mod bench;
 pub mod breaking;
 pub mod codegen;
 pub mod man;
+pub mod openapi;
 #[cfg(feature = "bench")]
 pub mod overload;
 #[cfg(feature = "bench")]

@@ -22,6 +22,7 @@ const FLAGS: &[(&str, &str)] = &[
     ("tls-cert", "ORDER_TLS_CERT"),
     ("tls-key", "ORDER_TLS_KEY"),
     ("client-ca", "ORDER_CLIENT_CA"),
+    ("cors-allow-origin", "ORDER_CORS_ALLOW_ORIGIN"),
     ("auth-token-file", "ORDER_AUTH_TOKEN_FILE"),
     ("max-request-bytes", "ORDER_MAX_REQUEST_BYTES"),
     ("max-response-bytes", "ORDER_MAX_RESPONSE_BYTES"),
