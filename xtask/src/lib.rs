@@ -13,6 +13,8 @@
 pub mod bench;
 pub mod breaking;
 pub mod codegen;
+#[cfg(feature = "bench")]
+pub mod gateway;
 pub mod man;
 pub mod openapi;
 #[cfg(feature = "bench")]
