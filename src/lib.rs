@@ -7,10 +7,12 @@
 //! [`store`] (where orders live). The binaries in `src/bin/` are thin shells
 //! around [`server`] and [`client`].
 
+pub mod admin;
 pub mod call;
 pub mod client;
 pub mod format;
 pub mod log;
+pub mod metrics;
 pub mod middleware;
 pub mod seed;
 pub mod server;

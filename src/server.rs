@@ -85,6 +85,8 @@ pub struct Running {
     abort: CancellationToken,
     health: HealthReporter,
     grace: Duration,
+    /// The admin listener (`--admin-listen`), stopped when dropped.
+    admin: Option<crate::admin::Admin>,
 }
 
 impl Running {
@@ -122,6 +124,15 @@ impl Running {
             .map_err(|e| format!("cannot build the reflection service: {e}"))?;
 
         let policy = call_policy(config)?;
+        let sources = crate::metrics::server::Sources {
+            pools: vec![
+                ("reads", policy.reads.clone()),
+                ("writes", policy.writes.clone()),
+                ("health_watches", policy.watches.clone()),
+            ],
+            connections: Arc::new(ConnectionStats::default()),
+            buffered: Arc::clone(&policy.buffered),
+        };
         // Cancelled when the shutdown grace period ends: calls still open
         // end with UNAVAILABLE (see `Running::until`).
         let abort = CancellationToken::new();
@@ -136,9 +147,20 @@ impl Running {
             .add_service(reflection_v1alpha)
             .add_service(orders);
 
-        let follow = tokio::spawn(follow_readiness(readiness, health.clone()));
+        let follow = tokio::spawn(follow_readiness(Arc::clone(&readiness), health.clone()));
         let (stop_accepting, stopped) = tokio::sync::oneshot::channel::<()>();
-        let connections = Arc::new(ConnectionStats::default());
+        let connections = Arc::clone(&sources.connections);
+        let admin = match config.admin_listen {
+            Some(addr) => {
+                let state = crate::admin::AdminState {
+                    sources,
+                    store: readiness,
+                    health: health.clone(),
+                };
+                Some(crate::admin::Admin::start(addr, state).await?)
+            }
+            None => None,
+        };
         let incoming = connections::incoming(listener, limits, Arc::clone(&connections));
         let serve = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async {
             let _ = stopped.await;
@@ -151,7 +173,13 @@ impl Running {
             abort,
             health,
             grace: seconds("--shutdown-grace", config.shutdown_grace)?,
+            admin,
         })
+    }
+
+    /// Where the admin listener listens, if it is on.
+    pub fn admin_addr(&self) -> Option<std::net::SocketAddr> {
+        self.admin.as_ref().map(crate::admin::Admin::local_addr)
     }
 
     /// What the accept loop has seen so far (open, refused, timed out...).
@@ -172,6 +200,7 @@ impl Running {
             abort,
             health,
             grace,
+            admin: _admin,
         } = self;
         for name in ["", SERVICE_NAME] {
             health

@@ -23,6 +23,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::call::CallInfo;
 use crate::call::deadline;
+use crate::metrics::rpc::{self, Method};
 use crate::pb::order_management_server::OrderManagement;
 use crate::pb::{CombinedShipment, Order};
 use crate::shipments::Batcher;
@@ -158,6 +159,7 @@ fn spawn_producer<T: Send + 'static>(
 ) {
     tokio::spawn(async move {
         if let Err(panic) = AssertUnwindSafe(producer).catch_unwind().await {
+            crate::metrics::panicked();
             let what = crate::call::panic_message(panic.as_ref());
             tracing::error!(
                 panic = what,
@@ -212,6 +214,7 @@ impl OrderService {
         let mut orders = Vec::new();
         let mut ids = HashSet::new();
         while let Some(order) = inbound.message().await? {
+            rpc::stream_received(Method::UpdateOrders);
             if orders.len() == max {
                 return Err(Status::resource_exhausted(format!(
                     "at most {max} orders per updateOrders call; none was updated"
@@ -269,10 +272,12 @@ async fn search(
                 return;
             }
         };
+        crate::metrics::store::searched(page.examined, page.orders.len());
         for order in page.orders {
             if tx.send(Ok(order)).await.is_err() {
                 return; // the client is gone
             }
+            rpc::stream_sent(Method::SearchOrders);
         }
         match page.next {
             Some(next) if !tx.is_closed() => after = Some(next),
@@ -302,6 +307,7 @@ async fn process(
                 next = inbound.message() => next?,
             };
             let Some(id) = next else { break };
+            rpc::stream_received(Method::ProcessOrders);
             let order = get(store.as_ref(), &id, &call).await?;
             if let Some(batch) = batcher.add(order) {
                 send_all(&tx, batch).await?;
@@ -323,6 +329,7 @@ async fn send_all(
         tx.send(Ok(shipment))
             .await
             .map_err(|_| Status::cancelled("the client went away"))?;
+        rpc::stream_sent(Method::ProcessOrders);
     }
     Ok(())
 }

@@ -10,6 +10,7 @@ use http::uri::PathAndQuery;
 use tonic::Code;
 
 use crate::call::CallInfo;
+use crate::metrics::rpc::CallMeter;
 
 /// The tracing target of the per-call lines, so that they can be filtered on
 /// their own: `RUST_LOG=info,order_management::call=off` turns them off.
@@ -23,6 +24,8 @@ pub struct CallRecord {
     info: Arc<CallInfo>,
     started: Instant,
     done: bool,
+    /// The call's metrics (`None` while metrics are off), finished with the line.
+    meter: Option<CallMeter>,
 }
 
 impl CallRecord {
@@ -32,12 +35,21 @@ impl CallRecord {
         info: Arc<CallInfo>,
         started: Instant,
     ) -> Self {
+        let meter = method.as_ref().and_then(|m| CallMeter::start(m.path()));
         Self {
             method,
             peer,
             info,
             started,
             done: false,
+            meter,
+        }
+    }
+
+    /// The call passed auth and admission: its handler runs.
+    pub fn admitted(&self) {
+        if let Some(meter) = &self.meter {
+            meter.admitted();
         }
     }
 
@@ -50,7 +62,11 @@ impl CallRecord {
         if std::mem::replace(&mut self.done, true) {
             return;
         }
-        let duration_us = self.started.elapsed().as_micros() as u64;
+        let elapsed = self.started.elapsed();
+        if let Some(meter) = self.meter.take() {
+            meter.finish(code, elapsed);
+        }
+        let duration_us = elapsed.as_micros() as u64;
         let method = self.method.as_ref().map_or("", PathAndQuery::path);
         // Fields as `&str`, not `%`/`?`: the formatter writes a string as is,
         // where a Debug or Display value goes through `fmt` first (measured:

@@ -205,8 +205,12 @@ where
             }
             let permit = match shared.admit(&request) {
                 Ok(permit) => Some(permit),
-                Err(status) => return Ok(respond(status, &info, record)),
+                Err(status) => {
+                    crate::metrics::refused(status.code());
+                    return Ok(respond(status, &info, record));
+                }
             };
+            record.admitted();
             let policy = &shared.policy;
             let shape = request_body::shape(request.uri().path(), policy.max_update_bytes);
             let budget = Arc::clone(&policy.buffered);
@@ -226,6 +230,7 @@ where
             let response = match outcome {
                 Ok(result) => result?,
                 Err(panic) => {
+                    crate::metrics::panicked();
                     tracing::error!(
                         panic = panic_message(panic.as_ref()),
                         request_id = info.request_id(),

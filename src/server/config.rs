@@ -28,6 +28,11 @@ pub struct Config {
     #[arg(long, env = "ORDER_LISTEN", default_value = "[::]:50051")]
     pub listen: SocketAddr,
 
+    /// Serve GET /metrics (Prometheus), /healthz and /readyz over plain HTTP
+    /// on this address, e.g. `127.0.0.1:9090`; off by default. No auth: keep it private.
+    #[arg(long, env = "ORDER_ADMIN_LISTEN")]
+    pub admin_listen: Option<SocketAddr>,
+
     /// Directory of the durable store (created if missing); holds orders.redb.
     #[arg(long, env = "ORDER_DATA_DIR", default_value = "data", global = true)]
     pub data_dir: PathBuf,

@@ -295,6 +295,7 @@ pub(super) fn process_group(shared: &Shared, state: &mut State, group: Vec<Reque
         }
         break outcomes;
     };
+    crate::metrics::store::group_committed(writes.len(), started.elapsed());
     tracing::debug!(
         writes = writes.len(),
         apply_us = applied_in.as_micros() as u64,
