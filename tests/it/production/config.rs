@@ -11,6 +11,7 @@ use super::harness::{binary, connect, drain, ids, order};
 
 const FLAGS: &[(&str, &str)] = &[
     ("listen", "ORDER_LISTEN"),
+    ("admin-listen", "ORDER_ADMIN_LISTEN"),
     ("data-dir", "ORDER_DATA_DIR"),
     ("in-memory", "ORDER_IN_MEMORY"),
     ("no-seed", "ORDER_NO_SEED"),
