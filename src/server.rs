@@ -62,6 +62,9 @@ pub async fn main(config: Config) -> Result<(), String> {
         }
         None => {}
     }
+    if let Some(endpoint) = &config.otlp_endpoint {
+        crate::trace::init(endpoint, config.trace_sample_ratio)?;
+    }
     // Bind first, then touch data: a taken port must not leave a seeded store.
     let listener = TcpListener::bind(config.listen)
         .await
@@ -72,7 +75,9 @@ pub async fn main(config: Config) -> Result<(), String> {
         .map_err(|e| format!("cannot read the bound address: {e}"))?;
     let running = Running::start(&config, store, listener).await?;
     tracing::info!("listening on {local}");
-    running.until(shutdown_signal()).await
+    let outcome = running.until(shutdown_signal()).await;
+    crate::trace::flush();
+    outcome
 }
 
 /// A server that is serving; see [`Running::until`].

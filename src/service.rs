@@ -191,7 +191,10 @@ impl OrderService {
                 order.id = new_id();
             }
             let id = order.id.clone();
-            match self.store.insert(order.clone(), deadline).await {
+            let span = crate::trace::store_span(call, "store.insert");
+            let inserted = self.store.insert(order.clone(), deadline).await;
+            drop(span);
+            match inserted {
                 Ok(()) => return Ok(id),
                 Err(StoreError::AlreadyExists(_)) if generate => continue,
                 Err(StoreError::AlreadyExists(id)) => {
@@ -233,7 +236,10 @@ impl OrderService {
             orders.push(order);
         }
         let updated: Vec<String> = orders.iter().map(|o| o.id.clone()).collect();
-        match self.store.update_all(orders, deadline).await {
+        let span = crate::trace::store_span(call, "store.update_all");
+        let updated_all = self.store.update_all(orders, deadline).await;
+        drop(span);
+        match updated_all {
             Ok(()) => Ok(format!("Updated Order IDs : {}", updated.join(", "))),
             Err(StoreError::NotFound(id)) => Err(Status::not_found(format!(
                 "Order : {id} Not Found. None of the orders in this call was updated."
@@ -248,9 +254,10 @@ async fn get(store: &dyn OrderStore, id: &str, call: &CallInfo) -> Result<Order,
     if id.is_empty() {
         return Err(Status::invalid_argument("order id must not be empty"));
     }
-    store
-        .get(id)
-        .await
+    let span = crate::trace::store_span(call, "store.get");
+    let found = store.get(id).await;
+    drop(span);
+    found
         .map_err(|e| internal(e, call))?
         .ok_or_else(|| not_found(id))
 }
@@ -265,7 +272,10 @@ async fn search(
 ) {
     let mut after: Option<String> = None;
     loop {
-        let page = match store.search(&query, after.as_deref(), SEARCH_STEP).await {
+        let span = crate::trace::store_span(&call, "store.search");
+        let page = store.search(&query, after.as_deref(), SEARCH_STEP).await;
+        drop(span);
+        let page = match page {
             Ok(page) => page,
             Err(e) => {
                 let _ = tx.send(Err(internal(e, &call))).await;

@@ -28,6 +28,8 @@ pub struct CallInfo {
     request_id: OnceLock<HeaderValue>,
     order_id: OnceLock<String>,
     end: CallEnd,
+    /// The call's trace span, when it is traced (`crate::trace`).
+    trace: OnceLock<opentelemetry::trace::SpanContext>,
 }
 
 impl CallInfo {
@@ -41,6 +43,7 @@ impl CallInfo {
             request_id,
             order_id: OnceLock::new(),
             end,
+            trace: OnceLock::new(),
         })
     }
 
@@ -86,6 +89,17 @@ impl CallInfo {
 
     pub fn order_id(&self) -> Option<&str> {
         self.order_id.get().map(String::as_str)
+    }
+
+    /// The call's server span (set once, by the middleware).
+    pub fn set_trace(&self, span: opentelemetry::trace::SpanContext) {
+        let _ = self.trace.set(span);
+    }
+
+    /// The call's server span, if the call is traced and sampled (or its
+    /// caller sent a trace context).
+    pub fn trace(&self) -> Option<&opentelemetry::trace::SpanContext> {
+        self.trace.get()
     }
 }
 

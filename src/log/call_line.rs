@@ -11,6 +11,7 @@ use tonic::Code;
 
 use crate::call::CallInfo;
 use crate::metrics::rpc::CallMeter;
+use crate::trace::{CallSpan, TraceIdText};
 
 /// The tracing target of the per-call lines, so that they can be filtered on
 /// their own: `RUST_LOG=info,order_management::call=off` turns them off.
@@ -26,6 +27,8 @@ pub struct CallRecord {
     done: bool,
     /// The call's metrics (`None` while metrics are off), finished with the line.
     meter: Option<CallMeter>,
+    /// The call's server span (`None` while tracing is off), ended with the line.
+    span: Option<CallSpan>,
 }
 
 impl CallRecord {
@@ -43,7 +46,13 @@ impl CallRecord {
             started,
             done: false,
             meter,
+            span: None,
         }
+    }
+
+    /// The call's server span, to end when the call ends.
+    pub fn traced(&mut self, span: CallSpan) {
+        self.span = Some(span);
     }
 
     /// The call passed auth and admission: its handler runs.
@@ -66,6 +75,11 @@ impl CallRecord {
         if let Some(meter) = self.meter.take() {
             meter.finish(code, elapsed);
         }
+        if let Some(span) = self.span.take() {
+            span.finish(code);
+        }
+        let trace_text = self.info.trace().map(TraceIdText::new);
+        let trace_id = trace_text.as_ref().map(TraceIdText::as_str);
         let duration_us = elapsed.as_micros() as u64;
         let method = self.method.as_ref().map_or("", PathAndQuery::path);
         // Fields as `&str`, not `%`/`?`: the formatter writes a string as is,
@@ -88,6 +102,7 @@ impl CallRecord {
                 peer,
                 request_id,
                 order_id,
+                trace_id,
                 "call ended"
             ),
             None => tracing::info!(
@@ -98,6 +113,7 @@ impl CallRecord {
                 peer,
                 request_id,
                 order_id,
+                trace_id,
                 "call ended without a status"
             ),
         }

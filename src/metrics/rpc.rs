@@ -45,19 +45,17 @@ impl Kind {
 pub struct MethodDef {
     pub service: &'static str,
     pub method: &'static str,
+    /// `service/method`, a trace span's name.
+    pub span_name: &'static str,
     pub kind: Kind,
 }
 
-const ORDERS: &str = "ecommerce.OrderManagement";
-const HEALTH: &str = "grpc.health.v1.Health";
-const REFLECTION_V1: &str = "grpc.reflection.v1.ServerReflection";
-const REFLECTION_V1ALPHA: &str = "grpc.reflection.v1alpha.ServerReflection";
-
 macro_rules! method {
-    ($service:expr, $name:literal, $kind:expr) => {
+    ($service:literal, $name:literal, $kind:expr) => {
         MethodDef {
             service: $service,
             method: $name,
+            span_name: concat!($service, "/", $name),
             kind: $kind,
         }
     };
@@ -75,15 +73,35 @@ pub enum Method {
 
 /// Every method served, then `unknown` (the last) for any other path.
 pub const METHODS: [MethodDef; 10] = [
-    method!(ORDERS, "addOrder", Kind::Unary),
-    method!(ORDERS, "getOrder", Kind::Unary),
-    method!(ORDERS, "searchOrders", Kind::ServerStream),
-    method!(ORDERS, "updateOrders", Kind::ClientStream),
-    method!(ORDERS, "processOrders", Kind::BidiStream),
-    method!(HEALTH, "Check", Kind::Unary),
-    method!(HEALTH, "Watch", Kind::ServerStream),
-    method!(REFLECTION_V1, "ServerReflectionInfo", Kind::BidiStream),
-    method!(REFLECTION_V1ALPHA, "ServerReflectionInfo", Kind::BidiStream),
+    method!("ecommerce.OrderManagement", "addOrder", Kind::Unary),
+    method!("ecommerce.OrderManagement", "getOrder", Kind::Unary),
+    method!(
+        "ecommerce.OrderManagement",
+        "searchOrders",
+        Kind::ServerStream
+    ),
+    method!(
+        "ecommerce.OrderManagement",
+        "updateOrders",
+        Kind::ClientStream
+    ),
+    method!(
+        "ecommerce.OrderManagement",
+        "processOrders",
+        Kind::BidiStream
+    ),
+    method!("grpc.health.v1.Health", "Check", Kind::Unary),
+    method!("grpc.health.v1.Health", "Watch", Kind::ServerStream),
+    method!(
+        "grpc.reflection.v1.ServerReflection",
+        "ServerReflectionInfo",
+        Kind::BidiStream
+    ),
+    method!(
+        "grpc.reflection.v1alpha.ServerReflection",
+        "ServerReflectionInfo",
+        Kind::BidiStream
+    ),
     method!("unknown", "unknown", Kind::Unary),
 ];
 
@@ -101,6 +119,11 @@ fn method_index(path: &str) -> usize {
         "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo" => 8,
         _ => 9,
     }
+}
+
+/// The method at `path` (`unknown` for a path the server does not serve).
+pub fn method_def(path: &str) -> &'static MethodDef {
+    &METHODS[method_index(path)]
 }
 
 /// The name of a status code as grpc-go's `codes.Code.String()` writes it

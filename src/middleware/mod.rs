@@ -181,12 +181,16 @@ where
         let info = CallInfo::new(caller_id, end);
         request.extensions_mut().insert(Arc::clone(&info));
         let started = Instant::now();
-        let record = CallRecord::new(
+        let mut record = CallRecord::new(
             request.uri().path_and_query().cloned(),
             connection(&request).map(|c| c.remote_addr),
             Arc::clone(&info),
             started,
         );
+        if let Some(span) = crate::trace::start_call(request.headers(), request.uri().path(), &info)
+        {
+            record.traced(span);
+        }
 
         let future = async move {
             // gRPC over HTTP/2: "If Content-Type does not begin with

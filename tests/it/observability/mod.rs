@@ -7,6 +7,7 @@
 
 mod dashboard;
 mod metrics;
+mod traces;
 
 use std::net::SocketAddr;
 use std::time::Duration;
