@@ -60,6 +60,12 @@ pub struct ConnectionOptions {
     /// Compress requests with gzip and ask for gzip responses.
     #[arg(long, global = true)]
     pub gzip: bool,
+
+    /// Send a W3C `traceparent` with every call (one new trace, sampled),
+    /// and print its trace id on stderr: a server with --otlp-endpoint
+    /// records its spans under it.
+    #[arg(long, global = true)]
+    pub trace: bool,
 }
 
 /// Everything needed to open connections, read and checked once: local
@@ -81,7 +87,8 @@ impl Connector {
             // Processes that make one call each (the CLI) spread too.
             next: Arc::new(AtomicUsize::new(std::process::id() as usize)),
             tls: tls_config(options)?,
-            credentials: Credentials::from_file(options.token_file.as_deref())?,
+            credentials: Credentials::from_file(options.token_file.as_deref())?
+                .traced(options.trace),
             gzip: options.gzip,
         })
     }
@@ -184,14 +191,15 @@ fn tls_config(options: &ConnectionOptions) -> Result<Option<ClientTlsConfig>, Fa
     Ok(Some(tls))
 }
 
-/// Adds `authorization: Bearer <token>` to every call when a token is set.
+/// Adds `authorization: Bearer <token>` to every call when a token is set,
+/// and `traceparent` with `--trace`.
 #[derive(Clone)]
-pub struct Credentials(Option<AsciiMetadataValue>);
+pub struct Credentials(Option<AsciiMetadataValue>, Option<AsciiMetadataValue>);
 
 impl Credentials {
     fn from_file(path: Option<&Path>) -> Result<Self, Failure> {
         let Some(path) = path else {
-            return Ok(Self(None));
+            return Ok(Self(None, None));
         };
         let token = std::fs::read_to_string(path).map_err(|e| {
             Failure::usage(format!(
@@ -205,7 +213,19 @@ impl Credentials {
                 path.display()
             ))
         })?;
-        Ok(Self(Some(value)))
+        Ok(Self(Some(value), None))
+    }
+
+    /// With `trace`, a new sampled trace for every call of this process:
+    /// `traceparent: 00-TRACE-SPAN-01`, the ids from UUIDv7s' random bits.
+    fn traced(mut self, trace: bool) -> Self {
+        if trace {
+            let trace_id = uuid::Uuid::now_v7().simple().to_string();
+            let span_id = &uuid::Uuid::now_v7().simple().to_string()[16..];
+            eprintln!("trace id: {trace_id}");
+            self.1 = MetadataValue::try_from(format!("00-{trace_id}-{span_id}-01")).ok();
+        }
+        self
     }
 }
 
@@ -215,6 +235,9 @@ impl Interceptor for Credentials {
             request
                 .metadata_mut()
                 .insert("authorization", value.clone());
+        }
+        if let Some(value) = &self.1 {
+            request.metadata_mut().insert("traceparent", value.clone());
         }
         Ok(request)
     }

@@ -19,6 +19,7 @@ use tonic::transport::Endpoint;
 use tonic::{Request, Response, Status};
 
 use crate::support::process::ServerProcess;
+use crate::support::{run_client, stderr};
 
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const PARENT_ID: &str = "00f067aa0ba902b7";
@@ -106,6 +107,16 @@ async fn calls_are_server_spans_with_store_children_under_the_callers_trace() {
     };
     client.add_order(order).await.unwrap();
     drop(client);
+    // The CLI with --trace starts a trace of its own and names it.
+    let url = server.url.clone();
+    let out = tokio::task::spawn_blocking(move || run_client(&url, &["--trace", "101"]))
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let cli_trace = stderr(&out)
+        .strip_prefix("trace id: ")
+        .map(|rest| rest.trim().to_owned())
+        .unwrap_or_else(|| panic!("no trace id: {}", stderr(&out)));
 
     // The server exports what is queued when it exits.
     server.signal("TERM");
@@ -148,6 +159,12 @@ async fn calls_are_server_spans_with_store_children_under_the_callers_trace() {
     assert_ne!(hex(&add.trace_id), TRACE_ID);
     let (_, insert) = named("store.insert");
     assert_eq!(insert.parent_span_id, add.span_id);
+
+    let cli = got
+        .iter()
+        .find(|(_, s)| hex(&s.trace_id) == cli_trace && s.name.ends_with("/getOrder"))
+        .unwrap_or_else(|| panic!("no getOrder span in the CLI's trace {cli_trace}"));
+    assert_eq!(cli.1.parent_span_id.len(), 8, "a child of the CLI's span");
 
     let line = log
         .lines()
