@@ -218,7 +218,7 @@ async fn metrics_count_every_call_exactly() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_endpoints_follow_the_grpc_health_service() {
-    let (_server, admin) = with_admin(&["--in-memory"]);
+    let (server, admin) = with_admin(&["--in-memory"]);
     assert_eq!(
         http_get(admin, "/healthz").await,
         (200, "SERVING\n".to_owned())
@@ -229,4 +229,32 @@ async fn health_endpoints_follow_the_grpc_health_service() {
     );
     let (status, body) = http_get(admin, "/nothing-here").await;
     assert_eq!(status, 404, "{body}");
+
+    // A call in flight keeps the server in its grace period after SIGTERM,
+    // when health is NOT_SERVING.
+    let channel = Endpoint::from_shared(server.url.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let (tx, rx) = mpsc::channel::<String>(1);
+    let _open = OrderManagementClient::new(channel)
+        .process_orders(ReceiverStream::new(rx))
+        .await
+        .unwrap();
+    server.signal("TERM");
+    let ready = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        loop {
+            let answer = http_get(admin, "/readyz").await;
+            if answer.0 != 200 {
+                return answer;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("/readyz turns 503 during the shutdown");
+    assert_eq!(ready, (503, "NOT_SERVING\n".to_owned()));
+    assert_eq!(http_get(admin, "/healthz").await.0, 503);
+    drop(tx);
 }
