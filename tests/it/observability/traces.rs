@@ -192,3 +192,33 @@ async fn an_unreachable_collector_fails_no_call() {
         assert_eq!(order.get_ref().id, "101");
     }
 }
+
+#[test]
+fn bad_observability_flags_stop_the_server_with_a_message() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = taken.local_addr().unwrap().to_string();
+    for (args, message) in [
+        (
+            &["--otlp-endpoint", "not a url"][..],
+            "cannot export spans to not a url",
+        ),
+        (
+            &[
+                "--otlp-endpoint",
+                "http://127.0.0.1:4317",
+                "--trace-sample-ratio",
+                "2",
+            ][..],
+            "--trace-sample-ratio must be between 0 and 1, got 2",
+        ),
+        (&["--admin-listen", taken.as_str()][..], "(--admin-listen)"),
+    ] {
+        let mut all = vec!["--in-memory"];
+        all.extend_from_slice(args);
+        let Err((status, log)) = ServerProcess::start(&all) else {
+            panic!("{args:?}: the server started");
+        };
+        assert!(!status.success(), "{args:?}");
+        assert!(log.contains(message), "{args:?}: {log}");
+    }
+}
