@@ -173,6 +173,57 @@ async fn calls_are_server_spans_with_store_children_under_the_callers_trace() {
     assert!(line.contains(&format!("trace_id={TRACE_ID}")), "{line}");
 }
 
+/// A collector that takes export requests and never answers.
+struct Stuck;
+
+#[tonic::async_trait]
+impl TraceService for Stuck {
+    async fn export(
+        &self,
+        _request: Request<ExportTraceServiceRequest>,
+    ) -> Result<Response<ExportTraceServiceResponse>, Status> {
+        std::future::pending().await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_collector_drops_spans_counted_and_calls_go_on() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(TraceServiceServer::new(Stuck))
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    let (server, admin) = super::with_admin(&["--in-memory", "--otlp-endpoint", &endpoint]);
+    let channel = Endpoint::from_shared(server.url.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let client = OrderManagementClient::new(channel);
+    // Each call ends two spans (the call's, store.get's); the export thread
+    // is stuck on its first batch, so the queue (4,096) fills.
+    for round in 0..100 {
+        let calls = (0..500).map(|_| {
+            let mut client = client.clone();
+            async move { client.get_order("101".to_owned()).await.map(|_| ()) }
+        });
+        for outcome in futures_util::future::join_all(calls).await {
+            outcome.expect("every call succeeds while spans are dropped");
+        }
+        let (_, text) = super::http_get(admin, "/metrics").await;
+        let dropped = text
+            .lines()
+            .find_map(|l| l.strip_prefix("order_management_trace_spans_dropped_total "))
+            .expect("the dropped spans counter");
+        if dropped != "0" {
+            return;
+        }
+        assert!(round < 99, "no span dropped after 50,000 calls");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_collector_fails_no_call() {
     // A port nothing listens on any more.
