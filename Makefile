@@ -7,7 +7,7 @@ ID ?= 101
 # option_env!: the main package has no build script).
 export ORDER_GIT_COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null)
 
-.PHONY: test fmt-check clippy check-codegen check-contract codegen server client interop soak fuzz bench profile cluster
+.PHONY: test fmt-check clippy check-codegen check-contract codegen server client interop soak fuzz bench profile overload cluster
 
 ## Everything CI checks: formatting, lints, generated code, all tests.
 test: fmt-check clippy check-codegen
@@ -54,6 +54,11 @@ bench:
 ## PROFILE_ARGS=--write-report to rewrite docs/bench/PROFILE.md.
 profile:
 	$(CARGO) xtask profile $(PROFILE_ARGS)
+
+## Reads under a write flood and admitted calls at 10x the call limit: p99 vs unloaded (~1 min).
+## OVERLOAD_ARGS=--write-report to rewrite docs/bench/OVERLOAD.md.
+overload:
+	$(CARGO) xtask overload $(OVERLOAD_ARGS)
 
 ## PostgreSQL and two server replicas on it; a client adds through one and
 ## reads through the other (examples/cluster.sh; Ctrl-C stops it all).

@@ -70,7 +70,7 @@ fn scalar_text(value: &prost_reflect::Value) -> String {
     use prost_reflect::Value;
     match value {
         Value::String(s) => quote(s),
-        Value::F32(f) => float_text(f64::from(*f), format!("{f:?}")),
+        Value::F32(f) => python_float(*f),
         Value::F64(f) => float_text(*f, format!("{f:?}")),
         Value::Bool(b) => b.to_string(),
         Value::I32(n) => n.to_string(),
@@ -80,6 +80,44 @@ fn scalar_text(value: &prost_reflect::Value) -> String {
         Value::EnumNumber(n) => n.to_string(),
         Value::Bytes(b) => quote(&String::from_utf8_lossy(b)),
         Value::Message(_) | Value::List(_) | Value::Map(_) => unreachable!("handled by write_text"),
+    }
+}
+
+/// A `float` field as Python protobuf's `text_format` writes it (pinned in
+/// tests/interop/requirements.txt; checked against its output by
+/// tests/it/text_fixtures.rs): the shortest `%g` from 6 significant digits
+/// up that reads back as the same float32 (`ToShortestFloat`), then
+/// Python's `repr` of that double: `1000.0`, `0.1`, `1.4013e-45`,
+/// `3.4028235e+38`, `inf`, `nan`.
+fn python_float(value: f32) -> String {
+    if !value.is_finite() {
+        return float_text(f64::from(value), format!("{value:?}"));
+    }
+    let mut digits = 6;
+    let rounded = loop {
+        let candidate: f64 = format!("{:.*e}", digits - 1, f64::from(value))
+            .parse()
+            .expect("Rust reads back its own exponent notation");
+        if candidate as f32 == value || digits >= 17 {
+            break candidate;
+        }
+        digits += 1;
+    };
+    python_repr(rounded)
+}
+
+/// Python's `repr` of a double: the shortest decimal that reads back (as
+/// Rust's `{:?}`, with the same switch to exponents below 1e-4 and from
+/// 1e16), the exponent signed and of two digits at least (`1e-05`, `1e+16`).
+fn python_repr(value: f64) -> String {
+    let debug = format!("{value:?}");
+    match debug.split_once('e') {
+        Some((mantissa, exponent)) => {
+            let exponent: i32 = exponent.parse().expect("an integer exponent");
+            let sign = if exponent < 0 { '-' } else { '+' };
+            format!("{mantissa}e{sign}{:02}", exponent.abs())
+        }
+        None => debug,
     }
 }
 

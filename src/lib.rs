@@ -19,6 +19,7 @@ pub mod server;
 pub mod service;
 pub mod shipments;
 pub mod store;
+pub mod tls_files;
 pub mod trace;
 pub mod validate;
 

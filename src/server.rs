@@ -7,7 +7,6 @@ mod config;
 pub mod connections;
 
 use std::future::Future;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -73,11 +72,14 @@ pub async fn main(config: Config) -> Result<(), String> {
     let local = listener
         .local_addr()
         .map_err(|e| format!("cannot read the bound address: {e}"))?;
-    let running = Running::start(&config, store, listener).await?;
+    let running = Running::start(&config, Arc::clone(&store), listener).await?;
     tracing::info!("listening on {local}");
-    let outcome = running.until(shutdown_signal()).await;
+    let stopped = running.until(shutdown_signal()).await;
+    // The calls are over; what they left in flight (a database query of a
+    // call ended at the grace) is finished or cancelled before we exit.
+    store.close().await;
     crate::trace::flush();
-    outcome
+    stopped
 }
 
 /// A server that is serving; see [`Running::until`].
@@ -348,15 +350,14 @@ fn tls_config(config: &Config) -> Result<Option<ServerTlsConfig>, String> {
     let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) else {
         return Ok(None);
     };
-    let read = |path: &PathBuf, what: &str| {
-        std::fs::read(path).map_err(|e| format!("cannot read the {what} {}: {e}", path.display()))
-    };
-    let mut tls = ServerTlsConfig::new().identity(Identity::from_pem(
-        read(cert, "TLS certificate")?,
-        read(key, "TLS key")?,
-    ));
+    // Checked here, at start: a wrong file is named with what is wrong.
+    let (cert, key) = crate::tls_files::identity(cert, key, "TLS")?;
+    let mut tls = ServerTlsConfig::new().identity(Identity::from_pem(cert, key));
     if let Some(ca) = &config.client_ca {
-        tls = tls.client_ca_root(Certificate::from_pem(read(ca, "client CA")?));
+        tls = tls.client_ca_root(Certificate::from_pem(crate::tls_files::certificates(
+            ca,
+            "client CA",
+        )?));
     }
     Ok(Some(tls))
 }
@@ -404,7 +405,11 @@ pub fn open_store(config: &Config) -> Result<Arc<dyn OrderStore>, String> {
     let count = store
         .count_blocking()
         .map_err(|e| format!("cannot read the store: {e}"))?;
-    tracing::info!("orders are stored in {} ({count} orders)", path.display());
+    let plural = if count == 1 { "" } else { "s" };
+    tracing::info!(
+        "orders are stored in {} ({count} order{plural})",
+        path.display()
+    );
     if let Some(seed) = seed.filter(|_| count == 0) {
         store
             .insert_many_blocking(vec![seed])

@@ -93,7 +93,10 @@ impl OrderManagement for OrderService {
         let call = CallInfo::of(&request);
         let id = request.into_inner();
         call.set_order_id(&id);
-        get(self.store.as_ref(), &id, &call)
+        // A read blocked in the store (a locked PostgreSQL table) ends with
+        // the call: DEADLINE_EXCEEDED, and dropping it cancels the query.
+        call.end()
+            .run(get(self.store.as_ref(), &id, &call))
             .await
             .map(Response::new)
     }
@@ -107,6 +110,11 @@ impl OrderManagement for OrderService {
         let call = CallInfo::of(&request);
         let end = call.end().clone();
         let query = request.into_inner();
+        if query.contains('\0') {
+            return Err(Status::invalid_argument(
+                "search query must not contain a NUL character (U+0000)",
+            ));
+        }
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
         let producer = search(
             Arc::clone(&self.store),
@@ -253,6 +261,11 @@ impl OrderService {
 async fn get(store: &dyn OrderStore, id: &str, call: &CallInfo) -> Result<Order, Status> {
     if id.is_empty() {
         return Err(Status::invalid_argument("order id must not be empty"));
+    }
+    if id.contains('\0') {
+        // Ids with control characters are refused when added, so this one
+        // cannot exist (and PostgreSQL could not even be asked for it).
+        return Err(not_found(id));
     }
     let span = crate::trace::store_span(call, "store.get");
     let found = store.get(id).await;

@@ -23,6 +23,10 @@ impl std::fmt::Display for Violation {
     }
 }
 
+/// PostgreSQL's `text` cannot hold U+0000, so no backend accepts it: an
+/// order means the same on every store.
+const NUL: &str = "must not contain a NUL character (U+0000)";
+
 /// Whether the id may be left empty for the server to choose.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Id {
@@ -57,6 +61,8 @@ pub fn order(order: &Order, id: Id) -> Vec<Violation> {
                 violation(format!("items[{i}]"), "must not be blank".into());
             } else if item.len() > MAX_ITEM_BYTES {
                 violation(format!("items[{i}]"), too_long(item, MAX_ITEM_BYTES));
+            } else if item.contains('\0') {
+                violation(format!("items[{i}]"), NUL.into());
             }
         }
     }
@@ -66,6 +72,8 @@ pub fn order(order: &Order, id: Id) -> Vec<Violation> {
             "description".into(),
             too_long(&order.description, MAX_DESCRIPTION_BYTES),
         );
+    } else if order.description.contains('\0') {
+        violation("description".into(), NUL.into());
     }
 
     if !order.price.is_finite() || order.price < 0.0 {
@@ -80,6 +88,8 @@ pub fn order(order: &Order, id: Id) -> Vec<Violation> {
             "destination".into(),
             too_long(&order.destination, MAX_DESTINATION_BYTES),
         );
+    } else if order.destination.contains('\0') {
+        violation("destination".into(), NUL.into());
     }
     out
 }
@@ -149,6 +159,27 @@ mod tests {
                     ..valid()
                 },
                 "items",
+            ),
+            (
+                Order {
+                    items: vec!["a".into(), "b\0c".into()],
+                    ..valid()
+                },
+                "items[1]",
+            ),
+            (
+                Order {
+                    description: "nul \0".into(),
+                    ..valid()
+                },
+                "description",
+            ),
+            (
+                Order {
+                    destination: "\0".into(),
+                    ..valid()
+                },
+                "destination",
             ),
             (
                 Order {

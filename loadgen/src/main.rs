@@ -57,6 +57,10 @@ enum Command {
         /// Orders per updateOrders call, ids per processOrders call.
         #[arg(long, default_value_t = 3)]
         batch: usize,
+        /// Seconds the server may stay unreachable (calls UNAVAILABLE, retried
+        /// with backoff) before the run stops with exit 6.
+        #[arg(long, default_value_t = 10.0)]
+        give_up_after: f64,
     },
     /// Bounded load of all five RPCs at random, with random cancellations and
     /// deadlines, checking every answer and the final state; exit 1 on any
@@ -85,7 +89,7 @@ async fn main() -> ExitCode {
     match run(Cli::parse()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
-            eprintln!("loadgen: {}", failure.message);
+            eprintln!("loadgen: {}", failure.line());
             ExitCode::from(failure.code)
         }
     }
@@ -103,6 +107,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             order_id,
             query,
             batch,
+            give_up_after,
         } => {
             let config = BenchConfig {
                 rpc,
@@ -112,6 +117,9 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 count,
                 key: if rpc == Rpc::Search { query } else { order_id },
                 batch: batch.max(1),
+                give_up: Duration::try_from_secs_f64(give_up_after).map_err(|_| {
+                    Failure::usage("--give-up-after must be a number of seconds >= 0")
+                })?,
             };
             let clients = connect(&connector, connections).await?;
             let report = bench::run(clients, &config).await?;

@@ -2,7 +2,6 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use order_management::server::{self, Config};
 
 // mimalloc: fewer cycles per allocation than the system allocator on the
@@ -11,7 +10,7 @@ use order_management::server::{self, Config};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let config = Config::parse();
+    let config = Config::from_command_line();
     let runtime = match server::runtime(config.threads) {
         Ok(runtime) => runtime,
         Err(e) => {

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use clap::Args;
 use tonic::codec::CompressionEncoding;
@@ -17,6 +17,7 @@ use tonic::{Code, Request, Status};
 use tonic_health::pb::health_client::HealthClient;
 
 use super::failure::{Failure, exit_code, root_cause};
+use super::resolve;
 use crate::pb::order_management_client::OrderManagementClient;
 
 /// A client of the OrderManagement service with the connection's
@@ -27,8 +28,12 @@ pub type OrderClient = OrderManagementClient<InterceptedService<Channel, Credent
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Connection")]
 pub struct ConnectionOptions {
-    /// Server URL; several, comma-separated, spread the calls over them
-    /// (replicas on one database): an endpoint that fails is skipped.
+    /// Server address: `host:port` (as grpcurl writes it; TLS when a TLS
+    /// option is given), `http://host:port`, `https://host:port` (verified
+    /// against the system's trust roots unless --ca-cert) or `unix:/path`.
+    /// Several, comma-separated, or a name with several DNS addresses,
+    /// spread the calls over them (replicas on one database): an endpoint
+    /// that fails is skipped.
     #[arg(
         long,
         env = "ORDER_SERVER",
@@ -37,7 +42,7 @@ pub struct ConnectionOptions {
     )]
     pub server: String,
 
-    /// PEM CA certificate to verify the server with (use an https:// URL).
+    /// PEM CA certificate to verify the server with, instead of the system's trust roots.
     #[arg(long, env = "ORDER_CA_CERT", global = true)]
     pub ca_cert: Option<PathBuf>,
 
@@ -72,25 +77,51 @@ pub struct ConnectionOptions {
 /// files (certificates, the token) are reported before any network access.
 #[derive(Clone)]
 pub struct Connector {
-    server: String,
+    /// The addresses as URLs (`http://`, `https://` or `unix:`).
+    servers: Vec<String>,
     /// Where the next connection's round robin over the addresses starts.
     next: Arc<AtomicUsize>,
+    /// The servers resolved to more than one address.
+    several: Arc<AtomicBool>,
+    /// TLS settings from the TLS options, if any was given.
     tls: Option<ClientTlsConfig>,
     credentials: Credentials,
     gzip: bool,
 }
 
+/// Which roots verify an `https://` server when no --ca-cert is given.
+const DEFAULT_ROOTS: &str = "the system's trust roots and the Mozilla roots built in (webpki-roots); --ca-cert to use another CA";
+
 impl Connector {
     pub fn new(options: &ConnectionOptions) -> Result<Self, Failure> {
+        let tls = tls_config(options)?;
+        let servers = options
+            .server
+            .split(',')
+            .map(|s| server_url(s.trim(), tls.is_some()))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
-            server: options.server.clone(),
+            servers,
             // Processes that make one call each (the CLI) spread too.
             next: Arc::new(AtomicUsize::new(std::process::id() as usize)),
-            tls: tls_config(options)?,
+            several: Arc::default(),
+            tls,
             credentials: Credentials::from_file(options.token_file.as_deref())?
                 .traced(options.trace),
             gzip: options.gzip,
         })
+    }
+
+    /// Sends `x-request-id: id` with every call.
+    pub fn with_request_id(mut self, id: &str) -> Result<Self, Failure> {
+        let valid = (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_graphic());
+        let value = AsciiMetadataValue::try_from(id).ok().filter(|_| valid).ok_or_else(|| {
+            Failure::usage(format!(
+                "--request-id must be 1 to 128 visible ASCII characters without spaces, got {id:?}"
+            ))
+        })?;
+        self.credentials.request_id = Some(value);
+        Ok(self)
     }
 
     /// Connects eagerly so that an unreachable server is reported by address.
@@ -98,41 +129,71 @@ impl Connector {
     /// next address that accepts it (an address that fails is skipped), so
     /// the connections of a load spread over the replicas, and a retry goes
     /// to another one.
+    /// A name with several addresses counts as several servers.
     pub async fn channel(&self) -> Result<Channel, Failure> {
-        let servers: Vec<&str> = self.server.split(',').map(str::trim).collect();
+        let servers: Vec<&str> = self.servers.iter().map(String::as_str).collect();
+        let (targets, mut failures) = resolve::targets(&servers).await;
+        self.several.store(targets.len() > 1, Ordering::Relaxed);
         let start = self.next.fetch_add(1, Ordering::Relaxed);
-        let mut failures = Vec::new();
-        for k in 0..servers.len() {
-            let server = servers[(start + k) % servers.len()];
-            match self.endpoint(server)?.connect().await {
+        for target in resolve::rotated(&targets, start) {
+            let endpoint = self.endpoint(&target.server)?;
+            let connected = match target.addr {
+                Some(addr) => {
+                    let connect = tower::service_fn(move |_: http::Uri| async move {
+                        let stream = tokio::net::TcpStream::connect(addr).await?;
+                        stream.set_nodelay(true)?;
+                        Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
+                    });
+                    endpoint.connect_with_connector(connect).await
+                }
+                None => endpoint.connect().await, // unix:/path
+            };
+            match connected {
                 Ok(channel) => return Ok(channel),
-                Err(e) => failures.push(format!("{server}: {}", root_cause(&e))),
+                Err(e) => {
+                    let cause = root_cause(&e);
+                    // Say what the certificate was checked against.
+                    let roots = match &self.tls {
+                        _ if !cause.contains("certificate") => String::new(),
+                        None => format!(" (verified against {DEFAULT_ROOTS})"),
+                        Some(_) => " (verified against --ca-cert)".to_owned(),
+                    };
+                    // The address a name resolved to, when it is not in the URL.
+                    let at = match target.addr {
+                        Some(a) if !target.server.contains(&a.to_string()) => format!(" ({a})"),
+                        _ => String::new(),
+                    };
+                    failures.push(format!("{}{at}: {cause}{roots}", target.server));
+                }
             }
         }
         let message = match failures.as_slice() {
             [one] => format!("cannot reach the server at {one}"),
             many => format!("cannot reach any server ({})", many.join("; ")),
         };
-        Err(Failure {
-            message,
-            code: exit_code(Code::Unavailable),
-        })
+        Err(Failure::new(message, exit_code(Code::Unavailable)))
     }
 
-    /// Several servers were given (`--server a,b`).
+    /// Several servers were given (`--server a,b`), or a name resolved to
+    /// several addresses when a connection was made.
     pub fn balanced(&self) -> bool {
-        self.server.contains(',')
+        self.servers.len() > 1 || self.several.load(Ordering::Relaxed)
     }
 
     fn endpoint(&self, server: &str) -> Result<Endpoint, Failure> {
         let mut endpoint = Endpoint::from_shared(server.to_owned())
             .map_err(|e| Failure::usage(format!("invalid --server URL {server:?}: {e}")))?;
-        if let Some(tls) = self.tls.clone() {
-            if !server.starts_with("https://") {
-                return Err(Failure::usage(format!(
-                    "TLS options need an https:// --server URL, got {server}"
-                )));
-            }
+        let tls = match &self.tls {
+            Some(tls) => Some(tls.clone()),
+            // https:// alone: the system's roots, as curl and grpcurl do.
+            None if server.starts_with("https://") => Some(
+                ClientTlsConfig::new()
+                    .with_native_roots()
+                    .with_webpki_roots(),
+            ),
+            None => None,
+        };
+        if let Some(tls) = tls {
             endpoint = endpoint.tls_config(tls).map_err(|e| {
                 Failure::usage(format!("invalid TLS configuration: {}", root_cause(&e)))
             })?;
@@ -166,24 +227,64 @@ impl Connector {
     }
 }
 
+/// One `--server` address as the URL tonic takes, or a usage error (exit 2)
+/// saying what is wrong with it. `host:port` gets `http://`, or `https://`
+/// when TLS options were given.
+pub fn server_url(server: &str, tls: bool) -> Result<String, Failure> {
+    let bad = |why: &str| {
+        Failure::usage(format!(
+            "invalid --server address {server:?}: {why} \
+             (expected host:port, http://host:port, https://host:port or unix:/path)"
+        ))
+    };
+    if let Some(path) = server.strip_prefix("unix:") {
+        if tls {
+            return Err(bad("TLS options do not apply to a unix socket"));
+        }
+        if path.trim_start_matches("//").is_empty() {
+            return Err(bad("no socket path"));
+        }
+        return Ok(server.to_owned());
+    }
+    let url = match server.split_once("://") {
+        Some(("http", _)) if tls => {
+            return Err(bad("TLS options need https://, not http://"));
+        }
+        Some(("http" | "https", _)) => server.to_owned(),
+        Some((scheme, _)) => return Err(bad(&format!("unknown scheme {scheme}://"))),
+        None => {
+            // host:port, the port required (grpcurl's form).
+            let (host, port) = server.rsplit_once(':').ok_or_else(|| bad("no port"))?;
+            if host.is_empty() {
+                return Err(bad("no host"));
+            }
+            port.parse::<u16>()
+                .map_err(|_| bad("the port is not a number from 0 to 65535"))?;
+            let scheme = if tls { "https" } else { "http" };
+            format!("{scheme}://{server}")
+        }
+    };
+    let uri: http::Uri = url.parse().map_err(|e| bad(&format!("{e}")))?;
+    match uri.host() {
+        Some(host) if !host.is_empty() => Ok(url),
+        _ => Err(bad("no host")),
+    }
+}
+
 /// TLS settings from the command line, if any TLS option was given.
 fn tls_config(options: &ConnectionOptions) -> Result<Option<ClientTlsConfig>, Failure> {
     if options.ca_cert.is_none() && options.cert.is_none() && options.tls_domain.is_none() {
         return Ok(None);
     }
-    let read = |path: &PathBuf, what: &str| {
-        std::fs::read(path)
-            .map_err(|e| Failure::usage(format!("cannot read the {what} {}: {e}", path.display())))
-    };
     let mut tls = ClientTlsConfig::new();
     if let Some(ca) = &options.ca_cert {
-        tls = tls.ca_certificate(Certificate::from_pem(read(ca, "CA certificate")?));
+        let pem = crate::tls_files::certificates(ca, "CA certificate").map_err(Failure::usage)?;
+        tls = tls.ca_certificate(Certificate::from_pem(pem));
     }
     if let (Some(cert), Some(key)) = (&options.cert, &options.key) {
-        tls = tls.identity(Identity::from_pem(
-            read(cert, "client certificate")?,
-            read(key, "client key")?,
-        ));
+        let (cert, key) =
+            crate::tls_files::identity(cert, key, "client").map_err(Failure::usage)?;
+        tls = tls.identity(Identity::from_pem(cert, key));
     }
     if let Some(domain) = &options.tls_domain {
         tls = tls.domain_name(domain.clone());
@@ -192,14 +293,22 @@ fn tls_config(options: &ConnectionOptions) -> Result<Option<ClientTlsConfig>, Fa
 }
 
 /// Adds `authorization: Bearer <token>` to every call when a token is set,
-/// and `traceparent` with `--trace`.
+/// `x-request-id` when one was given, and `traceparent` with `--trace`.
 #[derive(Clone)]
-pub struct Credentials(Option<AsciiMetadataValue>, Option<AsciiMetadataValue>);
+pub struct Credentials {
+    token: Option<AsciiMetadataValue>,
+    request_id: Option<AsciiMetadataValue>,
+    traceparent: Option<AsciiMetadataValue>,
+}
 
 impl Credentials {
     fn from_file(path: Option<&Path>) -> Result<Self, Failure> {
         let Some(path) = path else {
-            return Ok(Self(None, None));
+            return Ok(Self {
+                token: None,
+                request_id: None,
+                traceparent: None,
+            });
         };
         let token = std::fs::read_to_string(path).map_err(|e| {
             Failure::usage(format!(
@@ -213,7 +322,11 @@ impl Credentials {
                 path.display()
             ))
         })?;
-        Ok(Self(Some(value), None))
+        Ok(Self {
+            token: Some(value),
+            request_id: None,
+            traceparent: None,
+        })
     }
 
     /// With `trace`, a new sampled trace for every call of this process:
@@ -223,7 +336,7 @@ impl Credentials {
             let trace_id = uuid::Uuid::now_v7().simple().to_string();
             let span_id = &uuid::Uuid::now_v7().simple().to_string()[16..];
             eprintln!("trace id: {trace_id}");
-            self.1 = MetadataValue::try_from(format!("00-{trace_id}-{span_id}-01")).ok();
+            self.traceparent = MetadataValue::try_from(format!("00-{trace_id}-{span_id}-01")).ok();
         }
         self
     }
@@ -231,12 +344,15 @@ impl Credentials {
 
 impl Interceptor for Credentials {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        if let Some(value) = &self.0 {
+        if let Some(value) = &self.token {
             request
                 .metadata_mut()
                 .insert("authorization", value.clone());
         }
-        if let Some(value) = &self.1 {
+        if let Some(id) = &self.request_id {
+            request.metadata_mut().insert("x-request-id", id.clone());
+        }
+        if let Some(value) = &self.traceparent {
             request.metadata_mut().insert("traceparent", value.clone());
         }
         Ok(request)

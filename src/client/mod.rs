@@ -9,130 +9,120 @@
 //! - [`failure`]: the error line and exit code of a failed command;
 //! - [`output`]: JSON input files and text/JSON output.
 
+pub mod cli;
 pub mod connection;
 pub mod failure;
 pub mod output;
+mod progress;
+mod resolve;
+mod suggest;
 
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
 use tonic::{Code, IntoRequest, IntoStreamingRequest, Request};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 
+pub use self::cli::{Cli, Command, Format};
 pub use self::connection::{ConnectionOptions, Connector, OrderClient};
 pub use self::failure::{Failure, exit_code};
 pub use self::output::parse_orders;
-use self::output::{Output, read_orders};
+use self::output::{Output, read_ids, read_one_order, read_orders};
 use crate::pb::Order;
-
-/// Client for the ecommerce.OrderManagement gRPC service.
-///
-/// Exit codes: 0 success, 1 other error, 2 bad usage or input, 3 not found,
-/// 4 invalid argument, 5 already exists or conflict, 6 server unavailable,
-/// 7 deadline exceeded or cancelled, 8 not authenticated or permitted,
-/// 9 resource exhausted.
-#[derive(Debug, Parser)]
-#[command(name = "client", version)]
-pub struct Cli {
-    #[command(flatten)]
-    pub connection: ConnectionOptions,
-
-    /// Print messages in the proto3 JSON mapping, one per line, instead of text.
-    #[arg(long, global = true)]
-    pub json: bool,
-
-    /// Deadline of each call, streams included, and of connecting, in seconds.
-    #[arg(long, env = "ORDER_TIMEOUT", default_value_t = 10.0, global = true)]
-    pub timeout: f64,
-
-    #[command(subcommand)]
-    pub command: Option<Command>,
-
-    /// Order id to fetch: `client 101` is short for `client get 101`.
-    pub id: Option<String>,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Fetch one order by id (getOrder).
-    Get { id: String },
-    /// Add an order and print its id (addOrder). Without --id the server picks one.
-    #[command(allow_negative_numbers = true)]
-    Add {
-        /// An item of the order; repeat for several.
-        #[arg(long = "item", required = true)]
-        items: Vec<String>,
-        #[arg(long)]
-        price: f32,
-        #[arg(long)]
-        destination: String,
-        #[arg(long, default_value = "")]
-        description: String,
-        #[arg(long, default_value = "")]
-        id: String,
-    },
-    /// Print every order with an item containing QUERY, case-insensitive, as they arrive (searchOrders).
-    Search { query: String },
-    /// Replace existing orders, all or none, from JSON: one order per line or an array (updateOrders).
-    Update {
-        /// A file of orders in the proto3 JSON mapping, or `-` for standard input.
-        file: String,
-    },
-    /// Ship orders: print the combined shipments as the server sends them (processOrders).
-    Process {
-        #[arg(required = true)]
-        ids: Vec<String>,
-    },
-    /// Ask the server's health service (grpc.health.v1); exit 0 only if SERVING.
-    Health {
-        /// The service to ask about; empty for the server as a whole.
-        #[arg(default_value = "")]
-        service: String,
-    },
-}
 
 /// Runs the parsed command line. Used by `src/bin/client.rs`.
 pub async fn main(cli: Cli) -> ExitCode {
+    let format = cli.globals.format();
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
-            eprintln!("client: {}", failure.message);
+            if format == Format::Text {
+                eprintln!("client: {}", failure.line());
+            } else {
+                eprintln!("{}", failure.json());
+            }
             ExitCode::from(failure.code)
         }
     }
 }
 
+/// What a command needs read from local input before connecting, so that
+/// a bad file is reported as such, before any network access.
+enum Input {
+    None,
+    Orders(Vec<Order>),
+    Ids(Vec<String>),
+}
+
 async fn run(cli: Cli) -> Result<(), Failure> {
-    let command = match (cli.command, cli.id) {
-        (Some(command), _) => command,
-        (None, Some(id)) => Command::Get { id },
+    let (command, guessed) = match (cli.command, cli.id) {
+        (Some(command), _) => (command, None),
+        (None, Some(word)) if !cli.rest.is_empty() => {
+            // `client serach pixel`: not an order lookup.
+            return Err(Failure::usage(match suggest::hint(&word) {
+                Some(hint) => format!("unknown command `{word}`; did you mean {hint}?"),
+                None => format!(
+                    "unexpected argument `{}` after the order id `{word}`; try `client --help`",
+                    cli.rest[0]
+                ),
+            }));
+        }
+        (None, Some(id)) => (Command::Get { id: id.clone() }, Some(id)),
         (None, None) => {
             return Err(Failure::usage(
                 "no command given; try `client 101` or `client --help`",
             ));
         }
     };
-    let timeout = timeout(cli.timeout)?;
-    // Read local input before connecting: a bad file is reported as such.
-    let updates = match &command {
-        Command::Update { file } => read_orders(file)?,
-        _ => Vec::new(),
+    match &command {
+        Command::Completions { shell } => return output::completions(*shell),
+        Command::Man => return output::man_page(),
+        _ => {}
+    }
+    let timeout = timeout(cli.globals.timeout)?;
+    let input = match &command {
+        Command::Update { file } => {
+            let orders = read_orders(file)?;
+            if orders.is_empty() {
+                return Err(Failure::usage(format!(
+                    "{file} holds no orders: nothing to update"
+                )));
+            }
+            Input::Orders(orders)
+        }
+        Command::Add {
+            file: Some(file),
+            id,
+            ..
+        } => {
+            let mut order = read_one_order(file)?;
+            if let Some(id) = id {
+                order.id = id.clone();
+            }
+            Input::Orders(vec![order])
+        }
+        Command::Process { ids } if ids.len() == 1 && ids[0] == "-" => Input::Ids(read_ids()?),
+        _ => Input::None,
     };
-    let connector = Connector::new(&cli.connection)?;
-    let out = Output::new(cli.json);
-    let call = execute(command, updates, &connector, out, timeout);
+    let mut connector = Connector::new(&cli.connection)?;
+    if let Some(id) = &cli.globals.request_id {
+        connector = connector.with_request_id(id)?;
+    }
+    let out = Output::new(cli.globals.format());
+    let call = execute(command, input, &connector, out, timeout);
     // The deadline covers the whole call, streams included; the server gets
     // it too (grpc-timeout) and stops its work when it passes.
-    let deadline_exceeded = || Failure {
-        message: format!(
-            "DeadlineExceeded: no complete answer within {}",
-            humantime(timeout)
-        ),
-        code: exit_code(Code::DeadlineExceeded),
+    let deadline_exceeded = || {
+        Failure::new(
+            format!(
+                "DeadlineExceeded: no complete answer within {}",
+                humantime(timeout)
+            ),
+            exit_code(Code::DeadlineExceeded),
+        )
     };
-    match tokio::time::timeout(timeout, call).await {
+    let result = match tokio::time::timeout(timeout, call).await {
         Err(_elapsed) => Err(deadline_exceeded()),
         // tonic's channel enforces grpc-timeout locally too, until the response
         // headers arrive, and reports it as CANCELLED "Timeout expired" (with
@@ -141,13 +131,26 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             Err(deadline_exceeded())
         }
         Ok(result) => result,
+    };
+    match (result, guessed) {
+        // `client serach`: no such order, and a word close to a command.
+        (Err(mut failure), Some(word)) if failure.code == exit_code(Code::NotFound) => {
+            if let Some(hint) = suggest::hint(&word) {
+                failure.message = format!(
+                    "{}; `{word}` is no command either: did you mean {hint}?",
+                    failure.message
+                );
+            }
+            Err(failure)
+        }
+        (result, _) => result,
     }
 }
 
 /// Connects and makes the command's call, printing what comes back.
 async fn execute(
     command: Command,
-    updates: Vec<Order>,
+    input: Input,
     connector: &Connector,
     mut out: Output,
     timeout: Duration,
@@ -172,30 +175,52 @@ async fn execute(
             destination,
             description,
             id,
+            file: _,
         } => {
-            let order = Order {
-                id,
-                items,
-                description,
-                price,
-                destination,
+            let order = match input {
+                Input::Orders(mut orders) if orders.len() == 1 => orders.remove(0),
+                _ => Order {
+                    id: id.unwrap_or_default(),
+                    items,
+                    description,
+                    price: price.unwrap_or_default(),
+                    destination: destination.unwrap_or_default(),
+                },
             };
             let id = client.add_order(with_deadline(order, timeout)).await?;
             out.emit_string(id.get_ref())
         }
-        Command::Search { query } => search(connector, client, &query, timeout, &mut out).await,
+        Command::Search { query } => {
+            out.start_stream();
+            search(connector, client, &query, timeout, &mut out).await?;
+            out.finish()
+        }
         Command::Update { .. } => {
-            let mut request = tokio_stream::iter(updates).into_streaming_request();
+            let Input::Orders(updates) = input else {
+                unreachable!("update's orders are read before connecting")
+            };
+            let progress = progress::Progress::new("orders sent", false);
+            let sent = tokio_stream::StreamExt::map(tokio_stream::iter(updates), move |order| {
+                progress.inc();
+                order
+            });
+            let mut request = sent.into_streaming_request();
             request.set_timeout(timeout);
             let reply = client.update_orders(request).await?;
             out.emit_string(reply.get_ref())
         }
         Command::Process { ids } => {
+            let ids = match input {
+                Input::Ids(read) => read,
+                _ => ids,
+            };
             let mut request = tokio_stream::iter(ids).into_streaming_request();
             request.set_timeout(timeout);
+            out.start_stream();
             let stream = client.process_orders(request).await?;
             out.emit_all("ecommerce.CombinedShipment", stream.into_inner())
-                .await
+                .await?;
+            out.finish()
         }
         Command::Health { service } => {
             let mut health = connector.health(channel);
@@ -207,12 +232,13 @@ async fn execute(
             out.emit_string(status.as_str_name())?;
             match status {
                 ServingStatus::Serving => Ok(()),
-                _ => Err(Failure {
-                    message: format!("the server reports {}", status.as_str_name()),
-                    code: exit_code(Code::Unavailable),
-                }),
+                _ => Err(Failure::new(
+                    format!("the server reports {}", status.as_str_name()),
+                    exit_code(Code::Unavailable),
+                )),
             }
         }
+        Command::Completions { .. } | Command::Man => unreachable!("handled before connecting"),
     }
 }
 

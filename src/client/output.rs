@@ -1,11 +1,14 @@
-//! The client's input and output: orders read from JSON files, messages
-//! written to stdout as the Python seed's text layout or as proto3 JSON.
+//! The client's input and output: orders read from JSON files, ids from
+//! standard input, messages written to stdout as the Python seed's text
+//! layout or as proto3 JSON; completion scripts and the man page.
 
 use std::io::{self, Read, Write};
 
 use tonic::Streaming;
 
+use super::cli::{Cli, Format};
 use super::failure::Failure;
+use super::progress::Progress;
 use crate::format;
 use crate::pb::Order;
 
@@ -46,50 +49,131 @@ pub fn parse_orders(text: &str) -> Result<Vec<Order>, String> {
     }
 }
 
-/// Writes messages to stdout as text blocks separated by a blank line, or
-/// as one JSON document per line.
+/// Exactly one order in the proto3 JSON mapping (`add FILE`, `add -`):
+/// what `--json get` prints.
+pub fn read_one_order(file: &str) -> Result<Order, Failure> {
+    let mut orders = read_orders(file)?;
+    match orders.len() {
+        1 => Ok(orders.remove(0)),
+        n => Err(Failure::usage(format!(
+            "{file}: add takes exactly one order, found {n}"
+        ))),
+    }
+}
+
+/// Order ids from standard input, one per line (`process -`); blank lines
+/// and surrounding spaces are ignored.
+pub fn read_ids() -> Result<Vec<String>, Failure> {
+    let mut text = String::new();
+    io::stdin()
+        .read_to_string(&mut text)
+        .map_err(|e| Failure::usage(format!("cannot read standard input: {e}")))?;
+    let ids: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if ids.is_empty() {
+        return Err(Failure::usage("standard input holds no order ids"));
+    }
+    Ok(ids)
+}
+
+/// `client completions SHELL`: the completion script on stdout.
+pub fn completions(shell: clap_complete::Shell) -> Result<(), Failure> {
+    let mut command = <Cli as clap::CommandFactory>::command();
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut command, "client", &mut script);
+    write_stdout(&String::from_utf8_lossy(&script))
+}
+
+/// `client man`: the man page, roff, on stdout (`cargo xtask man`).
+pub fn man_page() -> Result<(), Failure> {
+    let command = <Cli as clap::CommandFactory>::command();
+    let mut page = Vec::new();
+    clap_mangen::Man::new(command)
+        .render(&mut page)
+        .map_err(|e| Failure::other(format!("cannot render the man page: {e}")))?;
+    write_stdout(&String::from_utf8_lossy(&page))
+}
+
+/// Writes messages to stdout: text blocks separated by a blank line, one
+/// JSON object per line (jsonl), or one JSON document (json: a stream's
+/// messages are gathered into an array, printed when it ends).
 pub struct Output {
-    json: bool,
+    format: Format,
     written: usize,
+    /// Under json, a stream's messages until [`Output::finish`].
+    array: Option<Vec<String>>,
 }
 
 impl Output {
-    pub fn new(json: bool) -> Self {
-        Self { json, written: 0 }
+    pub fn new(format: Format) -> Self {
+        Self {
+            format,
+            written: 0,
+            array: None,
+        }
+    }
+
+    /// The messages that follow are a stream (search, process).
+    pub fn start_stream(&mut self) {
+        if self.format == Format::Json {
+            self.array = Some(Vec::new());
+        }
     }
 
     pub fn emit<M: prost::Message>(&mut self, full_name: &str, message: &M) -> Result<(), Failure> {
-        let text = if self.json {
-            format!("{}\n", format::to_json(full_name, message))
-        } else if self.written == 0 {
-            format::text(full_name, message)
-        } else {
-            format!("\n{}", format::text(full_name, message))
+        let text = match self.format {
+            Format::Json | Format::Jsonl => format::to_json(full_name, message),
+            Format::Text if self.written == 0 => format::text(full_name, message),
+            Format::Text => format!("\n{}", format::text(full_name, message)),
         };
         self.written += 1;
-        write_stdout(&text)
+        match (&mut self.array, self.format) {
+            (Some(array), _) => {
+                array.push(text);
+                Ok(())
+            }
+            (None, Format::Text) => write_stdout(&text),
+            (None, _) => write_stdout(&format!("{text}\n")),
+        }
     }
 
-    /// A StringValue reply: the bare string, or a JSON string with `--json`.
+    /// A StringValue reply: the bare string, or a JSON string under JSON.
     pub fn emit_string(&mut self, value: &str) -> Result<(), Failure> {
-        let text = if self.json {
-            serde_json::Value::from(value).to_string()
-        } else {
-            value.to_owned()
+        let text = match self.format {
+            Format::Text => value.to_owned(),
+            Format::Json | Format::Jsonl => serde_json::Value::from(value).to_string(),
         };
         write_stdout(&format!("{text}\n"))
     }
 
-    /// Prints each message of a response stream as it arrives.
+    /// Prints each message of a response stream as it arrives, counting
+    /// them on a terminal's stderr when the output goes elsewhere.
     pub async fn emit_all<M: prost::Message + Default>(
         &mut self,
         full_name: &str,
         mut stream: Streaming<M>,
     ) -> Result<(), Failure> {
+        let progress = Progress::new("messages received", true);
+        if self.written > 0 {
+            progress.inc();
+        }
         while let Some(message) = stream.message().await? {
+            progress.inc();
             self.emit(full_name, &message)?;
         }
         Ok(())
+    }
+
+    /// The end of a stream: under json, its array.
+    pub fn finish(&mut self) -> Result<(), Failure> {
+        match self.array.take() {
+            Some(array) => write_stdout(&format!("[{}]\n", array.join(","))),
+            None => Ok(()),
+        }
     }
 }
 

@@ -24,8 +24,10 @@ pub struct Config {
     #[command(subcommand)]
     pub command: Option<Command>,
 
-    /// Address to listen on; `[::]` accepts IPv6 and IPv4 where the system allows.
-    #[arg(long, env = "ORDER_LISTEN", default_value = "[::]:50051")]
+    /// Address to listen on: `host:port`, `:port` or `port` (every
+    /// address, `[::]`), `localhost:port`; `[::]` accepts IPv6 and IPv4
+    /// where the system allows.
+    #[arg(long, env = "ORDER_LISTEN", default_value = "[::]:50051", value_parser = parse_listen)]
     pub listen: SocketAddr,
 
     /// Serve GET /metrics (Prometheus), /healthz and /readyz over plain HTTP
@@ -58,7 +60,12 @@ pub struct Config {
     pub order_cache_mb: usize,
 
     /// Keep orders in memory only: nothing survives a restart.
-    #[arg(long, env = "ORDER_IN_MEMORY", conflicts_with_all = ["data_dir", "database_url"])]
+    /// (`--in-memory=false`, ORDER_IN_MEMORY: true/false, 1/0, yes/no, on/off.)
+    /// (Conflicts with --data-dir and --database-url: checked by
+    /// [`Config::from_command_line`], as `ORDER_IN_MEMORY=false` is no conflict.)
+    #[arg(long, env = "ORDER_IN_MEMORY", value_parser = Boolish, num_args = 0..=1,
+          require_equals = true, default_missing_value = "true", default_value = "false",
+          hide_default_value = true)]
     pub in_memory: bool,
 
     /// Keep orders in PostgreSQL instead of the embedded store, e.g.
@@ -77,7 +84,10 @@ pub struct Config {
     pub database_pool_size: u32,
 
     /// Do not insert the seed's order 101 into an empty store.
-    #[arg(long, env = "ORDER_NO_SEED")]
+    /// (`--no-seed=false`, ORDER_NO_SEED: true/false, 1/0, yes/no, on/off.)
+    #[arg(long, env = "ORDER_NO_SEED", value_parser = Boolish, num_args = 0..=1,
+          require_equals = true, default_missing_value = "true", default_value = "false",
+          hide_default_value = true)]
     pub no_seed: bool,
 
     /// processOrders sends the shipments so far every this many order ids.
@@ -212,6 +222,33 @@ pub struct Config {
 }
 
 impl Config {
+    /// The configuration from the process's arguments and environment;
+    /// exits with clap's usage error (status 2) when they are not valid.
+    pub fn from_command_line() -> Self {
+        use clap::{CommandFactory, FromArgMatches};
+        let matches = Self::command().get_matches();
+        let config = Self::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+        let given = |id: &str| {
+            matches
+                .value_source(id)
+                .is_some_and(|s| s != clap::parser::ValueSource::DefaultValue)
+        };
+        if config.in_memory && (given("data_dir") || given("database_url")) {
+            let other = if given("data_dir") {
+                "--data-dir (ORDER_DATA_DIR)"
+            } else {
+                "--database-url (ORDER_DATABASE_URL)"
+            };
+            Self::command()
+                .error(
+                    clap::error::ErrorKind::ArgumentConflict,
+                    format!("--in-memory (ORDER_IN_MEMORY) cannot be used with {other}"),
+                )
+                .exit();
+        }
+        config
+    }
+
     /// What the RPC handlers are configured with.
     pub fn service_config(&self) -> ServiceConfig {
         ServiceConfig {
@@ -261,6 +298,80 @@ pub fn optional_seconds(flag: &str, value: f64) -> Result<Option<Duration>, Stri
 pub fn seconds(flag: &str, value: f64) -> Result<Duration, String> {
     Duration::try_from_secs_f64(value)
         .map_err(|_| format!("{flag} must be a number of seconds >= 0, got {value}"))
+}
+
+/// `--listen` as people type it: `host:port`, `[v6]:port`, `:port` and
+/// `port` (every address: `[::]`), or a name such as `localhost:port`
+/// (its first address).
+pub fn parse_listen(text: &str) -> Result<SocketAddr, String> {
+    let text = text.trim();
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    let port_only = text.strip_prefix(':').unwrap_or(text);
+    if let Ok(port) = port_only.parse::<u16>() {
+        return Ok(SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, port)));
+    }
+    let expected = "expected host:port, :port or port, e.g. [::]:50051, 127.0.0.1:50051, :50051";
+    let Some((host, port)) = text.rsplit_once(':') else {
+        return Err(format!("`{text}` has no port; {expected}"));
+    };
+    if port.parse::<u16>().is_err() {
+        return Err(format!("`{port}` in `{text}` is not a port; {expected}"));
+    }
+    use std::net::ToSocketAddrs as _;
+    let mut addrs = (host, 0)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve `{host}` in `{text}`: {e}"))?;
+    let first = addrs
+        .next()
+        .ok_or_else(|| format!("`{host}` in `{text}` has no address"))?;
+    Ok(SocketAddr::new(
+        first.ip(),
+        port.parse().expect("checked above"),
+    ))
+}
+
+/// A boolean flag's value, in the spellings people use in environment
+/// files and compose files: true/false, 1/0, yes/no, on/off, any case.
+/// A bad value names the environment variable when it came from there.
+#[derive(Clone)]
+pub struct Boolish;
+
+impl clap::builder::TypedValueParser for Boolish {
+    type Value = bool;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<bool, clap::Error> {
+        let text = value.to_string_lossy();
+        match text.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "y" | "on" => return Ok(true),
+            "false" | "0" | "no" | "n" | "off" | "" => return Ok(false),
+            _ => {}
+        }
+        let flag = arg
+            .and_then(|a| a.get_long())
+            .map(|l| format!("--{l}"))
+            .unwrap_or_default();
+        // The variable when it holds this value and the flag was not typed
+        // with one (`--flag=value` wins over the environment in clap).
+        let from_env = arg
+            .and_then(|a| a.get_env())
+            .filter(|name| std::env::var_os(name).as_deref() == Some(value))
+            .filter(|_| !std::env::args().any(|a| a.starts_with(&format!("{flag}="))));
+        let source = match from_env {
+            Some(name) => format!("{}={text}", name.to_string_lossy()),
+            None => format!("{flag}={text}"),
+        };
+        let message = format!(
+            "{source} is not a boolean: expected true/false, 1/0, yes/no or on/off (any case)\n"
+        );
+        Err(clap::Error::raw(clap::error::ErrorKind::InvalidValue, message).with_cmd(cmd))
+    }
 }
 
 /// What `server` does besides serving; each runs and exits.

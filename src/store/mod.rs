@@ -87,6 +87,11 @@ pub trait OrderStore: Send + Sync + 'static {
     async fn ready(&self) -> Result<(), StoreError> {
         Ok(())
     }
+
+    /// Called once at shutdown, after the last call ended: finishes what
+    /// the store still owes the outside world (PostgreSQL: the cancel
+    /// requests of abandoned calls). Bounded in time.
+    async fn close(&self) {}
 }
 
 /// One step of an [`OrderStore::search`].

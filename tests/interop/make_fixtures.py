@@ -25,7 +25,7 @@ import struct
 import sys
 
 import google.protobuf
-from google.protobuf import wrappers_pb2
+from google.protobuf import text_format, wrappers_pb2
 from google.protobuf.internal import api_implementation
 
 try:
@@ -264,6 +264,9 @@ def main():
         }
         if len(data) <= HEX_IN_FULL:
             entry["hex"] = data.hex(" ")
+            # The text layout our client prints (src/format.rs), as this
+            # runtime's text_format writes it; wire_fixtures.rs compares.
+            entry["text"] = text_format.MessageToString(message, as_utf8=True)
         else:
             entry["hex_prefix"] = data[:32].hex(" ")
         if name in NOTES:

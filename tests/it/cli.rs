@@ -93,7 +93,7 @@ fn no_command_and_bad_server_url_are_usage_errors() {
     let out = run_client("not a url", &["101"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        stderr(&out).contains("invalid --server URL"),
+        stderr(&out).contains("invalid --server address"),
         "{}",
         stderr(&out)
     );

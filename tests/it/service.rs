@@ -228,6 +228,27 @@ async fn get_unknown_and_empty_ids(backend: Backend) {
     assert_eq!(err.code(), Code::InvalidArgument);
 }
 
+/// PostgreSQL text cannot hold U+0000: every backend refuses it alike, and
+/// none answers INTERNAL for a NUL in a read.
+async fn nul_characters_are_refused_alike_on_every_backend(backend: Backend) {
+    let server = seeded_server!(backend);
+    let mut client = server.connect().await;
+    for (bad, field) in [
+        (order("n1", &["a\0b"], "Seoul"), "items[0]"),
+        (order("n2", &["a"], "Se\0oul"), "destination"),
+    ] {
+        let err = client.add_order(bad).await.unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+        assert!(err.message().contains(field), "{err:?}");
+        assert!(err.message().contains("NUL"), "{err:?}");
+    }
+    let err = client.get_order("10\u{0}1".to_owned()).await.unwrap_err();
+    assert_eq!(err.code(), Code::NotFound, "{err:?}");
+    let err = client.search_orders("it\0em".to_owned()).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    assert!(err.message().contains("NUL"), "{err:?}");
+}
+
 /// The seed's Python client sends `Order(id='101')` to getOrder. Send exactly
 /// that message type over the wire and get order 101 back.
 async fn seed_client_request_order_with_id_returns_order_101(backend: Backend) {
@@ -761,6 +782,7 @@ for_each_backend!(
     add_existing_id_is_already_exists_and_keeps_the_original,
     add_invalid_order_is_invalid_argument_naming_the_field,
     get_unknown_and_empty_ids,
+    nul_characters_are_refused_alike_on_every_backend,
     seed_client_request_order_with_id_returns_order_101,
     search_matches_items_case_insensitively_each_order_once_by_id,
     search_with_no_match_is_an_empty_ok_stream,

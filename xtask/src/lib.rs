@@ -2,8 +2,9 @@
 //!
 //! `codegen` writes generated/ from proto/; `breaking` checks proto/ against a
 //! baseline for wire-breaking changes; `bench` measures our server against
-//! its peers and `profile` counts what one call costs them (feature `bench`,
-//! on by default).
+//! its peers, `profile` counts what one call costs them and `overload`
+//! checks that shedding keeps admitted calls fast (feature `bench`, on by
+//! default); `man` writes the client's man page.
 //!
 //! Everything that needs protox or tonic-prost-build lives here, so the main
 //! package builds with neither `protoc` nor a build script.
@@ -12,6 +13,9 @@
 pub mod bench;
 pub mod breaking;
 pub mod codegen;
+pub mod man;
+#[cfg(feature = "bench")]
+pub mod overload;
 #[cfg(feature = "bench")]
 pub mod profile;
 

@@ -14,6 +14,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Write the client's man page, docs/man/client.1 (rendered by `client man`).
+    Man,
     /// Compile proto/ with protox and write the Rust code and descriptor set into generated/.
     Codegen {
         /// Change nothing; exit non-zero if generated/ is stale, missing or has extra files.
@@ -53,6 +55,20 @@ enum Command {
         #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(100..))]
         calls: u64,
         /// Also write PROFILE.md (the table and our costliest functions) into docs/bench/.
+        #[arg(long)]
+        write_report: bool,
+    },
+    /// Reads under a flood of writes, and admitted calls at 10x the call
+    /// limit: their p99 against the unloaded one (~1 min).
+    #[cfg(feature = "bench")]
+    Overload {
+        /// Seconds of each measurement.
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+        seconds: u64,
+        /// The read admission limit (--max-concurrent-calls) of the 10x measurement.
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+        limit: u32,
+        /// Also write OVERLOAD.md into docs/bench/.
         #[arg(long)]
         write_report: bool,
     },
@@ -117,11 +133,32 @@ fn main() -> ExitCode {
             calls,
             write_report,
         } => return profile(&root, calls, write_report),
+        #[cfg(feature = "bench")]
+        Command::Overload {
+            seconds,
+            limit,
+            write_report,
+        } => {
+            let options = xtask::overload::OverloadOptions {
+                seconds,
+                limit,
+                write_report,
+            };
+            return match xtask::overload::run_overload(&root, &options) {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::FAILURE,
+                Err(e) => {
+                    eprintln!("overload: error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
         Command::Breaking {
             against,
             format,
             allow_if_commit_says,
         } => return check_breaking(&root, against, format, allow_if_commit_says),
+        Command::Man => xtask::man::write(&root).map(|path| println!("wrote {}", path.display())),
         Command::Codegen { check: true } => {
             codegen::check(&proto, &generated).map(|()| println!("generated/ is up to date"))
         }

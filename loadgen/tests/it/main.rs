@@ -3,3 +3,4 @@
 mod auth;
 mod server;
 mod soak;
+mod unreachable;

@@ -6,9 +6,10 @@ use std::time::Duration;
 use deadpool_postgres::Object;
 use tokio_postgres::CancelToken;
 use tokio_postgres_rustls::MakeRustlsConnect;
+use tokio_util::task::TaskTracker;
 
 /// How long an abandoned call's cancel request may take.
-const CANCEL_WAIT: Duration = Duration::from_secs(5);
+pub(super) const CANCEL_WAIT: Duration = Duration::from_secs(5);
 
 /// A pooled connection lent to one call. Released (back to the pool)
 /// when the call got an answer from the server; dropped while armed (the
@@ -20,6 +21,8 @@ pub(super) struct Lease {
     pub(super) client: Option<Object>,
     pub(super) cancel: CancelToken,
     pub(super) tls: MakeRustlsConnect,
+    /// The store's cancels in flight, which shutdown waits for.
+    pub(super) cancels: TaskTracker,
 }
 
 impl Lease {
@@ -43,10 +46,13 @@ impl Drop for Lease {
         let cancel = self.cancel.clone();
         let tls = self.tls.clone();
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move {
-                let _ = tokio::time::timeout(CANCEL_WAIT, cancel.cancel_query(tls)).await;
-                drop(client);
-            });
+            self.cancels.spawn_on(
+                async move {
+                    let _ = tokio::time::timeout(CANCEL_WAIT, cancel.cancel_query(tls)).await;
+                    drop(client);
+                },
+                &runtime,
+            );
         }
     }
 }

@@ -57,6 +57,7 @@ use deadpool_postgres::{
 };
 use tokio_postgres::types::Type;
 use tokio_postgres_rustls::MakeRustlsConnect;
+use tokio_util::task::TaskTracker;
 
 pub use error::{PgError, PgOpenError};
 pub use migrate::{LATEST_VERSION, MigrateReport};
@@ -110,6 +111,10 @@ pub struct PgStore {
     target: String,
     connect_timeout: Duration,
     max_attempts: u32,
+    /// Cancel requests of abandoned calls still on their way; shutdown
+    /// waits for them ([`OrderStore::close`]), or a query blocked in the
+    /// database would outlive the process that asked for it.
+    cancels: TaskTracker,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -264,6 +269,7 @@ impl PgStore {
             target,
             connect_timeout: options.connect_timeout,
             max_attempts: options.max_attempts.max(1),
+            cancels: TaskTracker::new(),
         };
         let mut lease = store.lease(None).await.map_err(|e| {
             PgOpenError(format!(
@@ -361,6 +367,7 @@ impl PgStore {
             cancel: client.cancel_token(),
             client: Some(client),
             tls: self.tls.clone(),
+            cancels: self.cancels.clone(),
         })
     }
 
@@ -561,7 +568,8 @@ fn passed(deadline: Option<Instant>) -> bool {
     deadline.is_some_and(|d| d <= Instant::now())
 }
 
-/// PostgreSQL text cannot hold U+0000 (the embedded stores can).
+/// PostgreSQL text cannot hold U+0000. The service's validation refuses it
+/// for every backend first; this is the last guard, for direct users.
 fn check_text(order: &Order) -> Result<(), PgError> {
     let bad = |field: &str| {
         PgError::Failed(format!(
@@ -588,6 +596,22 @@ fn check_text(order: &Order) -> Result<(), PgError> {
 impl OrderStore for PgStore {
     async fn ready(&self) -> Result<(), StoreError> {
         Ok(self.ping().await?)
+    }
+
+    async fn close(&self) {
+        self.cancels.close();
+        // Each cancel is bounded by CANCEL_WAIT; a second more for the
+        // connections to close.
+        let wait = lease::CANCEL_WAIT + Duration::from_secs(1);
+        if tokio::time::timeout(wait, self.cancels.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                database = %self.target,
+                "queries of abandoned calls may still run: their cancel requests did not finish"
+            );
+        }
     }
 
     async fn get(&self, id: &str) -> Result<Option<Order>, StoreError> {

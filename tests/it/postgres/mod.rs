@@ -6,6 +6,8 @@
 //!   updates.
 //! - `outage`: the database stopped under load, then restarted.
 //! - `commit`: the connection lost during COMMIT (a proxy cuts it).
+//! - `cancel`: reads given up by their caller (deadline, shutdown) cancel
+//!   their query in the database.
 //! - `tls`: each `sslmode` against a TLS-only server.
 //! - `cluster`: two server replicas and a client spreading calls over them.
 //! - `bench`: `#[ignore]`d throughput and latency figures.
@@ -13,6 +15,7 @@
 pub mod harness;
 
 mod bench;
+mod cancel;
 mod cluster;
 mod commit;
 mod outage;

@@ -76,6 +76,8 @@ fn server_help_lists_every_flag_with_its_env_var() {
         let start = help
             .find(&format!("{head} "))
             .or_else(|| help.find(&format!("{head}\n")))
+            // A boolean taking an optional value: `--in-memory[=<IN_MEMORY>]`.
+            .or_else(|| help.find(&format!("{head}[")))
             .unwrap_or_else(|| panic!("--{flag} is not in the help:\n{help}"));
         let end = entries
             .iter()

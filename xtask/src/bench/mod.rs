@@ -54,7 +54,7 @@ mod idle;
 mod inserts;
 mod json;
 mod json_series;
-mod loadgen;
+pub(crate) mod loadgen;
 pub(crate) mod machine;
 mod measure;
 mod meter;

@@ -113,6 +113,16 @@ impl Servers {
     /// Starts one server and waits for its `listening on` line. Ours gets
     /// `data_dir`, or a fresh one in the work dir (then removed with it).
     pub fn start(&self, kind: Kind, data_dir: Option<PathBuf>) -> Result<Server> {
+        self.start_with(kind, data_dir, &[])
+    }
+
+    /// [`Servers::start`] with `extra` arguments after the usual ones.
+    pub fn start_with(
+        &self,
+        kind: Kind,
+        data_dir: Option<PathBuf>,
+        extra: &[&str],
+    ) -> Result<Server> {
         let log = self.work.join(format!("{}.log", kind.key()));
         let mut owned_data = None;
         let mut cmd = match kind {
@@ -143,7 +153,7 @@ impl Servers {
                 cmd
             }
         };
-        cmd.current_dir(&self.root);
+        cmd.args(extra).current_dir(&self.root);
         let (proc, addr) = launch(
             kind.key(),
             &mut cmd,

@@ -1,0 +1,286 @@
+//! `cargo xtask overload`: does the server keep its promises when asked
+//! for more than it can do? Two measurements of our release server, pinned
+//! like in the benchmark (server on one core, load on the other):
+//!
+//! 1. **Writes do not starve reads.** A getOrder probe (1 connection x 1
+//!    call) runs alone, then while `loadgen bench --rpc add` offers 20
+//!    connections x 100 concurrent writes: far more than the disk can
+//!    commit. Reads and writes have separate admission, so the probe's calls
+//!    must all be answered, their p99 within 5x the probe's p99 alone.
+//! 2. **Admitted calls keep their latency at 10x overload.** With
+//!    `--max-concurrent-calls LIMIT`, getOrder is offered 10 x LIMIT
+//!    concurrent calls: the excess is refused at once (RESOURCE_EXHAUSTED),
+//!    and the p99 of the calls that were admitted is compared with the
+//!    p99 of the same calls at the limit itself (LIMIT concurrent calls,
+//!    none refused): shedding must keep the admitted ones as fast as a
+//!    server that is exactly full, within 5x.
+//!
+//! Latencies are the load generator's own, of calls answered OK
+//! (`ok_p99_us`); a ratio from one run on a shared machine is what is
+//! reported, never an absolute time.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+
+use crate::bench::binaries::bench_binaries;
+use crate::bench::config::{Kind, REPORT_DIR};
+use crate::bench::loadgen::{ClientBench, LOAD_GENERATOR, args};
+use crate::bench::process::{self, Proc, Stderr};
+use crate::bench::servers::{Server, Servers};
+
+/// What the overload run is asked for.
+pub struct OverloadOptions {
+    /// Seconds of each measurement.
+    pub seconds: u64,
+    /// The read admission limit of the second measurement.
+    pub limit: u32,
+    /// Also write OVERLOAD.md into docs/bench/.
+    pub write_report: bool,
+}
+
+/// The most a p99 may grow, as a multiple of its unloaded value.
+const MAX_RATIO: f64 = 5.0;
+
+pub fn run_overload(root: &Path, options: &OverloadOptions) -> Result<bool> {
+    process::handle_interrupts()?;
+    process::raise_open_files_limit();
+    let work = tempfile::Builder::new()
+        .prefix("order-overload.")
+        .tempdir()
+        .context("cannot create a temp dir")?;
+    process::remove_on_interrupt(work.path());
+    let work = work.path();
+    // Other work on the machine takes the cores the measurements pin.
+    let loadavg = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let binaries = bench_binaries(root, work, false)?;
+    let servers = Servers {
+        root: root.to_path_buf(),
+        work: work.to_path_buf(),
+        server: binaries.server.clone(),
+        bare: None,
+        python: None,
+    };
+    let load = Load {
+        binary: &binaries.loadgen,
+        work,
+        seconds: options.seconds,
+    };
+
+    println!("1/2 getOrder probe alone, then under a 20 x 100 addOrder flood ...");
+    let server = servers.start(Kind::Ours, None)?;
+    load.run(&server, &probe(1))?; // warm-up
+    let alone = load.run(&server, &probe(options.seconds))?;
+    let flood = load.spawn(&server, &flood(options.seconds + 2))?;
+    std::thread::sleep(Duration::from_secs(1));
+    let flooded = load.run(&server, &probe(options.seconds))?;
+    let writes = load.finish(flood)?;
+    drop(server);
+
+    println!(
+        "2/2 getOrder at the limit ({0}) and at 10x it ({1}) ...",
+        options.limit,
+        options.limit * 10
+    );
+    let limited = limited_server(&servers, options.limit)?;
+    let full = load.run(&limited, &reads(options.limit, options.seconds))?;
+    let tenfold = load.run(&limited, &reads(options.limit * 10, options.seconds))?;
+    drop(limited);
+
+    let report = Report {
+        loadavg: loadavg
+            .split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" "),
+        alone,
+        flooded,
+        writes,
+        limit: options.limit,
+        full,
+        tenfold,
+    };
+    let text = report.markdown(options);
+    println!("\n{text}");
+    if options.write_report {
+        let path = root.join(REPORT_DIR).join("OVERLOAD.md");
+        std::fs::write(&path, &text).with_context(|| format!("cannot write {}", path.display()))?;
+        println!("wrote {}", path.display());
+    }
+    Ok(report.passed())
+}
+
+/// Our server as shipped, but with the read admission limit at `limit`.
+fn limited_server(servers: &Servers, limit: u32) -> Result<Server> {
+    let limit = limit.to_string();
+    servers.start_with(Kind::Ours, None, &["--max-concurrent-calls", &limit])
+}
+
+fn probe(seconds: u64) -> Vec<String> {
+    let s = seconds.to_string();
+    args(&[
+        "--rpc",
+        "get",
+        "--connections",
+        "1",
+        "--concurrency",
+        "1",
+        "--seconds",
+        &s,
+    ])
+}
+
+fn flood(seconds: u64) -> Vec<String> {
+    let s = seconds.to_string();
+    args(&[
+        "--rpc",
+        "add",
+        "--connections",
+        "20",
+        "--concurrency",
+        "100",
+        "--seconds",
+        &s,
+    ])
+}
+
+/// `calls` concurrent getOrder calls over 10 connections.
+fn reads(calls: u32, seconds: u64) -> Vec<String> {
+    let per_connection = calls.div_ceil(10).to_string();
+    let s = seconds.to_string();
+    args(&[
+        "--rpc",
+        "get",
+        "--connections",
+        "10",
+        "--concurrency",
+        &per_connection,
+        "--seconds",
+        &s,
+    ])
+}
+
+/// Runs the load generator against a server.
+struct Load<'a> {
+    binary: &'a Path,
+    work: &'a Path,
+    seconds: u64,
+}
+
+impl Load<'_> {
+    fn spawn(&self, server: &Server, bench_args: &[String]) -> Result<Proc> {
+        let mut cmd = LOAD_GENERATOR.bench(self.binary, &server.url(), bench_args);
+        let limit = Duration::from_secs(self.seconds * 4 + 60);
+        Proc::spawn("loadgen", &mut cmd, limit, self.work, Stderr::File)
+    }
+
+    fn finish(&self, proc: Proc) -> Result<ClientBench> {
+        let done = proc.wait()?;
+        if !done.status.success() {
+            bail!(
+                "the load generator failed ({}):\n{}",
+                done.status,
+                done.tail()
+            );
+        }
+        ClientBench::parse(&done.stdout)
+    }
+
+    fn run(&self, server: &Server, bench_args: &[String]) -> Result<ClientBench> {
+        let proc = self.spawn(server, bench_args)?;
+        self.finish(proc)
+    }
+}
+
+struct Report {
+    /// /proc/loadavg (1, 5, 15 min) when the run started.
+    loadavg: String,
+    alone: ClientBench,
+    flooded: ClientBench,
+    writes: ClientBench,
+    limit: u32,
+    full: ClientBench,
+    tenfold: ClientBench,
+}
+
+impl Report {
+    fn reads_ratio(&self) -> f64 {
+        ratio(self.flooded.ok_p99_us, self.alone.ok_p99_us)
+    }
+
+    fn shed_ratio(&self) -> f64 {
+        ratio(self.tenfold.ok_p99_us, self.full.ok_p99_us)
+    }
+
+    /// Every probe call answered OK and right under the flood; both p99s
+    /// within [`MAX_RATIO`]; at 10x, the excess refused, nothing wrong.
+    fn passed(&self) -> bool {
+        self.flooded.all_ok()
+            && self.alone.all_ok()
+            && self.full.all_ok()
+            && self.tenfold.wrong == 0
+            && self.reads_ratio() <= MAX_RATIO
+            && self.shed_ratio() <= MAX_RATIO
+    }
+
+    fn markdown(&self, options: &OverloadOptions) -> String {
+        let verdict = |ok: bool| if ok { "PASS" } else { "MISS" };
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "# Overload\n\nWritten by `cargo xtask overload --write-report` (`make overload`); \
+             {} s per measurement, server on one core, load on the other; load average \
+             {} at the start (other work on a 2-core machine makes every figure worse). \
+             Latencies are of the calls answered OK.\n",
+            options.seconds, self.loadavg
+        );
+        let _ = writeln!(
+            out,
+            "| measurement | calls | OK | refused/failed | p50 µs | p99 µs |\n|---|---:|---:|---:|---:|---:|"
+        );
+        for (name, b) in [
+            ("getOrder probe 1x1, alone", &self.alone),
+            (
+                "getOrder probe 1x1, under the addOrder flood",
+                &self.flooded,
+            ),
+            ("addOrder flood 20x100 (writes)", &self.writes),
+            ("getOrder at the limit", &self.full),
+            ("getOrder at 10x the limit", &self.tenfold),
+        ] {
+            let _ = writeln!(
+                out,
+                "| {name} | {} | {} | {} | {} | {} |",
+                b.calls, b.ok, b.errors, b.ok_p50_us, b.ok_p99_us
+            );
+        }
+        let _ = writeln!(
+            out,
+            "\n- Reads under a write flood: probe p99 {:.2}x its p99 alone, {} of {} probe calls \
+             not answered OK (target: none, and <= {MAX_RATIO}x): **{}**",
+            self.reads_ratio(),
+            self.flooded.calls - self.flooded.ok,
+            self.flooded.calls,
+            verdict(self.flooded.all_ok() && self.reads_ratio() <= MAX_RATIO)
+        );
+        let _ = writeln!(
+            out,
+            "- 10x overload (`--max-concurrent-calls {}`, {} concurrent calls offered): the \
+             admitted calls' p99 is {:.2}x the p99 at the limit, {} of {} calls refused \
+             (target <= {MAX_RATIO}x): **{}**",
+            self.limit,
+            self.limit * 10,
+            self.shed_ratio(),
+            self.tenfold.errors,
+            self.tenfold.calls,
+            verdict(self.shed_ratio() <= MAX_RATIO)
+        );
+        out
+    }
+}
+
+fn ratio(loaded: u64, quiet: u64) -> f64 {
+    loaded as f64 / quiet.max(1) as f64
+}
