@@ -297,7 +297,7 @@ fn the_server_logs_where_its_data_is_and_seeds_only_an_empty_store() {
     server.wait_exit();
 
     let server = start(dir.path());
-    assert!(server.startup.contains("(1 orders)"), "{}", server.startup);
+    assert!(server.startup.contains("(1 order)"), "{}", server.startup);
     assert!(
         !server.startup.contains("inserted the seed"),
         "{}",
