@@ -18,7 +18,7 @@ use crate::support::process::ServerProcess;
 
 /// The server binary with `--admin-listen 127.0.0.1:0` and `args`, and the
 /// admin address it logged.
-pub(super) fn with_admin(args: &[&str]) -> (ServerProcess, SocketAddr) {
+pub(crate) fn with_admin(args: &[&str]) -> (ServerProcess, SocketAddr) {
     let mut all = vec!["--admin-listen", "127.0.0.1:0"];
     all.extend_from_slice(args);
     let server = ServerProcess::start(&all)
@@ -35,7 +35,7 @@ pub(super) fn with_admin(args: &[&str]) -> (ServerProcess, SocketAddr) {
 }
 
 /// `GET path` over HTTP/1.1: the status code and the body.
-pub(super) async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+pub(crate) async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
     let exchange = async {
         let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
         let request = format!("GET {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n");
