@@ -67,6 +67,9 @@ pub async fn main(config: Config) -> Result<(), String> {
         }
         None => {}
     }
+    if let Some(endpoint) = &config.otlp_endpoint {
+        crate::trace::init(endpoint, config.trace_sample_ratio)?;
+    }
     // Bind first, then touch data: a taken port must not leave a seeded store.
     let listener = TcpListener::bind(config.listen)
         .await
@@ -84,6 +87,7 @@ pub async fn main(config: Config) -> Result<(), String> {
     // The calls are over; what they left in flight (a database query of a
     // call ended at the grace) is finished or cancelled before we exit.
     store.close().await;
+    crate::trace::flush();
     stopped
 }
 
@@ -98,6 +102,8 @@ pub struct Running {
     abort: CancellationToken,
     health: HealthReporter,
     grace: Duration,
+    /// The admin listener (`--admin-listen`), stopped when dropped.
+    admin: Option<crate::admin::Admin>,
 }
 
 impl Running {
@@ -137,6 +143,15 @@ impl Running {
 
         let policy = call_policy(config)?;
         let pools = vec![policy.reads.clone(), policy.writes.clone()];
+        let sources = crate::metrics::server::Sources {
+            pools: vec![
+                ("reads", policy.reads.clone()),
+                ("writes", policy.writes.clone()),
+                ("health_watches", policy.watches.clone()),
+            ],
+            connections: Arc::new(ConnectionStats::default()),
+            buffered: Arc::clone(&policy.buffered),
+        };
         // Cancelled when the shutdown grace period ends: calls still open
         // end with UNAVAILABLE (see `Running::until`).
         let abort = CancellationToken::new();
@@ -159,15 +174,26 @@ impl Running {
             .layer(layer)
             .add_routes(routes);
 
-        let (readiness, load) = (
-            follow_readiness(readiness, health.clone()),
+        let (ready, load) = (
+            follow_readiness(Arc::clone(&readiness), health.clone()),
             overload::follow(pools, health.clone()),
         );
         let follow = tokio::spawn(async move {
-            tokio::join!(readiness, load);
+            tokio::join!(ready, load);
         });
         let (stop_accepting, stopped) = tokio::sync::oneshot::channel::<()>();
-        let connections = Arc::new(ConnectionStats::default());
+        let connections = Arc::clone(&sources.connections);
+        let admin = match config.admin_listen {
+            Some(addr) => {
+                let state = crate::admin::AdminState {
+                    sources,
+                    store: readiness,
+                    health: health.clone(),
+                };
+                Some(crate::admin::Admin::start(addr, state).await?)
+            }
+            None => None,
+        };
         let incoming = connections::incoming(listener, limits, Arc::clone(&connections));
         let incoming = match tls {
             Some(door) => tls_accept::secured(incoming, door).left_stream(),
@@ -186,7 +212,13 @@ impl Running {
             abort,
             health,
             grace: seconds("--shutdown-grace", config.shutdown_grace)?,
+            admin,
         })
+    }
+
+    /// Where the admin listener listens, if it is on.
+    pub fn admin_addr(&self) -> Option<std::net::SocketAddr> {
+        self.admin.as_ref().map(crate::admin::Admin::local_addr)
     }
 
     /// What the accept loop has seen so far (open, refused, timed out...).
@@ -207,6 +239,7 @@ impl Running {
             abort,
             health,
             grace,
+            admin: _admin,
         } = self;
         for name in ["", SERVICE_NAME] {
             health

@@ -31,6 +31,8 @@ pub struct CallInfo {
     /// API's calls, `src/gateway/`), for its log line.
     outcome: OnceLock<tonic::Code>,
     end: CallEnd,
+    /// The call's trace span, when it is traced (`crate::trace`).
+    trace: OnceLock<opentelemetry::trace::SpanContext>,
 }
 
 impl CallInfo {
@@ -45,6 +47,7 @@ impl CallInfo {
             order_id: OnceLock::new(),
             outcome: OnceLock::new(),
             end,
+            trace: OnceLock::new(),
         })
     }
 
@@ -99,6 +102,17 @@ impl CallInfo {
 
     pub fn outcome(&self) -> Option<tonic::Code> {
         self.outcome.get().copied()
+    }
+
+    /// The call's server span (set once, by the middleware).
+    pub fn set_trace(&self, span: opentelemetry::trace::SpanContext) {
+        let _ = self.trace.set(span);
+    }
+
+    /// The call's server span, if the call is traced and sampled (or its
+    /// caller sent a trace context).
+    pub fn trace(&self) -> Option<&opentelemetry::trace::SpanContext> {
+        self.trace.get()
     }
 }
 

@@ -206,12 +206,16 @@ where
         let info = CallInfo::new(caller_id, end);
         request.extensions_mut().insert(Arc::clone(&info));
         let started = Instant::now();
-        let record = CallRecord::new(
+        let mut record = CallRecord::new(
             request.uri().path_and_query().cloned(),
             connection(&request).map(|c| c.remote_addr),
             Arc::clone(&info),
             started,
         );
+        if let Some(span) = crate::trace::start_call(request.headers(), request.uri().path(), &info)
+        {
+            record.traced(span);
+        }
 
         let future = async move {
             // gRPC over HTTP/2: "If Content-Type does not begin with
@@ -234,8 +238,12 @@ where
             }
             let permit = match shared.admit(&request, protocol) {
                 Ok(permit) => Some(permit),
-                Err(status) => return Ok(respond(status, &info, record, protocol)),
+                Err(status) => {
+                    crate::metrics::refused(status.code());
+                    return Ok(respond(status, &info, record, protocol));
+                }
             };
+            record.admitted();
             let policy = &shared.policy;
             let shape = match protocol {
                 Protocol::Grpc => {
@@ -260,6 +268,7 @@ where
             let response = match outcome {
                 Ok(result) => result?,
                 Err(panic) => {
+                    crate::metrics::panicked();
                     tracing::error!(
                         panic = panic_message(panic.as_ref()),
                         request_id = info.request_id(),

@@ -30,6 +30,22 @@ pub struct Config {
     #[arg(long, env = "ORDER_LISTEN", default_value = "[::]:50051", value_parser = parse_listen)]
     pub listen: SocketAddr,
 
+    /// Serve GET /metrics (Prometheus), /healthz and /readyz over plain HTTP
+    /// on this address, e.g. `127.0.0.1:9090`; off by default. No auth: keep it private.
+    #[arg(long, env = "ORDER_ADMIN_LISTEN")]
+    pub admin_listen: Option<SocketAddr>,
+
+    /// Export a trace span per call (and per store operation) over OTLP/gRPC
+    /// to this collector, e.g. `http://localhost:4317` (Jaeger, the
+    /// OpenTelemetry Collector); off by default.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
+
+    /// With --otlp-endpoint: the share of traces started here that are
+    /// recorded (0 to 1); a caller's sampled traceparent is always followed.
+    #[arg(long, env = "ORDER_TRACE_SAMPLE_RATIO", default_value_t = 1.0)]
+    pub trace_sample_ratio: f64,
+
     /// Directory of the durable store (created if missing); holds orders.redb.
     #[arg(long, env = "ORDER_DATA_DIR", default_value = "data", global = true)]
     pub data_dir: PathBuf,

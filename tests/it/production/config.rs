@@ -11,6 +11,9 @@ use super::harness::{binary, connect, drain, ids, order};
 
 const FLAGS: &[(&str, &str)] = &[
     ("listen", "ORDER_LISTEN"),
+    ("otlp-endpoint", "OTEL_EXPORTER_OTLP_ENDPOINT"),
+    ("trace-sample-ratio", "ORDER_TRACE_SAMPLE_RATIO"),
+    ("admin-listen", "ORDER_ADMIN_LISTEN"),
     ("data-dir", "ORDER_DATA_DIR"),
     ("in-memory", "ORDER_IN_MEMORY"),
     ("no-seed", "ORDER_NO_SEED"),
