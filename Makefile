@@ -3,6 +3,9 @@
 
 CARGO ?= cargo
 ID ?= 101
+# The commit the server reports in order_management_build_info (read with
+# option_env!: the main package has no build script).
+export ORDER_GIT_COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null)
 
 .PHONY: test fmt-check clippy check-codegen check-contract codegen server client interop soak fuzz bench profile overload cluster
 

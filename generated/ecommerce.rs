@@ -40,6 +40,10 @@ pub mod order_management_client {
     /// The four gRPC communication patterns, one per method kind:
     /// unary (addOrder, getOrder), server streaming (searchOrders),
     /// client streaming (updateOrders) and bidirectional streaming (processOrders).
+    ///
+    /// The google.api.http options map each method onto the HTTP/JSON API the
+    /// server also serves on its port (src/gateway/): an addition that changes
+    /// nothing on the gRPC wire. Streams are newline-delimited JSON.
     #[derive(Debug, Clone)]
     pub struct OrderManagementClient<T> {
         inner: tonic::client::Grpc<T>,
@@ -165,6 +169,7 @@ pub mod order_management_client {
                 .insert(GrpcMethod::new("ecommerce.OrderManagement", "getOrder"));
             self.inner.unary(req, path, codec).await
         }
+        /// Over HTTP the query is `?value=` (the field), or `?q=` for short.
         pub async fn search_orders(
             &mut self,
             request: impl tonic::IntoRequest<::prost::alloc::string::String>,
@@ -189,6 +194,7 @@ pub mod order_management_client {
                 .insert(GrpcMethod::new("ecommerce.OrderManagement", "searchOrders"));
             self.inner.server_streaming(req, path, codec).await
         }
+        /// Over HTTP the body is a JSON array of orders: all or nothing.
         pub async fn update_orders(
             &mut self,
             request: impl tonic::IntoStreamingRequest<Message = super::Order>,
@@ -213,6 +219,7 @@ pub mod order_management_client {
                 .insert(GrpcMethod::new("ecommerce.OrderManagement", "updateOrders"));
             self.inner.client_streaming(req, path, codec).await
         }
+        /// Over HTTP the body is a JSON array of order ids.
         pub async fn process_orders(
             &mut self,
             request: impl tonic::IntoStreamingRequest<
@@ -271,6 +278,7 @@ pub mod order_management_server {
             >
             + std::marker::Send
             + 'static;
+        /// Over HTTP the query is `?value=` (the field), or `?q=` for short.
         async fn search_orders(
             &self,
             request: tonic::Request<::prost::alloc::string::String>,
@@ -278,6 +286,7 @@ pub mod order_management_server {
             tonic::Response<Self::searchOrdersStream>,
             tonic::Status,
         >;
+        /// Over HTTP the body is a JSON array of orders: all or nothing.
         async fn update_orders(
             &self,
             request: tonic::Request<tonic::Streaming<super::Order>>,
@@ -291,6 +300,7 @@ pub mod order_management_server {
             >
             + std::marker::Send
             + 'static;
+        /// Over HTTP the body is a JSON array of order ids.
         async fn process_orders(
             &self,
             request: tonic::Request<tonic::Streaming<::prost::alloc::string::String>>,
@@ -302,6 +312,10 @@ pub mod order_management_server {
     /// The four gRPC communication patterns, one per method kind:
     /// unary (addOrder, getOrder), server streaming (searchOrders),
     /// client streaming (updateOrders) and bidirectional streaming (processOrders).
+    ///
+    /// The google.api.http options map each method onto the HTTP/JSON API the
+    /// server also serves on its port (src/gateway/): an addition that changes
+    /// nothing on the gRPC wire. Streams are newline-delimited JSON.
     #[derive(Debug)]
     pub struct OrderManagementServer<T> {
         inner: Arc<T>,

@@ -7,10 +7,14 @@
 //! [`store`] (where orders live). The binaries in `src/bin/` are thin shells
 //! around [`server`] and [`client`].
 
+pub mod admin;
 pub mod call;
 pub mod client;
+pub mod console;
 pub mod format;
+pub mod gateway;
 pub mod log;
+pub mod metrics;
 pub mod middleware;
 pub mod search_pipe;
 pub mod seed;
@@ -19,6 +23,7 @@ pub mod service;
 pub mod shipments;
 pub mod store;
 pub mod tls_files;
+pub mod trace;
 pub mod validate;
 
 /// Messages, client and server generated from `proto/order.proto`.

@@ -24,6 +24,7 @@ use tonic_health::server::HealthReporter;
 
 pub use self::config::{Command, Config, optional_seconds, seconds};
 use self::connections::{ConnectionLimits, ConnectionStats};
+use crate::gateway::web::{Cors, WebLayer};
 pub use crate::log::LogFormat;
 use crate::middleware::admission::Admission;
 use crate::middleware::auth::Auth;
@@ -66,6 +67,9 @@ pub async fn main(config: Config) -> Result<(), String> {
         }
         None => {}
     }
+    if let Some(endpoint) = &config.otlp_endpoint {
+        crate::trace::init(endpoint, config.trace_sample_ratio)?;
+    }
     // Bind first, then touch data: a taken port must not leave a seeded store.
     let listener = TcpListener::bind(config.listen)
         .await
@@ -83,6 +87,7 @@ pub async fn main(config: Config) -> Result<(), String> {
     // The calls are over; what they left in flight (a database query of a
     // call ended at the grace) is finished or cancelled before we exit.
     store.close().await;
+    crate::trace::flush();
     stopped
 }
 
@@ -97,6 +102,8 @@ pub struct Running {
     abort: CancellationToken,
     health: HealthReporter,
     grace: Duration,
+    /// The admin listener (`--admin-listen`), stopped when dropped.
+    admin: Option<crate::admin::Admin>,
 }
 
 impl Running {
@@ -109,6 +116,7 @@ impl Running {
     ) -> Result<Self, String> {
         let readiness = Arc::clone(&store);
         let service = OrderService::with_config(store, config.service_config());
+        let gateway = gateway_router(config, service.clone());
         let orders = OrderManagementServer::new(service)
             .max_decoding_message_size(config.max_request_bytes)
             .max_encoding_message_size(config.max_response_bytes)
@@ -135,6 +143,15 @@ impl Running {
 
         let policy = call_policy(config)?;
         let pools = vec![policy.reads.clone(), policy.writes.clone()];
+        let sources = crate::metrics::server::Sources {
+            pools: vec![
+                ("reads", policy.reads.clone()),
+                ("writes", policy.writes.clone()),
+                ("health_watches", policy.watches.clone()),
+            ],
+            connections: Arc::new(ConnectionStats::default()),
+            buffered: Arc::clone(&policy.buffered),
+        };
         // Cancelled when the shutdown grace period ends: calls still open
         // end with UNAVAILABLE (see `Running::until`).
         let abort = CancellationToken::new();
@@ -143,22 +160,40 @@ impl Running {
         let limits = config.connection_limits()?;
         let tls = tls_door(config, limits.handshake_timeout)?;
         let builder = transport(config)?;
-        let router = builder
-            .layer(layer)
+        // The HTTP/JSON API, gRPC-Web and the console share the port
+        // (src/gateway/): HTTP/1.1 too, gRPC-Web translated before the layer.
+        let web = WebLayer::new(Cors::new(&config.cors_allow_origin)?);
+        let routes = tonic::service::Routes::from(gateway)
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
             .add_service(orders);
+        let router = builder
+            .accept_http1(true)
+            .layer(web)
+            .layer(layer)
+            .add_routes(routes);
 
-        let (readiness, load) = (
-            follow_readiness(readiness, health.clone()),
+        let (ready, load) = (
+            follow_readiness(Arc::clone(&readiness), health.clone()),
             overload::follow(pools, health.clone()),
         );
         let follow = tokio::spawn(async move {
-            tokio::join!(readiness, load);
+            tokio::join!(ready, load);
         });
         let (stop_accepting, stopped) = tokio::sync::oneshot::channel::<()>();
-        let connections = Arc::new(ConnectionStats::default());
+        let connections = Arc::clone(&sources.connections);
+        let admin = match config.admin_listen {
+            Some(addr) => {
+                let state = crate::admin::AdminState {
+                    sources,
+                    store: readiness,
+                    health: health.clone(),
+                };
+                Some(crate::admin::Admin::start(addr, state).await?)
+            }
+            None => None,
+        };
         let incoming = connections::incoming(listener, limits, Arc::clone(&connections));
         let incoming = match tls {
             Some(door) => tls_accept::secured(incoming, door).left_stream(),
@@ -177,7 +212,13 @@ impl Running {
             abort,
             health,
             grace: seconds("--shutdown-grace", config.shutdown_grace)?,
+            admin,
         })
+    }
+
+    /// Where the admin listener listens, if it is on.
+    pub fn admin_addr(&self) -> Option<std::net::SocketAddr> {
+        self.admin.as_ref().map(crate::admin::Admin::local_addr)
     }
 
     /// What the accept loop has seen so far (open, refused, timed out...).
@@ -198,6 +239,7 @@ impl Running {
             abort,
             health,
             grace,
+            admin: _admin,
         } = self;
         for name in ["", SERVICE_NAME] {
             health
@@ -232,6 +274,15 @@ impl Running {
         );
         Ok(())
     }
+}
+
+/// The HTTP/JSON API over `service`, with the gRPC body limits.
+fn gateway_router(config: &Config, service: OrderService) -> axum::Router {
+    let limits = crate::gateway::Limits {
+        max_request_bytes: config.max_request_bytes,
+        max_update_bytes: config.max_update_bytes,
+    };
+    crate::gateway::router(service, limits)
 }
 
 /// What the call layer enforces, from the flags.

@@ -24,6 +24,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::call::CallInfo;
 use crate::call::deadline;
+use crate::metrics::rpc::{self, Method};
 use crate::pb::order_management_server::OrderManagement;
 use crate::pb::{CombinedShipment, Order};
 use crate::search_pipe::{self, PipeSender};
@@ -162,6 +163,7 @@ fn spawn_producer<T: Send + 'static>(
 ) {
     tokio::spawn(async move {
         if let Err(panic) = AssertUnwindSafe(producer).catch_unwind().await {
+            crate::metrics::panicked();
             let what = crate::call::panic_message(panic.as_ref());
             tracing::error!(
                 panic = what,
@@ -193,7 +195,10 @@ impl OrderService {
                 order.id = new_id();
             }
             let id = order.id.clone();
-            match self.store.insert(order.clone(), deadline).await {
+            let span = crate::trace::store_span(call, "store.insert");
+            let inserted = self.store.insert(order.clone(), deadline).await;
+            drop(span);
+            match inserted {
                 Ok(()) => return Ok(id),
                 Err(StoreError::AlreadyExists(_)) if generate => continue,
                 Err(StoreError::AlreadyExists(id)) => {
@@ -216,6 +221,7 @@ impl OrderService {
         let mut orders = Vec::new();
         let mut ids = HashSet::new();
         while let Some(order) = inbound.message().await? {
+            rpc::stream_received(Method::UpdateOrders);
             if orders.len() == max {
                 return Err(Status::resource_exhausted(format!(
                     "at most {max} orders per updateOrders call; none was updated"
@@ -246,7 +252,10 @@ impl OrderService {
             orders.push(order);
         }
         let updated: Vec<String> = orders.iter().map(|o| o.id.clone()).collect();
-        match self.store.update_all(orders, deadline).await {
+        let span = crate::trace::store_span(call, "store.update_all");
+        let updated_all = self.store.update_all(orders, deadline).await;
+        drop(span);
+        match updated_all {
             Ok(()) => Ok(format!("Updated Order IDs : {}", updated.join(", "))),
             Err(StoreError::NotFound(id)) => Err(update_not_found(&id)),
             Err(StoreError::DeadlineExceeded) => Err(deadline::exceeded()),
@@ -264,9 +273,10 @@ async fn get(store: &dyn OrderStore, id: &str, call: &CallInfo) -> Result<Order,
         // cannot exist (and PostgreSQL could not even be asked for it).
         return Err(not_found(id));
     }
-    store
-        .get(id)
-        .await
+    let span = crate::trace::store_span(call, "store.get");
+    let found = store.get(id).await;
+    drop(span);
+    found
         .map_err(|e| internal(e, call))?
         .ok_or_else(|| not_found(id))
 }
@@ -278,7 +288,10 @@ async fn search(store: Arc<dyn OrderStore>, query: String, tx: PipeSender, call:
     // Bounded in bytes, not only in candidates (see `search_pipe`).
     let mut step = search_pipe::FIRST_STEP;
     loop {
-        let page = match store.search(&query, after.as_deref(), step).await {
+        let span = crate::trace::store_span(&call, "store.search");
+        let page = store.search(&query, after.as_deref(), step).await;
+        drop(span);
+        let page = match page {
             Ok(page) => page,
             Err(e) => {
                 let _ = tx.send(Err(internal(e, &call))).await;
@@ -287,8 +300,13 @@ async fn search(store: Arc<dyn OrderStore>, query: String, tx: PipeSender, call:
         };
         let bytes = page.orders.iter().map(Message::encoded_len).sum();
         step = search_pipe::next_step(step, page.examined, bytes);
+        crate::metrics::store::searched(page.examined, page.orders.len());
+        let sent = page.orders.len();
         if tx.send_page(page.orders).await.is_err() {
             return; // the client is gone
+        }
+        for _ in 0..sent {
+            rpc::stream_sent(Method::SearchOrders);
         }
         match page.next {
             Some(next) if !tx.is_closed() => after = Some(next),
@@ -318,6 +336,7 @@ async fn process(
                 next = inbound.message() => next?,
             };
             let Some(id) = next else { break };
+            rpc::stream_received(Method::ProcessOrders);
             let order = get(store.as_ref(), &id, &call).await?;
             if let Some(batch) = batcher.add(order) {
                 send_all(&tx, batch).await?;
@@ -339,6 +358,7 @@ async fn send_all(
         tx.send(Ok(shipment))
             .await
             .map_err(|_| Status::cancelled("the client went away"))?;
+        rpc::stream_sent(Method::ProcessOrders);
     }
     Ok(())
 }

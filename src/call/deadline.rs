@@ -24,6 +24,9 @@ use tonic::Status;
 const MARGIN: Duration = Duration::from_millis(2);
 
 const GRPC_TIMEOUT: http::HeaderName = http::HeaderName::from_static("grpc-timeout");
+/// The HTTP/JSON API's deadline (src/gateway/), in seconds (`2.5`), for
+/// clients that do not speak `grpc-timeout` (which works there too).
+const REQUEST_TIMEOUT: http::HeaderName = http::HeaderName::from_static("request-timeout");
 
 /// The end of one call.
 #[derive(Debug, Clone)]
@@ -47,6 +50,10 @@ impl CallEnd {
             .get(GRPC_TIMEOUT)
             .and_then(|v| v.to_str().ok())
             .and_then(parse_grpc_timeout)
+            .or_else(|| {
+                let value = headers.get(REQUEST_TIMEOUT)?.to_str().ok()?;
+                parse_request_timeout(value)
+            })
             .map(|t| now + t.saturating_sub(MARGIN));
         let server = max_duration.map(|d| now + d);
         let deadline = match (caller, server) {
@@ -126,6 +133,12 @@ pub fn parse_grpc_timeout(value: &str) -> Option<Duration> {
         "n" => Duration::from_nanos(n),
         _ => return None,
     })
+}
+
+/// Parses `Request-Timeout`: a finite, non-negative number of seconds.
+pub fn parse_request_timeout(value: &str) -> Option<Duration> {
+    let seconds: f64 = value.trim().parse().ok()?;
+    Duration::try_from_secs_f64(seconds).ok()
 }
 
 pub fn exceeded() -> Status {

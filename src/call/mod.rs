@@ -27,7 +27,12 @@ pub struct CallInfo {
     /// The caller's `x-request-id`, or one made when first needed.
     request_id: OnceLock<HeaderValue>,
     order_id: OnceLock<String>,
+    /// How a call that ends without a `grpc-status` went (the HTTP/JSON
+    /// API's calls, `src/gateway/`), for its log line.
+    outcome: OnceLock<tonic::Code>,
     end: CallEnd,
+    /// The call's trace span, when it is traced (`crate::trace`).
+    trace: OnceLock<opentelemetry::trace::SpanContext>,
 }
 
 impl CallInfo {
@@ -40,7 +45,9 @@ impl CallInfo {
         Arc::new(Self {
             request_id,
             order_id: OnceLock::new(),
+            outcome: OnceLock::new(),
             end,
+            trace: OnceLock::new(),
         })
     }
 
@@ -86,6 +93,26 @@ impl CallInfo {
 
     pub fn order_id(&self) -> Option<&str> {
         self.order_id.get().map(String::as_str)
+    }
+
+    /// Notes how a call without gRPC trailers ended; the first one set wins.
+    pub fn set_outcome(&self, code: tonic::Code) {
+        let _ = self.outcome.set(code);
+    }
+
+    pub fn outcome(&self) -> Option<tonic::Code> {
+        self.outcome.get().copied()
+    }
+
+    /// The call's server span (set once, by the middleware).
+    pub fn set_trace(&self, span: opentelemetry::trace::SpanContext) {
+        let _ = self.trace.set(span);
+    }
+
+    /// The call's server span, if the call is traced and sampled (or its
+    /// caller sent a trace context).
+    pub fn trace(&self) -> Option<&opentelemetry::trace::SpanContext> {
+        self.trace.get()
     }
 }
 

@@ -65,6 +65,12 @@ pub struct ConnectionOptions {
     /// Compress requests with gzip and ask for gzip responses.
     #[arg(long, global = true)]
     pub gzip: bool,
+
+    /// Send a W3C `traceparent` with every call (one new trace, sampled),
+    /// and print its trace id on stderr: a server with --otlp-endpoint
+    /// records its spans under it.
+    #[arg(long, global = true)]
+    pub trace: bool,
 }
 
 /// Everything needed to open connections, read and checked once: local
@@ -121,7 +127,8 @@ impl Connector {
             next: Arc::new(AtomicUsize::new(std::process::id() as usize)),
             several: Arc::default(),
             tls,
-            credentials: Credentials::from_file(options.token_file.as_deref())?,
+            credentials: Credentials::from_file(options.token_file.as_deref())?
+                .traced(options.trace),
             gzip: options.gzip,
         })
     }
@@ -304,11 +311,12 @@ fn tls_config(options: &ConnectionOptions) -> Result<Option<ClientTlsConfig>, Fa
 }
 
 /// Adds `authorization: Bearer <token>` to every call when a token is set,
-/// and `x-request-id` when one was given.
+/// `x-request-id` when one was given, and `traceparent` with `--trace`.
 #[derive(Clone)]
 pub struct Credentials {
     token: Option<AsciiMetadataValue>,
     request_id: Option<AsciiMetadataValue>,
+    traceparent: Option<AsciiMetadataValue>,
 }
 
 impl Credentials {
@@ -317,6 +325,7 @@ impl Credentials {
             return Ok(Self {
                 token: None,
                 request_id: None,
+                traceparent: None,
             });
         };
         let token = std::fs::read_to_string(path).map_err(|e| {
@@ -334,7 +343,20 @@ impl Credentials {
         Ok(Self {
             token: Some(value),
             request_id: None,
+            traceparent: None,
         })
+    }
+
+    /// With `trace`, a new sampled trace for every call of this process:
+    /// `traceparent: 00-TRACE-SPAN-01`, the ids from UUIDv7s' random bits.
+    fn traced(mut self, trace: bool) -> Self {
+        if trace {
+            let trace_id = uuid::Uuid::now_v7().simple().to_string();
+            let span_id = &uuid::Uuid::now_v7().simple().to_string()[16..];
+            eprintln!("trace id: {trace_id}");
+            self.traceparent = MetadataValue::try_from(format!("00-{trace_id}-{span_id}-01")).ok();
+        }
+        self
     }
 }
 
@@ -347,6 +369,9 @@ impl Interceptor for Credentials {
         }
         if let Some(id) = &self.request_id {
             request.metadata_mut().insert("x-request-id", id.clone());
+        }
+        if let Some(value) = &self.traceparent {
+            request.metadata_mut().insert("traceparent", value.clone());
         }
         Ok(request)
     }

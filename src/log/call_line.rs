@@ -10,6 +10,8 @@ use http::uri::PathAndQuery;
 use tonic::Code;
 
 use crate::call::CallInfo;
+use crate::metrics::rpc::CallMeter;
+use crate::trace::{CallSpan, TraceIdText};
 
 /// The tracing target of the per-call lines, so that they can be filtered on
 /// their own: `RUST_LOG=info,order_management::call=off` turns them off.
@@ -23,6 +25,10 @@ pub struct CallRecord {
     info: Arc<CallInfo>,
     started: Instant,
     done: bool,
+    /// The call's metrics (`None` while metrics are off), finished with the line.
+    meter: Option<CallMeter>,
+    /// The call's server span (`None` while tracing is off), ended with the line.
+    span: Option<CallSpan>,
 }
 
 impl CallRecord {
@@ -32,12 +38,27 @@ impl CallRecord {
         info: Arc<CallInfo>,
         started: Instant,
     ) -> Self {
+        let meter = method.as_ref().and_then(|m| CallMeter::start(m.path()));
         Self {
             method,
             peer,
             info,
             started,
             done: false,
+            meter,
+            span: None,
+        }
+    }
+
+    /// The call's server span, to end when the call ends.
+    pub fn traced(&mut self, span: CallSpan) {
+        self.span = Some(span);
+    }
+
+    /// The call passed auth and admission: its handler runs.
+    pub fn admitted(&self) {
+        if let Some(meter) = &self.meter {
+            meter.admitted();
         }
     }
 
@@ -50,7 +71,18 @@ impl CallRecord {
         if std::mem::replace(&mut self.done, true) {
             return;
         }
-        let duration_us = self.started.elapsed().as_micros() as u64;
+        // A call of the HTTP/JSON API ends without a gRPC status: its own.
+        let code = code.or_else(|| self.info.outcome());
+        let elapsed = self.started.elapsed();
+        if let Some(meter) = self.meter.take() {
+            meter.finish(code, elapsed);
+        }
+        if let Some(span) = self.span.take() {
+            span.finish(code);
+        }
+        let trace_text = self.info.trace().map(TraceIdText::new);
+        let trace_id = trace_text.as_ref().map(TraceIdText::as_str);
+        let duration_us = elapsed.as_micros() as u64;
         let method = self.method.as_ref().map_or("", PathAndQuery::path);
         // Fields as `&str`, not `%`/`?`: the formatter writes a string as is,
         // where a Debug or Display value goes through `fmt` first (measured:
@@ -72,6 +104,7 @@ impl CallRecord {
                 peer,
                 request_id,
                 order_id,
+                trace_id,
                 "call ended"
             ),
             None => tracing::info!(
@@ -82,6 +115,7 @@ impl CallRecord {
                 peer,
                 request_id,
                 order_id,
+                trace_id,
                 "call ended without a status"
             ),
         }

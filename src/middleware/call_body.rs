@@ -30,6 +30,9 @@ pin_project_lite::pin_project! {
         echo_on_error: Option<Arc<CallInfo>>,
         // Set once the body has ended (naturally or by the abort).
         done: bool,
+        // The whole body of a response the layer answers itself over
+        // HTTP/JSON (an error as JSON), sent once.
+        fixed: Option<bytes::Bytes>,
     }
 }
 
@@ -44,6 +47,15 @@ impl<B> CallBody<B> {
             abort: None,
             echo_on_error: None,
             done: true,
+            fixed: None,
+        }
+    }
+
+    /// A response the layer answers itself with `body` (over HTTP/JSON).
+    pub fn fixed(body: bytes::Bytes) -> Self {
+        Self {
+            fixed: Some(body),
+            ..Self::ended()
         }
     }
 
@@ -71,6 +83,7 @@ impl<B> CallBody<B> {
             abort: Some(abort),
             echo_on_error,
             done: false,
+            fixed: None,
         }
     }
 }
@@ -88,7 +101,7 @@ pub fn grpc_status(headers: &HeaderMap) -> Option<Code> {
     Some(Code::from_i32(value))
 }
 
-impl<B: Body> Body for CallBody<B> {
+impl<B: Body<Data = bytes::Bytes>> Body for CallBody<B> {
     type Data = B::Data;
     type Error = B::Error;
 
@@ -97,13 +110,13 @@ impl<B: Body> Body for CallBody<B> {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         let mut this = self.project();
-        let Some(inner) = this.inner.as_mut().as_pin_mut() else {
-            return Poll::Ready(None);
+        let Some(mut inner) = this.inner.as_mut().as_pin_mut() else {
+            return Poll::Ready(this.fixed.take().map(|b| Ok(Frame::data(b))));
         };
         if *this.done {
             return Poll::Ready(None);
         }
-        let mut frame = match inner.poll_frame(cx) {
+        let mut frame = match inner.as_mut().poll_frame(cx) {
             Poll::Ready(frame) => frame,
             Poll::Pending => {
                 let aborted = this
@@ -133,15 +146,21 @@ impl<B: Body> Body for CallBody<B> {
             }
         };
         let end = match &mut frame {
-            Some(Ok(frame)) => frame.trailers_mut().map(|trailers| {
-                let code = grpc_status(trailers);
-                if code.is_some_and(|c| c != Code::Ok)
-                    && let Some(info) = this.echo_on_error.take()
-                {
-                    trailers.insert(super::REQUEST_ID, info.request_id_header().clone());
+            Some(Ok(frame)) => match frame.trailers_mut() {
+                Some(trailers) => {
+                    let code = grpc_status(trailers);
+                    if code.is_some_and(|c| c != Code::Ok)
+                        && let Some(info) = this.echo_on_error.take()
+                    {
+                        trailers.insert(super::REQUEST_ID, info.request_id_header().clone());
+                    }
+                    Some(code)
                 }
-                code
-            }),
+                // A body that says it is over after this frame (an
+                // HTTP/JSON reply) is not polled again: the call ends here.
+                None if inner.is_end_stream() => Some(None),
+                None => None,
+            },
             Some(Err(_)) => Some(Some(Code::Internal)),
             None => Some(None),
         };
@@ -156,10 +175,13 @@ impl<B: Body> Body for CallBody<B> {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.done || self.inner.as_ref().is_none_or(B::is_end_stream)
+        self.fixed.is_none() && (self.done || self.inner.as_ref().is_none_or(B::is_end_stream))
     }
 
     fn size_hint(&self) -> SizeHint {
+        if let Some(fixed) = &self.fixed {
+            return SizeHint::with_exact(fixed.len() as u64);
+        }
         match &self.inner {
             Some(inner) if !self.done => inner.size_hint(),
             _ => SizeHint::with_exact(0),

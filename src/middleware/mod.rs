@@ -1,6 +1,10 @@
 //! What happens around every call, before and after the handlers:
 //!
-//! 0. a request that is not gRPC (wrong content-type) gets HTTP 415;
+//! 0. a request that is not gRPC (wrong content-type) to a gRPC path gets
+//!    HTTP 415; any other request is for the HTTP/JSON API or the console
+//!    ([`crate::gateway`]) and goes through the same steps, its refusals
+//!    answered as JSON with the HTTP status grpc-gateway uses
+//!    ([`crate::gateway::error`]);
 //! 1. a request id: the caller's `x-request-id`, echoed in the response, or,
 //!    for a call that fails, a fresh one, returned with the error
 //!    ([`caller_request_id`]); it tags the call's log line;
@@ -100,17 +104,32 @@ impl CallLayer {
     }
 }
 
+/// What a request speaks. gRPC-Web arrives here already translated to gRPC
+/// (`crate::gateway::web`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Protocol {
+    Grpc,
+    /// The HTTP/JSON API and the console (`crate::gateway`).
+    Http,
+}
+
 impl Shared {
     /// Authentication, then admission: the call's slot, or the status that
     /// refuses it. Health checks need no token and take no slot (probes must
     /// get an answer even when the server is full); health watches need no
-    /// token and take a slot of their own.
-    fn admit<B>(&self, request: &Request<B>) -> Result<Permit, Status> {
+    /// token and take a slot of their own; so do the console's static files.
+    fn admit<B>(&self, request: &Request<B>, protocol: Protocol) -> Result<Permit, Status> {
         let conn = connection(request);
         let policy = &self.policy;
-        match request.uri().path() {
-            "/grpc.health.v1.Health/Watch" => return policy.watches.try_admit(conn),
-            path if path.starts_with("/grpc.health.v1.Health/") => {
+        let path = request.uri().path();
+        match (protocol, path) {
+            (Protocol::Grpc, "/grpc.health.v1.Health/Watch") => {
+                return policy.watches.try_admit(conn);
+            }
+            (Protocol::Grpc, path) if path.starts_with("/grpc.health.v1.Health/") => {
+                return Ok(Permit::exempt(conn));
+            }
+            (Protocol::Http, path) if crate::gateway::is_public(path) => {
                 return Ok(Permit::exempt(conn));
             }
             _ => {}
@@ -118,11 +137,17 @@ impl Shared {
         if let Some(auth) = &policy.auth {
             auth.check(request.headers())?;
         }
-        match request.uri().path() {
-            "/ecommerce.OrderManagement/addOrder" | "/ecommerce.OrderManagement/updateOrders" => {
-                policy.writes.try_admit(conn)
-            }
-            _ => policy.reads.try_admit(conn),
+        let write = match protocol {
+            Protocol::Grpc => matches!(
+                path,
+                "/ecommerce.OrderManagement/addOrder" | "/ecommerce.OrderManagement/updateOrders"
+            ),
+            Protocol::Http => crate::gateway::is_write(request.method(), path),
+        };
+        if write {
+            policy.writes.try_admit(conn)
+        } else {
+            policy.reads.try_admit(conn)
         }
     }
 }
@@ -181,34 +206,51 @@ where
         let info = CallInfo::new(caller_id, end);
         request.extensions_mut().insert(Arc::clone(&info));
         let started = Instant::now();
-        let record = CallRecord::new(
+        let mut record = CallRecord::new(
             request.uri().path_and_query().cloned(),
             connection(&request).map(|c| c.remote_addr),
             Arc::clone(&info),
             started,
         );
+        if let Some(span) = crate::trace::start_call(request.headers(), request.uri().path(), &info)
+        {
+            record.traced(span);
+        }
 
         let future = async move {
             // gRPC over HTTP/2: "If Content-Type does not begin with
             // application/grpc, gRPC servers SHOULD respond with HTTP status
             // of 415". tonic would instead try to parse the body as frames.
-            if !is_grpc(request.headers()) {
+            let protocol = if is_grpc(request.headers()) {
+                Protocol::Grpc
+            } else if is_grpc_path(request.uri().path()) {
                 let status = Status::internal("content-type must be application/grpc");
-                let mut response = respond(status, &info, record);
+                let mut response = respond(status, &info, record, Protocol::Grpc);
                 *response.status_mut() = http::StatusCode::UNSUPPORTED_MEDIA_TYPE;
                 return Ok(response);
-            }
+            } else {
+                Protocol::Http
+            };
             // A call whose deadline has already passed (`grpc-timeout: 0n`)
             // is answered at once; tonic's own timer would say CANCELLED.
             if info.end().has_passed() {
-                return Ok(respond(deadline::exceeded(), &info, record));
+                return Ok(respond(deadline::exceeded(), &info, record, protocol));
             }
-            let permit = match shared.admit(&request) {
+            let permit = match shared.admit(&request, protocol) {
                 Ok(permit) => Some(permit),
-                Err(status) => return Ok(respond(status, &info, record)),
+                Err(status) => {
+                    crate::metrics::refused(status.code());
+                    return Ok(respond(status, &info, record, protocol));
+                }
             };
+            record.admitted();
             let policy = &shared.policy;
-            let shape = request_body::shape(request.uri().path(), policy.max_update_bytes);
+            let shape = match protocol {
+                Protocol::Grpc => {
+                    request_body::shape(request.uri().path(), policy.max_update_bytes)
+                }
+                Protocol::Http => request_body::Shape::Whole,
+            };
             let budget = Arc::clone(&policy.buffered);
             let timeout = policy.message_timeout;
             let request = request
@@ -218,7 +260,7 @@ where
                 Some(max) => match tokio::time::timeout(max, handled).await {
                     Ok(outcome) => outcome,
                     Err(_elapsed) => {
-                        return Ok(respond(deadline::exceeded(), &info, record));
+                        return Ok(respond(deadline::exceeded(), &info, record, protocol));
                     }
                 },
                 None => handled.await,
@@ -226,25 +268,33 @@ where
             let response = match outcome {
                 Ok(result) => result?,
                 Err(panic) => {
+                    crate::metrics::panicked();
                     tracing::error!(
                         panic = panic_message(panic.as_ref()),
                         request_id = info.request_id(),
                         "handler panicked"
                     );
                     let status = Status::internal("internal error; see the server log");
-                    return Ok(respond(status, &info, record));
+                    return Ok(respond(status, &info, record, protocol));
                 }
             };
             let (mut parts, body) = response.into_parts();
             // A trailers-only response is an error, or an empty stream.
-            let failed = call_body::grpc_status(&parts.headers).is_some_and(|c| c != Code::Ok);
+            let failed = match protocol {
+                Protocol::Grpc => {
+                    call_body::grpc_status(&parts.headers).is_some_and(|c| c != Code::Ok)
+                }
+                Protocol::Http => parts.status.is_client_error() || parts.status.is_server_error(),
+            };
             if from_caller || failed {
                 parts
                     .headers
                     .insert(REQUEST_ID, info.request_id_header().clone());
             }
-            // Otherwise the trailers get an id if they carry an error.
-            let echo_on_error = (!from_caller && !failed).then_some(info);
+            // Otherwise the trailers get an id if they carry an error (an
+            // HTTP/JSON stream's error line carries its own).
+            let echo_on_error =
+                (!from_caller && !failed && protocol == Protocol::Grpc).then_some(info);
             let abort = shared.abort.clone().cancelled_owned();
             let body = CallBody::new(body, record, permit, abort, echo_on_error, &parts.headers);
             Ok(Response::from_parts(parts, body))
@@ -272,10 +322,21 @@ fn caller_request_id(headers: &http::HeaderMap) -> Option<HeaderValue> {
         .cloned()
 }
 
-/// A trailers-only response carrying `status`, logged at once.
-fn respond<B>(status: Status, info: &CallInfo, record: CallRecord) -> Response<CallBody<B>> {
+/// A trailers-only response carrying `status`, logged at once; over
+/// HTTP/JSON, the JSON error with its HTTP status.
+fn respond<B>(
+    status: Status,
+    info: &CallInfo,
+    record: CallRecord,
+    protocol: Protocol,
+) -> Response<CallBody<B>> {
     let code = status.code();
-    let mut response = status.into_http::<()>().map(|()| CallBody::ended());
+    let mut response = match protocol {
+        Protocol::Grpc => status.into_http::<()>().map(|()| CallBody::ended()),
+        Protocol::Http => {
+            crate::gateway::error::response(&status, info.request_id()).map(CallBody::fixed)
+        }
+    };
     response
         .headers_mut()
         .insert(REQUEST_ID, info.request_id_header().clone());
@@ -287,6 +348,16 @@ fn is_grpc(headers: &http::HeaderMap) -> bool {
     headers
         .get(http::header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+}
+
+/// Whether `path` names a gRPC method (`/package.Service/method`), as
+/// opposed to a path of the HTTP/JSON API or the console.
+fn is_grpc_path(path: &str) -> bool {
+    let mut segments = path.trim_start_matches('/').split('/');
+    match (segments.next(), segments.next(), segments.next()) {
+        (Some(service), Some(method), None) => service.contains('.') && !method.is_empty(),
+        _ => false,
+    }
 }
 
 /// The connection the request came on, plain or through TLS.

@@ -80,6 +80,10 @@ pub enum Shape {
     Stream,
     /// updateOrders: a stream whose messages are all kept until the end.
     Kept { max_bytes: usize },
+    /// An HTTP/JSON body (`crate::gateway`): not gRPC-framed, read whole,
+    /// so every byte stays counted until the call ends; it must end within
+    /// the message timeout. The gateway bounds its size.
+    Whole,
 }
 
 /// The shape of `path`'s request.
@@ -138,7 +142,7 @@ impl<B> RequestBody<B> {
         started: std::time::Instant,
         timeout: Option<Duration>,
     ) -> Self {
-        let timeout = timeout.filter(|_| shape == Shape::Unary);
+        let timeout = timeout.filter(|_| matches!(shape, Shape::Unary | Shape::Whole));
         Self {
             inner,
             shape,
@@ -172,7 +176,9 @@ impl<B> RequestBodyProj<'_, B> {
             )));
         }
         let incoming = chunk.len();
-        while !chunk.is_empty() {
+        // Not gRPC-framed: nothing to parse, every byte is kept.
+        let framed = *self.shape != Shape::Whole;
+        while framed && !chunk.is_empty() {
             if *self.message_left == 0 {
                 // A message header: 1 flag byte and a 4-byte length.
                 let n = (5 - *self.header_len).min(chunk.len());
@@ -201,7 +207,7 @@ impl<B> RequestBodyProj<'_, B> {
         // What this call should have counted now: the bytes of its message
         // still incomplete, or, for a kept stream, everything so far.
         let target = match self.shape {
-            Shape::Kept { .. } => *self.counted + incoming,
+            Shape::Kept { .. } | Shape::Whole => *self.counted + incoming,
             _ => *self.current,
         };
         if target > *self.counted {

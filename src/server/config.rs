@@ -30,6 +30,22 @@ pub struct Config {
     #[arg(long, env = "ORDER_LISTEN", default_value = "[::]:50051", value_parser = parse_listen)]
     pub listen: SocketAddr,
 
+    /// Serve GET /metrics (Prometheus), /healthz and /readyz over plain HTTP
+    /// on this address, e.g. `127.0.0.1:9090`; off by default. No auth: keep it private.
+    #[arg(long, env = "ORDER_ADMIN_LISTEN")]
+    pub admin_listen: Option<SocketAddr>,
+
+    /// Export a trace span per call (and per store operation) over OTLP/gRPC
+    /// to this collector, e.g. `http://localhost:4317` (Jaeger, the
+    /// OpenTelemetry Collector); off by default.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
+
+    /// With --otlp-endpoint: the share of traces started here that are
+    /// recorded (0 to 1); a caller's sampled traceparent is always followed.
+    #[arg(long, env = "ORDER_TRACE_SAMPLE_RATIO", default_value_t = 1.0)]
+    pub trace_sample_ratio: f64,
+
     /// Directory of the durable store (created if missing); holds orders.redb.
     #[arg(long, env = "ORDER_DATA_DIR", default_value = "data", global = true)]
     pub data_dir: PathBuf,
@@ -102,6 +118,11 @@ pub struct Config {
     /// PEM CA certificate(s): require client certificates signed by it (mTLS).
     #[arg(long, env = "ORDER_CLIENT_CA", requires = "tls_cert")]
     pub client_ca: Option<PathBuf>,
+
+    /// Origins (`https://app.example`, or `*`) whose pages may call the
+    /// HTTP/JSON API and gRPC-Web from a browser (CORS); comma-separated.
+    #[arg(long, env = "ORDER_CORS_ALLOW_ORIGIN", value_delimiter = ',')]
+    pub cors_allow_origin: Vec<String>,
 
     /// File holding a bearer token that every call but health checks must present.
     #[arg(long, env = "ORDER_AUTH_TOKEN_FILE")]

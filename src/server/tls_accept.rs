@@ -92,7 +92,9 @@ impl TlsDoor {
         let mut config = builder
             .with_single_cert(chain, key)
             .map_err(|e| format!("invalid TLS certificate or key: {e}"))?;
-        config.alpn_protocols = vec![b"h2".to_vec()];
+        // h2 for gRPC; http/1.1 for the JSON API and gRPC-Web from clients
+        // that speak only that (hyper tells the two apart by the preface).
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(Self {
             acceptor: TlsAcceptor::from(Arc::new(config)),
             timeout,

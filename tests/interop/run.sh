@@ -9,7 +9,8 @@
 #   3. wire fixtures: make_fixtures.py regenerates tests/fixtures/ into a temp
 #      folder, which must equal the committed one; then the wire_fixtures
 #      tests (prost against those bytes; tests/it/wire_fixtures.rs);
-#   4. Python client -> Rust server: peer_client.py against target/debug/server;
+#   4. Python client -> Rust server: peer_client.py against target/debug/server,
+#      and http_json_cases.py (`requests`) against its HTTP/JSON API;
 #   5. Python client -> Python server: the same cases against peer_server.py,
 #      the control that shows the peer has our semantics;
 #   6. Rust client -> Python server: our client binary (rust_cli_cases.py) and
@@ -212,8 +213,11 @@ fi
 section "Python stubs from proto/order.proto ($GEN)"
 rm -rf "$GEN"
 mkdir -p "$GEN"
+# order.proto imports the vendored google/api protos (its google.api.http
+# options): their modules too, or `import order_pb2` fails.
 timeout 120 "$VENV/bin/python" -m grpc_tools.protoc -I "$ROOT/proto" \
-    --python_out="$GEN" --grpc_python_out="$GEN" "$ROOT/proto/order.proto" ||
+    --python_out="$GEN" --grpc_python_out="$GEN" "$ROOT/proto/order.proto" \
+    "$ROOT/proto/google/api/http.proto" "$ROOT/proto/google/api/annotations.proto" ||
     die "grpcio-tools could not generate the stubs"
 ls "$GEN"
 
@@ -290,6 +294,11 @@ timeout 300 "${PY_ENV[@]}" "$VENV/bin/python" "$HERE/peer_client.py" \
     --label python-client-rust-server --peer rust --target "$RUST_ADDR" \
     --server-log "$WORK/rust-server.log" --summary "$WORK/py-rust.summary" || true
 record_summary "python client -> rust server" "$WORK/py-rust.summary"
+# The same server's HTTP/JSON API, from Python's `requests`.
+timeout 300 "${PY_ENV[@]}" "$VENV/bin/python" "$HERE/http_json_cases.py" \
+    --label python-requests-rust-http-json --base "http://$RUST_ADDR" \
+    --summary "$WORK/py-http.summary" || true
+record_summary "python requests -> rust HTTP/JSON API" "$WORK/py-http.summary"
 stop_bg "$RUST_PID"
 
 # ---------- 5. Python client -> Python server (control) ----------

@@ -18,6 +18,7 @@ mod client_faults;
 mod contract_snapshot;
 mod durability;
 mod interop_python_peer;
+mod observability;
 mod postgres;
 mod production;
 mod readme;

@@ -13,7 +13,6 @@ use std::fs;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use prost::Message;
 use prost_types::FileDescriptorSet;
 
 /// The proto files that make up the contract, relative to `proto/`.
@@ -42,26 +41,79 @@ commit the result together with the reviewed snapshot changes.
 
 - `ecommerce.rs`: prost messages and the tonic client and server for package `ecommerce`.
 - `file_descriptor_set.bin`: the encoded `google.protobuf.FileDescriptorSet` of the
-  contract and its imports, source info stripped; served by gRPC reflection.
+  contract and its imports, source info stripped, extension options kept; served by
+  gRPC reflection and read by the HTTP/JSON gateway.
+- `openapi.json`: the OpenAPI 3 document of the HTTP/JSON API, from the
+  `google.api.http` options; served at `GET /openapi.json`.
 
 `cargo test` (and `cargo xtask codegen --check`) fails when these files are stale.
 ";
 
-/// Compiles the contract found in `proto_dir`, keeping source info (for doc comments).
-pub fn compile(proto_dir: &Path) -> Result<FileDescriptorSet> {
-    let mut compiler = protox::Compiler::new([proto_dir])
-        .with_context(|| format!("cannot use {} as an include path", proto_dir.display()))?;
-    compiler.include_imports(true).include_source_info(true);
+/// The vendored `google/api` protos (proto/google/api/), compiled in so that
+/// a copy of `order.proto` alone (the tests' edited protos) still compiles.
+const VENDORED: &[(&str, &str)] = &[
+    (
+        "google/api/annotations.proto",
+        include_str!("../../proto/google/api/annotations.proto"),
+    ),
+    (
+        "google/api/http.proto",
+        include_str!("../../proto/google/api/http.proto"),
+    ),
+];
+
+/// Opens the vendored protos when the include path does not have them.
+struct Vendored;
+
+impl protox::file::FileResolver for Vendored {
+    fn open_file(&self, name: &str) -> Result<protox::file::File, protox::Error> {
+        match VENDORED.iter().find(|(n, _)| *n == name) {
+            Some((name, source)) => protox::file::File::from_source(name, source),
+            None => Err(protox::Error::file_not_found(name)),
+        }
+    }
+}
+
+/// A compiler over `proto_dir`, then the vendored protos, then protox's
+/// well-known types.
+fn compiler(proto_dir: &Path, source_info: bool) -> Result<protox::Compiler> {
+    use protox::file::{ChainFileResolver, GoogleFileResolver, IncludeFileResolver};
+    let mut resolver = ChainFileResolver::new();
+    resolver.add(IncludeFileResolver::new(proto_dir.to_owned()));
+    resolver.add(Vendored);
+    resolver.add(GoogleFileResolver::new());
+    let mut compiler = protox::Compiler::with_file_resolver(resolver);
+    compiler
+        .include_imports(true)
+        .include_source_info(source_info);
     compiler
         .open_files(PROTO_FILES)
         .map_err(|e| anyhow::anyhow!("{e:?}"))
         .with_context(|| format!("cannot compile the protos in {}", proto_dir.display()))?;
-    Ok(compiler.file_descriptor_set())
+    Ok(compiler)
+}
+
+/// Compiles the contract found in `proto_dir`, keeping source info (for doc comments).
+pub fn compile(proto_dir: &Path) -> Result<FileDescriptorSet> {
+    Ok(compiler(proto_dir, true)?.file_descriptor_set())
+}
+
+/// The encoded descriptor set for reflection and the proto3 JSON mapping:
+/// imports included, source info stripped, and extension options (the
+/// `google.api.http` rules) kept, which `prost_types` would drop.
+pub fn encoded_descriptor_set(proto_dir: &Path) -> Result<Vec<u8>> {
+    Ok(compiler(proto_dir, false)?.encode_file_descriptor_set())
 }
 
 /// Every file that `generated/` should hold, by file name, for the protos in `proto_dir`.
 pub fn render(proto_dir: &Path) -> Result<BTreeMap<String, Vec<u8>>> {
     let fds = compile(proto_dir)?;
+
+    // Rust code for the contract's own package only: google/api/*.proto are
+    // imported for their `google.api.http` options, which no Rust code needs
+    // (the gateway reads them from the descriptor set).
+    let mut contract = fds.clone();
+    contract.file.retain(|f| f.package() != "google.api");
 
     let scratch = tempfile::tempdir().context("cannot create a scratch directory")?;
     tonic_prost_build::configure()
@@ -69,7 +121,7 @@ pub fn render(proto_dir: &Path) -> Result<BTreeMap<String, Vec<u8>>> {
         .build_server(true)
         .emit_rerun_if_changed(false)
         .out_dir(scratch.path())
-        .compile_fds(fds.clone())
+        .compile_fds(contract)
         .context("tonic-prost-build failed")?;
 
     let mut files = BTreeMap::new();
@@ -84,11 +136,12 @@ pub fn render(proto_dir: &Path) -> Result<BTreeMap<String, Vec<u8>>> {
         files.insert(name, format!("{RUST_HEADER}{code}").into_bytes());
     }
 
-    let mut stripped = fds;
-    for file in &mut stripped.file {
-        file.source_code_info = None;
-    }
-    files.insert(DESCRIPTOR_SET_FILE.to_owned(), stripped.encode_to_vec());
+    let encoded = encoded_descriptor_set(proto_dir)?;
+    files.insert(
+        crate::openapi::FILE.to_owned(),
+        crate::openapi::render(&encoded)?.into_bytes(),
+    );
+    files.insert(DESCRIPTOR_SET_FILE.to_owned(), encoded);
     files.insert("README.md".to_owned(), README.as_bytes().to_vec());
     Ok(files)
 }

@@ -13,7 +13,10 @@
 pub mod bench;
 pub mod breaking;
 pub mod codegen;
+#[cfg(feature = "bench")]
+pub mod gateway;
 pub mod man;
+pub mod openapi;
 #[cfg(feature = "bench")]
 pub mod overload;
 #[cfg(feature = "bench")]

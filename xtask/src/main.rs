@@ -58,6 +58,18 @@ enum Command {
         #[arg(long)]
         write_report: bool,
     },
+    /// getOrder over the HTTP/JSON API (HTTP/2 and HTTP/1.1) against over
+    /// gRPC, on one server, side by side: req/s and the gateway's extra
+    /// cost per call.
+    #[cfg(feature = "bench")]
+    Gateway {
+        /// Rounds; the three ways take turns within each.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
+        rounds: u64,
+        /// Seconds of load per run.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+        seconds: u64,
+    },
     /// Reads under a flood of writes, and admitted calls at 10x the call
     /// limit: their p99 against the unloaded one (~1 min).
     #[cfg(feature = "bench")]
@@ -133,6 +145,20 @@ fn main() -> ExitCode {
             calls,
             write_report,
         } => return profile(&root, calls, write_report),
+        #[cfg(feature = "bench")]
+        Command::Gateway { rounds, seconds } => {
+            let options = xtask::gateway::GatewayOptions {
+                rounds: rounds as usize,
+                seconds,
+            };
+            return match xtask::gateway::run_gateway(&root, &options) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("gateway: error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
         #[cfg(feature = "bench")]
         Command::Overload {
             seconds,

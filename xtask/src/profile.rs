@@ -71,15 +71,38 @@ pub fn run_profile(root: &Path, options: &ProfileOptions) -> Result<()> {
     Ok(())
 }
 
-/// The servers profiled, from the line-table build in `release`.
-fn subjects(release: &Path, work: &Path) -> [Subject; 3] {
-    let data = work.join("ours-data");
-    [
+/// The servers profiled, from the line-table build in `release`: ours as
+/// shipped with metrics on (the first, what the others are compared with),
+/// ours without metrics, ours tracing 1% of calls, and bare tonic.
+fn subjects(release: &Path, work: &Path) -> Vec<Subject> {
+    let ours = |i: usize, name: &'static str, extra: &[&str]| {
+        let data = work.join(format!("ours-data-{i}"));
+        let mut args = vec!["--data-dir".into(), data.display().to_string()];
+        args.extend(extra.iter().map(|a| (*a).to_owned()));
         Subject {
-            name: "ours (durable store, info logs)",
+            name,
             binary: release.join("server"),
-            args: vec!["--data-dir".into(), data.display().to_string()],
-        },
+            args,
+        }
+    };
+    // No collector listens there: spans are exported (and fail) off the
+    // call path, as when a collector is down.
+    let tracing = [
+        "--admin-listen",
+        "127.0.0.1:0",
+        "--otlp-endpoint",
+        "http://127.0.0.1:9",
+        "--trace-sample-ratio",
+        "0.01",
+    ];
+    vec![
+        ours(
+            0,
+            "ours (durable store, info logs, metrics on)",
+            &["--admin-listen", "127.0.0.1:0"],
+        ),
+        ours(1, "ours (durable store, info logs, metrics off)", &[]),
+        ours(2, "ours (metrics on, tracing 1% of calls)", &tracing),
         Subject {
             name: "bare tonic (multi-thread)",
             binary: release.join("examples/bare_server"),

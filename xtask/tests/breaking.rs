@@ -192,22 +192,26 @@ cases! {
     enum_value_renumbered: extended, Fails,
         |p| sub(p, "ORDER_STATUS_SHIPPED = 2;", "ORDER_STATUS_SHIPPED = 4;");
     service_renamed: order, Fails, |p| sub(p, "service OrderManagement {", "service Orders {");
-    method_deleted: order, Fails,
-        |p| sub(p, "    rpc getOrder (google.protobuf.StringValue) returns (Order);\n", "");
+    method_deleted: order, Fails, |p| sub(
+        p,
+        "    rpc getOrder (google.protobuf.StringValue) returns (Order) {\n        \
+         option (google.api.http) = { get: \"/v1/orders/{value}\" };\n    }\n",
+        "",
+    );
     method_renamed: order, Fails, |p| sub(p, "rpc addOrder (", "rpc createOrder (");
     package_changed: order, Fails, |p| sub(p, "package ecommerce;", "package shop;");
     client_streaming_changed: order, Fails,
         |p| sub(p, "rpc updateOrders (stream Order)", "rpc updateOrders (Order)");
     server_streaming_changed: order, Fails,
-        |p| sub(p, "returns (stream Order);", "returns (Order);");
+        |p| sub(p, "returns (stream Order) {", "returns (Order) {");
     request_type_incompatible: order, Fails, |p| {
         sub(p, "rpc addOrder (Order)", "rpc addOrder (NewOrder)")
             + &sub(NEW_ORDER, "float price", "string price")
     };
     response_type_incompatible: order, Fails, |p| sub(
         p,
-        "rpc getOrder (google.protobuf.StringValue) returns (Order);",
-        "rpc getOrder (google.protobuf.StringValue) returns (CombinedShipment);",
+        "rpc getOrder (google.protobuf.StringValue) returns (Order) {",
+        "rpc getOrder (google.protobuf.StringValue) returns (CombinedShipment) {",
     );
     recursive_type_incompatible: extended, Fails, |p| {
         let p = sub(p, "message Node {\n    string label = 1;", "message Tree {\n    int64 label = 1;");

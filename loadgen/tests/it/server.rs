@@ -45,6 +45,7 @@ impl InProcessServer {
             tls_domain: None,
             token_file: None,
             gzip: false,
+            trace: false,
         };
         let connector = Connector::new(&options).unwrap();
         let mut clients = Vec::new();

@@ -289,6 +289,7 @@ pub(super) fn process_group(shared: &Shared, _state: &mut State, group: Vec<Requ
         }
         break outcomes;
     };
+    crate::metrics::store::group_committed(writes.len(), started.elapsed());
     drop(db);
     tracing::debug!(
         writes = writes.len(),

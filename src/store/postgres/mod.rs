@@ -357,8 +357,10 @@ impl PgStore {
 
     /// A pooled connection, waiting at most until `deadline`.
     async fn lease(&self, deadline: Option<Instant>) -> Result<Lease, PgError> {
-        let client = until(deadline, self.pool.get())
-            .await
+        let asked = Instant::now();
+        let client = until(deadline, self.pool.get()).await;
+        crate::metrics::store::pool_waited(asked.elapsed(), matches!(client, Some(Ok(_))));
+        let client = client
             .ok_or(PgError::DeadlineExceeded)?
             .map_err(|e| self.pool_error(e))?;
         Ok(Lease {

@@ -18,6 +18,7 @@ mod bench;
 mod cancel;
 mod cluster;
 mod commit;
+mod metrics;
 mod outage;
 mod replicas;
 mod store;

@@ -11,6 +11,9 @@ use super::harness::{binary, connect, drain, ids, order};
 
 const FLAGS: &[(&str, &str)] = &[
     ("listen", "ORDER_LISTEN"),
+    ("otlp-endpoint", "OTEL_EXPORTER_OTLP_ENDPOINT"),
+    ("trace-sample-ratio", "ORDER_TRACE_SAMPLE_RATIO"),
+    ("admin-listen", "ORDER_ADMIN_LISTEN"),
     ("data-dir", "ORDER_DATA_DIR"),
     ("in-memory", "ORDER_IN_MEMORY"),
     ("no-seed", "ORDER_NO_SEED"),
@@ -22,6 +25,7 @@ const FLAGS: &[(&str, &str)] = &[
     ("tls-cert", "ORDER_TLS_CERT"),
     ("tls-key", "ORDER_TLS_KEY"),
     ("client-ca", "ORDER_CLIENT_CA"),
+    ("cors-allow-origin", "ORDER_CORS_ALLOW_ORIGIN"),
     ("auth-token-file", "ORDER_AUTH_TOKEN_FILE"),
     ("max-request-bytes", "ORDER_MAX_REQUEST_BYTES"),
     ("max-response-bytes", "ORDER_MAX_RESPONSE_BYTES"),

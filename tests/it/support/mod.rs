@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests' modules.
 
 pub mod certs;
+pub mod http1;
 pub mod process;
 pub mod raw;
 pub mod store;
