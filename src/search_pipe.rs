@@ -15,6 +15,13 @@
 //!
 //! So a stalled stream holds about 2 x 256 KiB here, plus hyper's send
 //! buffer (400 KiB) below, for at most `--write-stall-timeout`.
+//!
+//! A step's orders cross the channel as one message (a page, cut where it
+//! would exceed [`PIPE_BYTES`]), not one message each: the producer and the
+//! connection then hand over once a step, which is most of what streaming
+//! a search that matches every order costs otherwise. The room is given
+//! back order by order as the connection takes them, so the bound in bytes
+//! is as before.
 
 use std::sync::Arc;
 
@@ -35,23 +42,33 @@ pub const FIRST_STEP: usize = 4;
 pub const MAX_STEP: usize = 256;
 
 type Item = Result<Order, Status>;
+/// What the channel carries: a page of orders, or the error that ends the
+/// stream.
+pub type Page = Result<Vec<Order>, Status>;
 
 /// The producer's end.
 #[derive(Clone)]
 pub struct PipeSender {
-    tx: mpsc::Sender<Item>,
+    tx: mpsc::Sender<Page>,
     room: Arc<Semaphore>,
 }
 
-/// A byte-bounded channel of search results (at most `slots` items too).
+/// A byte-bounded channel of search results (at most `slots` pages too).
 pub fn pipe(slots: usize) -> (PipeSender, impl Stream<Item = Item> + Send + 'static) {
     let (tx, rx) = mpsc::channel(slots);
     let room = Arc::new(Semaphore::new(PIPE_BYTES));
     let freed = Arc::clone(&room);
-    let rx = ReceiverStream::new(rx).map(move |item| {
-        freed.add_permits(cost(&item));
-        item
-    });
+    let rx = ReceiverStream::new(rx)
+        .flat_map(|page: Page| {
+            futures_util::stream::iter(match page {
+                Ok(orders) => orders.into_iter().map(Ok).collect::<Vec<_>>(),
+                Err(status) => vec![Err(status)],
+            })
+        })
+        .map(move |item| {
+            freed.add_permits(cost(&item));
+            item
+        });
     (PipeSender { tx, room }, rx)
 }
 
@@ -61,15 +78,35 @@ fn cost(item: &Item) -> usize {
 }
 
 impl PipeSender {
-    /// Sends once there is room; `Err` if the stream is gone.
+    /// Sends one item once there is room; `Err` if the stream is gone.
     pub async fn send(&self, item: Item) -> Result<(), ()> {
-        let permits = self
-            .room
-            .acquire_many(cost(&item) as u32)
-            .await
-            .map_err(|_| ())?;
-        permits.forget(); // given back by the receiving end
-        self.tx.send(item).await.map_err(|_| ())
+        match item {
+            Ok(order) => self.send_page(vec![order]).await,
+            Err(status) => self.tx.send(Err(status)).await.map_err(|_| ()),
+        }
+    }
+
+    /// Sends `orders` in order, as few messages as the room allows (each
+    /// at most [`PIPE_BYTES`], or one order alone), each once there is room
+    /// for it; `Err` if the stream is gone.
+    pub async fn send_page(&self, mut orders: Vec<Order>) -> Result<(), ()> {
+        while !orders.is_empty() {
+            let (mut take, mut bytes) = (0, 0);
+            for order in &orders {
+                let c = order.encoded_len().min(PIPE_BYTES);
+                if take > 0 && bytes + c > PIPE_BYTES {
+                    break;
+                }
+                take += 1;
+                bytes += c;
+            }
+            let rest = orders.split_off(take);
+            let permits = self.room.acquire_many(bytes as u32).await.map_err(|_| ())?;
+            permits.forget(); // given back by the receiving end
+            self.tx.send(Ok(orders)).await.map_err(|_| ())?;
+            orders = rest;
+        }
+        Ok(())
     }
 
     pub fn is_closed(&self) -> bool {
@@ -77,7 +114,7 @@ impl PipeSender {
     }
 
     /// The plain channel, for what bypasses the bound (a producer's panic).
-    pub fn raw(&self) -> mpsc::Sender<Item> {
+    pub fn raw(&self) -> mpsc::Sender<Page> {
         self.tx.clone()
     }
 }
@@ -135,5 +172,29 @@ mod tests {
         let mut rx = Box::pin(rx);
         rx.next().await.unwrap().unwrap();
         tx.send(Ok(big)).await.unwrap(); // room again
+    }
+
+    #[tokio::test]
+    async fn a_page_arrives_whole_in_order_and_within_the_bytes() {
+        let (tx, rx) = pipe(1_000);
+        let order = |i: usize| Order {
+            id: format!("{i:04}"),
+            items: vec!["x".repeat(1000)],
+            ..Order::default()
+        };
+        // More than the room: sent in parts, each once there is room.
+        let many: Vec<Order> = (0..600).map(order).collect();
+        let total = many.len();
+        let sender = tokio::spawn(async move {
+            tx.send_page(many).await.unwrap();
+            tx.send(Err(Status::internal("end"))).await.unwrap();
+        });
+        let got: Vec<Item> = rx.collect().await;
+        sender.await.unwrap();
+        assert_eq!(got.len(), total + 1);
+        for (i, item) in got[..total].iter().enumerate() {
+            assert_eq!(item.as_ref().unwrap().id, format!("{i:04}"));
+        }
+        assert!(got[total].is_err());
     }
 }

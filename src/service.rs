@@ -301,10 +301,11 @@ async fn search(store: Arc<dyn OrderStore>, query: String, tx: PipeSender, call:
         let bytes = page.orders.iter().map(Message::encoded_len).sum();
         step = search_pipe::next_step(step, page.examined, bytes);
         crate::metrics::store::searched(page.examined, page.orders.len());
-        for order in page.orders {
-            if tx.send(Ok(order)).await.is_err() {
-                return; // the client is gone
-            }
+        let sent = page.orders.len();
+        if tx.send_page(page.orders).await.is_err() {
+            return; // the client is gone
+        }
+        for _ in 0..sent {
             rpc::stream_sent(Method::SearchOrders);
         }
         match page.next {

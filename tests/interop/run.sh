@@ -278,10 +278,13 @@ elif grep -q -- '--data-dir' <<<"$SERVER_HELP"; then
     SERVER_FLAGS=(--data-dir "$WORK/rust-data")
 fi
 # The server reads ORDER_* variables: run it with none of the caller's.
-RUST_ENV=(env RUST_LOG=info)
+# (env takes its -u options before any NAME=VALUE: after one, `-u` would
+# be read as the command to run.)
+RUST_ENV=(env)
 while read -r name; do
     RUST_ENV+=(-u "$name")
 done < <(compgen -e | grep '^ORDER_' || true)
+RUST_ENV+=(RUST_LOG=info)
 mkdir -p "$WORK/rust-cwd"
 # From an empty folder: a server without --in-memory/--data-dir may write
 # its data under the current directory.

@@ -221,6 +221,23 @@ impl<'txn> Tables<'txn> {
             Some(bytes) => Some(Order::decode(bytes.value()).map_err(|e| corrupt_record(id, e))?),
             None => None,
         };
+        self.put_over(order, old, index_now)
+    }
+
+    /// Stores `order` as a new one: the caller has just seen that its id
+    /// is not stored (saves looking it up again; one lookup per insert).
+    pub fn put_new(&mut self, order: &Order) -> Result<(), redb::Error> {
+        self.put_over(order, None, false)
+    }
+
+    /// [`Self::put`], given the stored version it replaces, if any.
+    fn put_over(
+        &mut self,
+        order: &Order,
+        old: Option<Order>,
+        index_now: bool,
+    ) -> Result<(), redb::Error> {
+        let id = order.id.as_str();
         match old {
             None if index_now => {
                 for t in rule::order_trigrams(order) {

@@ -131,7 +131,7 @@ fn apply(tables: &mut Tables<'_>, op: &Op) -> Result<Result<(), StoreError>, red
             if tables.exists(&order.id)? {
                 return Ok(Err(StoreError::AlreadyExists(order.id.clone())));
             }
-            tables.put(order, false)?;
+            tables.put_new(order)?;
         }
         Op::UpdateAll(orders) => {
             for order in orders {

@@ -48,7 +48,12 @@ async fn check_searches(
         let query = random_query(rng, &all);
         let want = brute_force(orders.values(), &query);
         for store in stores {
-            let budget = rng.usize(1..=5);
+            // Small steps resume often; a large one starts with a scan
+            // (see `search::dense_prefix`).
+            let budget = match rng.usize(..4) {
+                0 => crate::store::embedded::search::DENSE_MIN_BUDGET + rng.usize(..200),
+                _ => rng.usize(1..=5),
+            };
             let got = search_all(*store, &query, budget).await;
             assert_eq!(ids(&got), want, "query {query:?}, budget {budget}");
             for o in &got {
@@ -133,5 +138,45 @@ fn a_search_step_is_bounded_and_resumable() {
         assert_eq!(first.examined, 0);
         assert_eq!(ids(&search_all(&store, "ABCd", 1).await), ["01999"]);
         assert_eq!(ids(&search_all(&store, "d", 7).await).len(), 1000);
+    });
+}
+
+#[test]
+fn large_steps_scan_dense_runs_and_use_the_index_between_them() {
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let options = RedbOptions {
+        unindexed_limit: 1000,
+        ..RedbOptions::default()
+    };
+    let store = RedbStore::open_with(dir.path(), &options).unwrap();
+    // Dense runs (every order matches), then sparse stretches, some of
+    // the orders indexed (bulk) and some not (inserted one by one).
+    let item = |i: usize| match i {
+        _ if i < 700 || (1500..1800).contains(&i) || i.is_multiple_of(97) => format!("Widget {i}"),
+        _ => format!("gadget {i}"),
+    };
+    let all: Vec<Order> = (0..2000)
+        .map(|i| order(&format!("{i:05}"), &[&item(i)]))
+        .collect();
+    rt.block_on(async {
+        let (bulk, single): (Vec<Order>, Vec<Order>) =
+            all.iter().cloned().partition(|o| !o.id.ends_with('3'));
+        store.insert_many(bulk).await.unwrap();
+        for o in single {
+            store.insert(o, None).await.unwrap();
+        }
+        for query in ["widget", "WIDGET 1", "get 1", "dget"] {
+            let want = brute_force(&all, query);
+            for budget in [
+                crate::store::embedded::search::DENSE_MIN_BUDGET,
+                256,
+                1024,
+                5000,
+            ] {
+                let got = search_all(&store, query, budget).await;
+                assert_eq!(ids(&got), want, "query {query:?}, budget {budget}");
+            }
+        }
     });
 }
