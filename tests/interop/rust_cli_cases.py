@@ -297,7 +297,13 @@ def process_unknown_id_prints_the_shipments_sent_then_exits_3():
         "cmb - Seoul [rs-r-1,rs-r-3] Processed!",
         "cmb - Busan [rs-r-2] Processed!",
     ], run
-    assert run.err == "client: NotFound: Order : rs-r-nope Not Found.\n", run
+    # Under --json the error is JSON on stderr too, one line.
+    error = json.loads(run.err)
+    assert (error["code"], error["message"], error["exit"]) == (
+        "NOT_FOUND",
+        "Order : rs-r-nope Not Found.",
+        3,
+    ), run
 
 
 # ---------- deadline ----------
@@ -309,7 +315,7 @@ def an_expired_deadline_is_deadline_exceeded_exit_7():
     # 30 s; the client's 0.5 s deadline must end it.
     run = client("--timeout", "0.5", "--json", "search", "__interop_slow__")
     assert run.code == 7, run
-    assert run.err.startswith("client: DeadlineExceeded"), run
+    assert json.loads(run.err)["code"] == "DEADLINE_EXCEEDED", run
     assert len(run.json_lines()) <= 10, run  # ~5: one per 100 ms until 0.5 s
     assert run.took < 5, run
 
