@@ -27,6 +27,8 @@ const definition = protoLoader.loadSync(PROTO, {
   enums: String,
   defaults: true,
   oneofs: true,
+  // order.proto imports the vendored google/api protos next to it.
+  includeDirs: [path.dirname(PROTO)],
 });
 const ecommerce = grpc.loadPackageDefinition(definition).ecommerce;
 

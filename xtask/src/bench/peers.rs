@@ -38,6 +38,10 @@ pub fn setup_python(root: &Path, work: &Path) -> Result<PythonPeer> {
             .arg(format!("--python_out={}", gen_dir.display()))
             .arg(format!("--grpc_python_out={}", gen_dir.display()))
             .arg(root.join("proto/order.proto"))
+            // order.proto imports the vendored google/api protos (its
+            // google.api.http options): their modules too.
+            .arg(root.join("proto/google/api/http.proto"))
+            .arg(root.join("proto/google/api/annotations.proto"))
             .env("PYTHONDONTWRITEBYTECODE", "1"),
         Duration::from_secs(120),
         work,
