@@ -25,6 +25,7 @@
 
 mod cache;
 mod file_guard;
+mod postings;
 mod schema;
 mod search;
 #[cfg(test)]
@@ -63,7 +64,11 @@ pub struct RedbOptions {
     pub order_cache_bytes: usize,
     /// How many inserted orders may wait to be indexed (each search
     /// checks them all; see `schema`): at this many, the next group of
-    /// writes indexes them together.
+    /// writes indexes them together. Larger batches share more posting
+    /// blocks per rewrite (measured at 10x10 addOrder with 100 id
+    /// sequences: 13.6k calls/s at 512, 19.5k at 2048, 22.1k at 4096),
+    /// but each search pays ~0.7 us per waiting order and the group that
+    /// indexes stalls longer (p99 30 ms at 512, 38 at 2048, 44 at 4096).
     pub unindexed_limit: usize,
 }
 
@@ -79,7 +84,7 @@ impl Default for RedbOptions {
         Self {
             page_cache_bytes: Self::DEFAULT_PAGE_CACHE_MB << 20,
             order_cache_bytes: Self::DEFAULT_ORDER_CACHE_MB << 20,
-            unindexed_limit: 512,
+            unindexed_limit: 2048,
         }
     }
 }

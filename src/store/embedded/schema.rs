@@ -1,33 +1,32 @@
 //! The data file's tables, its format version, migration, and keeping the
 //! trigram index in step with the orders.
 //!
-//! Format 2 (this code):
-//! - `orders`: id -> protobuf-encoded `ecommerce.Order` (as in format 1;
-//!   the wire snapshots guard this encoding too).
-//! - `postings`: (trigram, id) -> () for each distinct trigram of each
-//!   order (see [`crate::store::rule`]). Keyed trigram first, so each trigram's
-//!   posting list is a contiguous run sorted by id that a range can seek
-//!   into.
+//! Format 3 (this code):
+//! - `orders`: id -> protobuf-encoded `ecommerce.Order` (as in formats 1
+//!   and 2; the wire snapshots guard this encoding too).
+//! - `posting_blocks`: each trigram's posting list (the sorted ids of the
+//!   orders that have it, see [`crate::store::rule`]) in blocks keyed
+//!   (trigram, first id); see [`super::postings`].
 //! - `unindexed`: id -> () for each order stored by an insert since the
 //!   last indexing pass, which has no postings yet (see below).
-//! - `meta`: `"format_version"` -> 2.
+//! - `meta`: `"format_version"` -> 3.
 //!
-//! **Deferred indexing.** Writing an order's postings dirties one leaf
-//! page per trigram, scattered over the index, and each dirty page costs a
-//! page write at commit: with ~15 trigrams per order, concurrent inserts
-//! of unrelated ids cost ~15 page writes each. So an insert (addOrder)
-//! only appends its id to `unindexed` (a small table, few pages); once it
-//! holds [`super::RedbOptions::unindexed_limit`] ids, the group that
-//! reaches it indexes them all in its own transaction, where postings of
-//! many orders share pages (the same idea as PostgreSQL GIN's pending
-//! list). Searches treat every unindexed order as a candidate. Updates of
-//! an indexed order change its postings in place (the few that differ);
-//! bulk loads index directly. The index is always exact: an order has all
-//! of its postings, or none and is listed in `unindexed`.
+//! **Deferred indexing.** An insert (addOrder, import) only appends its id
+//! to `unindexed` (a small table, few pages); once it holds
+//! [`super::RedbOptions::unindexed_limit`] ids (or at once for an import),
+//! the group that reaches it indexes them all in its own transaction:
+//! their postings sorted by trigram, so each block is rewritten once for
+//! all the ids it gains (the same idea as PostgreSQL GIN's pending list).
+//! Searches treat every unindexed order as a candidate. Updates of an
+//! indexed order change its postings in place (the few that differ). The
+//! index is always exact: an order has all of its postings, or none and
+//! is listed in `unindexed`.
 //!
-//! Format 1 (the code before the index): `orders` only, no `meta`. Opening
-//! one migrates it in place, in one transaction: either the file is left as
-//! it was or it is at format 2 with a complete index.
+//! Older formats open and are migrated in place, in one transaction:
+//! either the file is left as it was or it is at format 3 with a complete
+//! index. Format 1 (before the index): `orders` only, no `meta`. Format 2:
+//! one `postings` entry per (trigram, id); its entries are already in
+//! list order, so they are cut into blocks as they are read.
 
 use std::path::Path;
 
@@ -35,13 +34,14 @@ use prost::Message;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
 use super::OpenError;
+use super::postings::{self, POSTINGS};
 use crate::pb::Order;
 use crate::store::rule;
 
 /// id -> protobuf-encoded `ecommerce.Order`.
 pub(super) const ORDERS: TableDefinition<&str, &[u8]> = TableDefinition::new("orders");
-/// (trigram key, order id) -> nothing: the trigram index.
-pub(super) const POSTINGS: TableDefinition<(u64, &str), ()> = TableDefinition::new("postings");
+/// Format 2's index: (trigram key, order id) -> nothing.
+const POSTINGS_V2: TableDefinition<(u64, &str), ()> = TableDefinition::new("postings");
 /// Facts about the file itself.
 pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// Orders not yet in the index.
@@ -49,7 +49,7 @@ pub(super) const UNINDEXED: TableDefinition<&str, ()> = TableDefinition::new("un
 const VERSION_KEY: &str = "format_version";
 
 /// The format this code writes and reads.
-pub const FORMAT_VERSION: u64 = 2;
+pub const FORMAT_VERSION: u64 = 3;
 
 /// Migration logs its progress every this many orders.
 const PROGRESS_EVERY: u64 = 100_000;
@@ -119,8 +119,9 @@ fn create(db: &Database, path: &Path) -> Result<(), OpenError> {
     txn.commit().map_err(|e| fail(&e))
 }
 
-/// Format 1 -> 2 in one transaction: every order decoded and checked,
-/// the index built, the version recorded.
+/// Format 1 or 2 -> 3 in one transaction: every order decoded and
+/// checked, the index built (or, from format 2, re-cut into blocks), the
+/// version recorded.
 fn migrate(db: &Database, path: &Path, from: u64) -> Result<(), OpenError> {
     let fail = |e: &dyn std::fmt::Display| write_failed(path, "migrate", e);
     let total = {
@@ -139,24 +140,44 @@ fn migrate(db: &Database, path: &Path, from: u64) -> Result<(), OpenError> {
         let orders = txn.open_table(ORDERS).map_err(|e| fail(&e))?;
         let mut postings = txn.open_table(POSTINGS).map_err(|e| fail(&e))?;
         txn.open_table(UNINDEXED).map_err(|e| fail(&e))?;
+        let mut pending: Vec<(u64, String)> = Vec::new();
         let mut done = 0u64;
         for entry in orders.iter().map_err(|e| fail(&e))? {
             let (id, bytes) = entry.map_err(|e| fail(&e))?;
             let order = decode(path, id.value(), bytes.value())?;
-            for t in rule::order_trigrams(&order) {
-                postings.insert((t, id.value()), ()).map_err(|e| fail(&e))?;
+            if from == 1 {
+                pending.extend(
+                    rule::order_trigrams(&order)
+                        .into_iter()
+                        .map(|t| (t, order.id.clone())),
+                );
             }
             done += 1;
             if done.is_multiple_of(PROGRESS_EVERY) {
+                index_batch(&mut postings, std::mem::take(&mut pending)).map_err(|e| fail(&e))?;
                 tracing::info!(
-                    "migrating {}: {done} of {total} orders indexed",
+                    "migrating {}: {done} of {total} orders checked",
                     path.display()
                 );
             }
         }
+        index_batch(&mut postings, pending).map_err(|e| fail(&e))?;
+        if from == 2 {
+            let old = txn.open_table(POSTINGS_V2).map_err(|e| fail(&e))?;
+            // Read in key order: each trigram's ids, sorted, as blocks want them.
+            let entries = old.iter().map_err(|e| fail(&e))?.map(|entry| {
+                let (key, _) = entry?;
+                let (t, id) = key.value();
+                Ok((t, id.to_owned()))
+            });
+            postings::load_sorted(&mut postings, entries).map_err(|e| fail(&e))?;
+        }
         let mut meta = txn.open_table(META).map_err(|e| fail(&e))?;
         meta.insert(VERSION_KEY, FORMAT_VERSION)
             .map_err(|e| fail(&e))?;
+    }
+    if from == 2 {
+        txn.delete_table(POSTINGS_V2).map_err(|e| fail(&e))?;
     }
     txn.commit().map_err(|e| fail(&e))?;
     tracing::info!(
@@ -164,6 +185,21 @@ fn migrate(db: &Database, path: &Path, from: u64) -> Result<(), OpenError> {
         path.display(),
         started.elapsed()
     );
+    Ok(())
+}
+
+/// Adds (trigram, id) postings, in any order, to the index: sorted, then
+/// each trigram's new ids merged into its blocks at once.
+fn index_batch(
+    table: &mut redb::Table<'_, (u64, &'static str), &'static [u8]>,
+    mut pairs: Vec<(u64, String)>,
+) -> Result<(), redb::Error> {
+    pairs.sort_unstable();
+    pairs.dedup();
+    for run in pairs.chunk_by(|a, b| a.0 == b.0) {
+        let ids: Vec<&str> = run.iter().map(|(_, id)| id.as_str()).collect();
+        postings::add(table, run[0].0, &ids)?;
+    }
     Ok(())
 }
 
@@ -188,7 +224,7 @@ pub(super) fn decode(path: &Path, key: &str, bytes: &[u8]) -> Result<Order, Open
 /// The tables one write transaction changes, opened once per group.
 pub(super) struct Tables<'txn> {
     pub orders: redb::Table<'txn, &'static str, &'static [u8]>,
-    pub postings: redb::Table<'txn, (u64, &'static str), ()>,
+    pub postings: redb::Table<'txn, (u64, &'static str), &'static [u8]>,
     pub unindexed: redb::Table<'txn, &'static str, ()>,
 }
 
@@ -211,39 +247,28 @@ impl<'txn> Tables<'txn> {
     }
 
     /// Stores `order`, new or replacing the stored one, keeping the index
-    /// exact. A new order is indexed now if `index_now`, else listed as
-    /// unindexed. A replaced order keeps its state: if indexed, the
-    /// postings of the old version it no longer has are removed and its
-    /// new ones added; if unindexed, it stays so.
-    pub fn put(&mut self, order: &Order, index_now: bool) -> Result<(), redb::Error> {
+    /// exact. A new order is listed as unindexed. A replaced order keeps
+    /// its state: if indexed, the postings of the old version it no longer
+    /// has are removed and its new ones added; if unindexed, it stays so.
+    pub fn put(&mut self, order: &Order) -> Result<(), redb::Error> {
         let id = order.id.as_str();
         let old = match self.orders.get(id)? {
             Some(bytes) => Some(Order::decode(bytes.value()).map_err(|e| corrupt_record(id, e))?),
             None => None,
         };
-        self.put_over(order, old, index_now)
+        self.put_over(order, old)
     }
 
     /// Stores `order` as a new one: the caller has just seen that its id
     /// is not stored (saves looking it up again; one lookup per insert).
     pub fn put_new(&mut self, order: &Order) -> Result<(), redb::Error> {
-        self.put_over(order, None, false)
+        self.put_over(order, None)
     }
 
     /// [`Self::put`], given the stored version it replaces, if any.
-    fn put_over(
-        &mut self,
-        order: &Order,
-        old: Option<Order>,
-        index_now: bool,
-    ) -> Result<(), redb::Error> {
+    fn put_over(&mut self, order: &Order, old: Option<Order>) -> Result<(), redb::Error> {
         let id = order.id.as_str();
         match old {
-            None if index_now => {
-                for t in rule::order_trigrams(order) {
-                    self.postings.insert((t, id), ())?;
-                }
-            }
             None => {
                 self.unindexed.insert(id, ())?;
             }
@@ -252,10 +277,10 @@ impl<'txn> Tables<'txn> {
                 let old = rule::order_trigrams(&old);
                 let new = rule::order_trigrams(order);
                 for t in old.difference(&new) {
-                    self.postings.remove((*t, id))?;
+                    postings::remove(&mut self.postings, *t, id)?;
                 }
                 for t in new.difference(&old) {
-                    self.postings.insert((*t, id), ())?;
+                    postings::add(&mut self.postings, *t, &[id])?;
                 }
             }
         }
@@ -272,27 +297,23 @@ impl<'txn> Tables<'txn> {
         for entry in self.unindexed.iter()? {
             ids.push(entry?.0.value().to_owned());
         }
-        let mut postings = Vec::new();
-        for id in &ids {
+        let mut pairs = Vec::new();
+        for id in ids {
             let order = match self.orders.get(id.as_str())? {
-                Some(bytes) => Order::decode(bytes.value()).map_err(|e| corrupt_record(id, e))?,
+                Some(bytes) => Order::decode(bytes.value()).map_err(|e| corrupt_record(&id, e))?,
                 None => {
                     return Err(redb::Error::Corrupted(format!(
                         "order {id:?} is listed as unindexed but not stored"
                     )));
                 }
             };
-            postings.extend(
+            pairs.extend(
                 rule::order_trigrams(&order)
                     .into_iter()
-                    .map(|t| (t, id.as_str())),
+                    .map(|t| (t, id.clone())),
             );
         }
-        // In key order: each B-tree page is visited once, not once per order.
-        postings.sort_unstable();
-        for key in postings {
-            self.postings.insert(key, ())?;
-        }
+        index_batch(&mut self.postings, pairs)?;
         self.unindexed.retain(|_, _| false)?;
         Ok(())
     }

@@ -33,7 +33,8 @@ use prost::Message;
 use redb::{ReadOnlyTable, ReadTransaction};
 
 use super::SearchPage;
-use super::schema::{ORDERS, POSTINGS, UNINDEXED};
+use super::postings::{BlockReader, POSTINGS};
+use super::schema::{ORDERS, UNINDEXED};
 use crate::pb::Order;
 use crate::store::rule;
 
@@ -155,25 +156,23 @@ fn scan(
     Ok(page)
 }
 
-/// A posting list's cursor steps forward this many entries looking for a
-/// target before it seeks (a new range from the target) instead: dense
-/// intersections walk, sparse ones jump.
+/// The orders fetcher walks this many entries looking for a candidate
+/// before it seeks (a new range from the candidate): dense intersections
+/// walk, sparse ones jump. (A posting list's cursor looks in its current
+/// block and the next one, then seeks.)
 const WALK: usize = 4;
 
-fn reached(id: &str, target: Bound<&str>) -> bool {
-    match target {
-        Bound::Included(t) => id >= t,
-        Bound::Excluded(t) => id > t,
-        Bound::Unbounded => true,
-    }
-}
-
-/// A position in one trigram's posting list.
+/// A position in one trigram's posting list (see `postings`): a reader
+/// in the block it is in, and the range of the blocks after it.
 struct Cursor {
     trigram: u64,
-    iter: Option<redb::Range<'static, (u64, &'static str), ()>>,
-    /// The id the cursor is at; `None` once the list is exhausted.
-    head: Option<String>,
+    /// The blocks after the reader's (opened when first needed).
+    iter: Option<redb::Range<'static, (u64, &'static str), &'static [u8]>>,
+    /// The first id of the reader's block, where `iter` starts after.
+    block_first: Option<String>,
+    /// At the cursor's id; `None` before the first seek and once the
+    /// list is exhausted.
+    reader: Option<BlockReader>,
 }
 
 impl Cursor {
@@ -181,7 +180,78 @@ impl Cursor {
         Self {
             trigram,
             iter: None,
-            head: None,
+            block_first: None,
+            reader: None,
+        }
+    }
+
+    fn head(&self) -> Result<Option<String>, redb::Error> {
+        match &self.reader {
+            Some(reader) => Ok(Some(reader.id()?.to_owned())),
+            None => Ok(None),
+        }
+    }
+
+    /// Moves the reader forward in its block to the first id at or after
+    /// `target`; false (reader dropped) if the block has none.
+    fn scan_block(&mut self, target: Bound<&str>, work: &mut usize) -> Result<bool, redb::Error> {
+        let Some(reader) = &mut self.reader else {
+            return Ok(false);
+        };
+        // UTF-8 orders as its bytes do: compare bytes, check UTF-8 once
+        // the cursor stops (`head`).
+        let reached_bytes = |id: &[u8]| match target {
+            Bound::Included(t) => id >= t.as_bytes(),
+            Bound::Excluded(t) => id > t.as_bytes(),
+            Bound::Unbounded => true,
+        };
+        let mut steps = 0;
+        loop {
+            if reached_bytes(reader.id_bytes()) {
+                *work += 1 + steps / 16;
+                return Ok(true);
+            }
+            steps += 1;
+            if !reader.advance()? {
+                *work += 1 + steps / 16;
+                self.reader = None;
+                return Ok(false);
+            }
+        }
+    }
+
+    /// Starts a reader on the next block of the list; false at the end.
+    /// (The range of the next blocks is opened when first needed: a seek
+    /// that finds its target in the block it lands on needs none.)
+    fn next_block(
+        &mut self,
+        postings: &ReadOnlyTable<(u64, &str), &[u8]>,
+        work: &mut usize,
+    ) -> Result<bool, redb::Error> {
+        *work += 1;
+        if self.iter.is_none() {
+            let start = match &self.block_first {
+                Some(first) => Bound::Excluded((self.trigram, first.as_str())),
+                None => Bound::Included((self.trigram, "")),
+            };
+            // Trigram keys are < 2^63, so `trigram + 1` cannot overflow.
+            let end = Bound::Excluded((self.trigram + 1, ""));
+            self.iter = Some(postings.range::<(u64, &str)>((start, end))?);
+        }
+        let Some(iter) = &mut self.iter else {
+            unreachable!("opened above")
+        };
+        match iter.next() {
+            None => {
+                self.reader = None;
+                Ok(false)
+            }
+            Some(entry) => {
+                let mut reader = BlockReader::new(self.trigram, entry?.1.value());
+                let started = reader.advance()?;
+                self.reader = started.then_some(reader);
+                Ok(started)
+            }
         }
     }
 
@@ -189,49 +259,49 @@ impl Cursor {
     /// and returns it (`None`: the list has none). Counts its work.
     fn seek(
         &mut self,
-        postings: &ReadOnlyTable<(u64, &str), ()>,
+        postings: &ReadOnlyTable<(u64, &str), &[u8]>,
         target: Bound<&str>,
         work: &mut usize,
     ) -> Result<Option<String>, redb::Error> {
-        if let Some(head) = &self.head
-            && reached(head, target)
-        {
-            return Ok(Some(head.clone()));
+        if self.reader.is_some() {
+            // In the current block, or in the next one; further on, a
+            // seek is cheaper than reading the blocks in between.
+            if self.scan_block(target, work)? {
+                return self.head();
+            }
+            if !self.next_block(postings, work)? {
+                return Ok(None);
+            }
+            if self.scan_block(target, work)? {
+                return self.head();
+            }
         }
-        if let Some(iter) = &mut self.iter {
-            for _ in 0..WALK {
-                *work += 1;
-                match iter.next() {
-                    None => {
-                        self.head = None;
-                        return Ok(None);
-                    }
-                    Some(entry) => {
-                        let (key, _) = entry?;
-                        let id = key.value().1;
-                        if reached(id, target) {
-                            self.head = Some(id.to_owned());
-                            return Ok(self.head.clone());
-                        }
+        // Seek: to the block holding the target (the last one starting at
+        // or before it); the target is there, or starts the next block.
+        *work += 1;
+        self.iter = None;
+        self.block_first = None;
+        self.reader = None;
+        if let Bound::Included(id) | Bound::Excluded(id) = target {
+            let mut before =
+                postings.range::<(u64, &str)>((self.trigram, "")..=(self.trigram, id))?;
+            if let Some(entry) = before.next_back() {
+                let (key, bytes) = entry?;
+                self.block_first = Some(key.value().1.to_owned());
+                let mut reader = BlockReader::new(self.trigram, bytes.value());
+                if reader.advance()? {
+                    self.reader = Some(reader);
+                    if self.scan_block(target, work)? {
+                        return self.head();
                     }
                 }
             }
         }
-        *work += 1;
-        let start = match target {
-            Bound::Included(id) => Bound::Included((self.trigram, id)),
-            Bound::Excluded(id) => Bound::Excluded((self.trigram, id)),
-            Bound::Unbounded => Bound::Included((self.trigram, "")),
-        };
-        // Trigram keys are < 2^63, so `trigram + 1` cannot overflow.
-        let end = Bound::Excluded((self.trigram + 1, ""));
-        let mut iter = postings.range::<(u64, &str)>((start, end))?;
-        self.head = match iter.next() {
-            Some(entry) => Some(entry?.0.value().1.to_owned()),
-            None => None,
-        };
-        self.iter = Some(iter);
-        Ok(self.head.clone())
+        if self.next_block(postings, work)? && self.scan_block(target, work)? {
+            return self.head();
+        }
+        self.reader = None;
+        Ok(None)
     }
 }
 
@@ -291,7 +361,7 @@ enum Leap {
 
 /// The first id after `settled` that every list holds.
 fn leapfrog(
-    postings: &ReadOnlyTable<(u64, &str), ()>,
+    postings: &ReadOnlyTable<(u64, &str), &[u8]>,
     cursors: &mut [Cursor],
     settled: Option<&str>,
     work: &mut usize,
@@ -364,7 +434,7 @@ impl Unindexed {
 #[allow(clippy::too_many_arguments)]
 fn indexed(
     orders: &ReadOnlyTable<&str, &[u8]>,
-    postings: &ReadOnlyTable<(u64, &str), ()>,
+    postings: &ReadOnlyTable<(u64, &str), &[u8]>,
     unindexed: &ReadOnlyTable<&str, ()>,
     trigrams: &[u64],
     needle: &str,

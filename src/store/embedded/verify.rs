@@ -1,12 +1,13 @@
 //! [`RedbStore::verify`]: a full check of a data file, for an operator.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
 use super::OpenError;
-use super::schema::{self, FORMAT_VERSION, ORDERS, POSTINGS, UNINDEXED};
+use super::postings::{self, POSTINGS};
+use super::schema::{self, FORMAT_VERSION, ORDERS, UNINDEXED};
 use super::{FILE_NAME, RedbOptions, RedbStore, builder, open_error};
 use crate::pb::Order;
 use crate::store::rule;
@@ -138,7 +139,12 @@ impl RedbStore {
         let indexed = format_version == Some(FORMAT_VERSION);
         let (postings, unindexed) = if indexed {
             let table = txn.open_table(POSTINGS).map_err(|e| unreadable(&e))?;
-            report.postings = table.len().map_err(|e| unreadable(&e))?;
+            // Counts the postings and checks every block's shape.
+            let check = postings::for_each(&table, |_, _| Ok(())).map_err(|e| unreadable(&e))?;
+            report.postings = check.postings;
+            for problem in check.problems {
+                report.problem(problem);
+            }
             let unindexed = txn.open_table(UNINDEXED).map_err(|e| unreadable(&e))?;
             report.unindexed = unindexed.len().map_err(|e| unreadable(&e))?;
             (Some(table), Some(unindexed))
@@ -171,6 +177,9 @@ impl RedbStore {
         // Every order: decodes, under its own id, with all its postings.
         let mut expected = 0u64;
         let mut missing = 0u64;
+        // Orders come in id order, so each trigram's lookups move forward
+        // through its blocks: the last block read per trigram is kept.
+        let mut last_block: HashMap<u64, Vec<String>> = HashMap::new();
         for entry in orders.iter().map_err(|e| unreadable(&e))? {
             let (id, bytes) = entry.map_err(|e| unreadable(&e))?;
             let id = id.value();
@@ -188,7 +197,21 @@ impl RedbStore {
             }
             for t in rule::order_trigrams(&order) {
                 expected += 1;
-                if postings.get((t, id)).map_err(|e| unreadable(&e))?.is_none() {
+                let cached = last_block.get(&t).is_some_and(|ids| {
+                    ids.first().is_some_and(|f| f.as_str() <= id)
+                        && ids.last().is_some_and(|l| l.as_str() >= id)
+                });
+                let found = if cached {
+                    last_block[&t]
+                        .binary_search_by(|i| i.as_str().cmp(id))
+                        .is_ok()
+                } else {
+                    let block = postings::block_of(postings, t, id).map_err(|e| unreadable(&e))?;
+                    let found = block.binary_search_by(|i| i.as_str().cmp(id)).is_ok();
+                    last_block.insert(t, block);
+                    found
+                };
+                if !found {
                     missing += 1;
                     report.problem(format!(
                         "order {id:?} is missing from the index under {:?}",
@@ -203,16 +226,18 @@ impl RedbStore {
         let Some(postings) = &postings else {
             return Ok(report);
         };
-        let mut extra = (report.postings + missing).saturating_sub(expected);
+        let extra = (report.postings + missing).saturating_sub(expected);
         if extra > 0 {
             let mut last: Option<(String, BTreeSet<u64>)> = None;
-            for entry in postings.iter().map_err(|e| unreadable(&e))? {
-                let (key, _) = entry.map_err(|e| unreadable(&e))?;
-                let (t, id) = (key.value().0, key.value().1.to_owned());
-                if last.as_ref().is_none_or(|(l, _)| *l != id) {
-                    let stored = match is_unindexed(&id)? {
-                        true => None,
-                        false => orders.get(id.as_str()).map_err(|e| unreadable(&e))?,
+            let mut extras = Vec::new();
+            let found = postings::for_each(postings, |t, id| {
+                if extras.len() as u64 == extra {
+                    return Ok(());
+                }
+                if last.as_ref().is_none_or(|(l, _)| l != id) {
+                    let stored = match unindexed.as_ref().map(|u| u.get(id)).transpose()? {
+                        Some(Some(_)) => None,
+                        _ => orders.get(id)?,
                     };
                     let trigrams = match stored {
                         Some(bytes) => match <Order as prost::Message>::decode(bytes.value()) {
@@ -221,19 +246,19 @@ impl RedbStore {
                         },
                         None => BTreeSet::new(),
                     };
-                    last = Some((id.clone(), trigrams));
+                    last = Some((id.to_owned(), trigrams));
                 }
-                let belongs = last.as_ref().is_some_and(|(_, set)| set.contains(&t));
-                if !belongs {
-                    report.problem(format!(
+                if !last.as_ref().is_some_and(|(_, set)| set.contains(&t)) {
+                    extras.push(format!(
                         "the index lists order {id:?} under {:?}, which it does not have",
                         rule::trigram_text(t)
                     ));
-                    extra -= 1;
-                    if extra == 0 {
-                        break;
-                    }
                 }
+                Ok(())
+            });
+            found.map_err(|e| unreadable(&e))?;
+            for problem in extras {
+                report.problem(problem);
             }
         }
         Ok(report)

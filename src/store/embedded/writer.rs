@@ -96,7 +96,8 @@ pub(super) struct Request {
 
 /// Applies one group's writes, in order, to `txn`; `now` decides which
 /// deadlines have passed. Then, if `unindexed_limit` orders or more are
-/// waiting to be indexed, indexes them (see `schema`). Returns each
+/// waiting to be indexed, or the group imported orders, indexes them (see
+/// `schema`). Returns each
 /// write's outcome; an `Err` is a storage failure, after which the
 /// transaction must be abandoned.
 ///
@@ -110,14 +111,18 @@ pub(super) fn apply_group(
 ) -> Result<Vec<Result<(), StoreError>>, redb::Error> {
     let mut tables = Tables::open(txn)?;
     let mut outcomes = Vec::with_capacity(writes.len());
+    let mut imported = false;
     for write in writes {
         if write.deadline.is_some_and(|at| at <= now) {
             outcomes.push(Err(StoreError::DeadlineExceeded));
             continue;
         }
-        outcomes.push(apply(&mut tables, &write.op)?);
+        let outcome = apply(&mut tables, &write.op)?;
+        imported |= outcome.is_ok() && matches!(write.op, Op::InsertMany(_));
+        outcomes.push(outcome);
     }
-    tables.index_if_due(unindexed_limit)?;
+    // An import is indexed in its own group: its postings share blocks.
+    tables.index_if_due(if imported { 1 } else { unindexed_limit })?;
     Ok(outcomes)
 }
 
@@ -140,7 +145,7 @@ fn apply(tables: &mut Tables<'_>, op: &Op) -> Result<Result<(), StoreError>, red
                 }
             }
             for order in orders {
-                tables.put(order, false)?;
+                tables.put(order)?;
             }
         }
         Op::InsertMany(orders) => {
@@ -150,9 +155,8 @@ fn apply(tables: &mut Tables<'_>, op: &Op) -> Result<Result<(), StoreError>, red
                     return Ok(Err(StoreError::AlreadyExists(order.id.clone())));
                 }
             }
-            // A bulk load indexes as it goes: its postings share pages.
             for order in orders {
-                tables.put(order, true)?;
+                tables.put_new(order)?;
             }
         }
     }

@@ -65,9 +65,9 @@ fn verify_finds_a_missing_and_an_extra_posting() {
     let echo = rule::text_trigrams("cho").next().unwrap();
     let xyz = rule::text_trigrams("xyz").next().unwrap();
     tamper(dir.path(), |txn| {
-        let mut postings = txn.open_table(POSTINGS).unwrap();
-        postings.remove((echo, "1")).unwrap();
-        postings.insert((xyz, "2"), ()).unwrap();
+        let mut table = txn.open_table(POSTINGS).unwrap();
+        postings::remove(&mut table, echo, "1").unwrap();
+        postings::add(&mut table, xyz, &["2"]).unwrap();
     });
     let report = RedbStore::verify(dir.path()).unwrap();
     assert!(!report.is_ok());
@@ -106,20 +106,21 @@ fn a_file_of_a_newer_format_is_refused_and_left_alone() {
     tamper(dir.path(), |txn| {
         txn.open_table(META)
             .unwrap()
-            .insert("format_version", 3)
+            .insert("format_version", FORMAT_VERSION + 1)
             .unwrap();
     });
     let err = RedbStore::open(dir.path()).err().expect("refused");
     let path = dir.path().join(FILE_NAME);
     assert!(err.0.contains(&path.display().to_string()), "{err}");
     assert!(
-        err.0.contains("version 3") && err.0.contains("version 2"),
+        err.0.contains(&format!("version {}", FORMAT_VERSION + 1))
+            && err.0.contains(&format!("version {FORMAT_VERSION}")),
         "{err}"
     );
     assert!(RedbStore::verify(dir.path()).is_err());
     let db = Database::open(&path).unwrap();
     let found = super::schema::read_version(&db, &path).unwrap();
-    assert_eq!(found, Some(3));
+    assert_eq!(found, Some(FORMAT_VERSION + 1));
 }
 
 #[test]
@@ -152,6 +153,47 @@ fn a_format_1_file_is_migrated_in_place_once() {
     assert!(report.is_ok(), "{report}");
     assert_eq!(report.format_version, Some(FORMAT_VERSION));
     assert_eq!(report.orders, 5);
+    let store = RedbStore::open(dir.path()).unwrap();
+    assert_eq!(store.migrated_from(), None, "migrated once");
+}
+
+#[test]
+fn a_format_2_file_is_migrated_to_posting_blocks_in_place_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/store-v2/orders.redb");
+    std::fs::copy(&fixture, dir.path().join(FILE_NAME)).unwrap();
+    let rt = runtime();
+    {
+        let store = RedbStore::open(dir.path()).unwrap();
+        assert_eq!(store.migrated_from(), Some(2));
+        rt.block_on(async {
+            assert_eq!(store.count().await.unwrap(), 8);
+            // Indexed at format 2 (105, 201 as updated, 202) and not yet
+            // indexed (301) alike.
+            assert_eq!(ids(&search_all(&store, "echo", 10).await), ["105", "301"]);
+            assert_eq!(ids(&search_all(&store, "widget v2", 10).await), ["201"]);
+            assert!(search_all(&store, "bulk widget,", 10).await.is_empty());
+            assert_eq!(ids(&search_all(&store, "ÄRGER", 10).await), ["202"]);
+            assert_eq!(ids(&search_all(&store, "İSTANBUL ÇAY", 10).await), ["105"]);
+        });
+    }
+    let report = RedbStore::verify(dir.path()).unwrap();
+    assert!(report.is_ok(), "{report}");
+    assert_eq!(report.format_version, Some(FORMAT_VERSION));
+    // format 2's own `server verify` counted 109 postings, 301 unindexed.
+    assert_eq!(
+        (report.orders, report.postings, report.unindexed),
+        (8, 109, 1)
+    );
+    let db = Database::open(dir.path().join(FILE_NAME)).unwrap();
+    let txn = db.begin_read().unwrap();
+    assert!(
+        txn.list_tables()
+            .unwrap()
+            .all(|t| redb::TableHandle::name(&t) != "postings"),
+        "format 2's table is gone"
+    );
+    drop((txn, db));
     let store = RedbStore::open(dir.path()).unwrap();
     assert_eq!(store.migrated_from(), None, "migrated once");
 }

@@ -12,7 +12,8 @@ use futures_util::future::join_all;
 use redb::{Database, ReadableDatabase, ReadableTable, StorageBackend, backends::FileBackend};
 use tokio::sync::oneshot;
 
-use super::schema::{META, ORDERS, POSTINGS};
+use super::postings::{self, POSTINGS};
+use super::schema::{META, ORDERS};
 use super::writer::{self, Op, Request, Write, apply_group, process_group};
 use super::*;
 use super::{RedbOptions, builder};
@@ -112,15 +113,15 @@ fn stored(db: &Database, id: &str) -> Option<Order> {
 fn postings_of(db: &Database, id: &str) -> Vec<String> {
     let txn = db.begin_read().unwrap();
     let table = txn.open_table(POSTINGS).unwrap();
-    let mut out: Vec<String> = table
-        .iter()
-        .unwrap()
-        .filter_map(|e| {
-            let (key, _) = e.unwrap();
-            let (t, i) = key.value();
-            (i == id).then(|| rule::trigram_text(t))
-        })
-        .collect();
+    let mut out: Vec<String> = Vec::new();
+    let check = postings::for_each(&table, |t, i| {
+        if i == id {
+            out.push(rule::trigram_text(t));
+        }
+        Ok(())
+    })
+    .unwrap();
+    assert!(check.problems.is_empty(), "{:?}", check.problems);
     out.sort();
     out
 }
