@@ -27,10 +27,14 @@ use redb::{ReadableTable, TableDefinition};
 pub(super) const POSTINGS: TableDefinition<(u64, &str), &[u8]> =
     TableDefinition::new("posting_blocks");
 
-/// A block is split when its encoding would pass this many bytes. Small
-/// enough that rewriting one for a single id is cheap, large enough that
-/// a pass appending hundreds of ids to a list touches a few blocks.
-pub(super) const BLOCK_BYTES: usize = 1024;
+/// A block is split when its encoding would pass this many bytes. A
+/// search seeks into dense lists once per candidate and reads the block
+/// it lands in, so blocks are kept small. Measured (100k / 1M bulk-loaded
+/// orders, "widget 77777" / "widget 777777", server median): 1 KiB blocks
+/// took 1.66 / 2.96 ms, 256 B blocks 0.28 / 1.07 ms (format 2, one entry
+/// per posting: 0.21 / 1.1 ms); addOrder at 10x10 was ~20k calls/s with
+/// either size.
+pub(super) const BLOCK_BYTES: usize = 256;
 
 fn corrupt(what: String) -> redb::Error {
     redb::Error::Corrupted(what)
