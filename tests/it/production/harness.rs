@@ -186,6 +186,24 @@ impl LogCapture {
             .into()
     }
 
+    /// The lines once the call line of `request_id` is among them (it is
+    /// written as the call's response ends, which a client can see a
+    /// moment before), or after 5 s without it.
+    pub(super) fn lines_with_call(&self, request_id: &str) -> Vec<serde_json::Value> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let lines = self.lines();
+            let found = lines.iter().any(|l| {
+                log_field(l, "request_id").and_then(|v| v.as_str()) == Some(request_id)
+                    && log_field(l, "status").is_some()
+            });
+            if found || std::time::Instant::now() >= deadline {
+                return lines;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
     pub(super) fn lines(&self) -> Vec<serde_json::Value> {
         let bytes = self.0.lock().unwrap().clone();
         String::from_utf8(bytes)
