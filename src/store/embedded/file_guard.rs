@@ -336,6 +336,20 @@ impl DataFile {
                     return Err(std::io::Error::other("the file is empty now").into());
                 }
                 database(file, &options)
+            })
+            .and_then(|db| {
+                // redb recovered its last durable commit; the groups after
+                // it are in the write-ahead log (see `wal`). Replayed
+                // before any read can see the file without them.
+                let (groups, _) = super::wal::recover(&db, &self.path, false)
+                    .map_err(|e| redb::DatabaseError::from(std::io::Error::other(e)))?;
+                if groups > 0 {
+                    tracing::info!(
+                        "reopened {}: replayed {groups} groups of writes from its write-ahead log",
+                        self.path.display()
+                    );
+                }
+                Ok(db)
             });
         match reopened {
             Ok(db) => {

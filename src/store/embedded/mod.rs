@@ -31,6 +31,7 @@ mod search;
 #[cfg(test)]
 mod tests;
 mod verify;
+mod wal;
 mod writer;
 
 pub use self::schema::FORMAT_VERSION;
@@ -38,7 +39,7 @@ pub use self::verify::VerifyReport;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use prost::Message;
@@ -70,6 +71,11 @@ pub struct RedbOptions {
     /// but each search pays ~0.7 us per waiting order and the group that
     /// indexes stalls longer (p99 30 ms at 512, 38 at 2048, 44 at 4096).
     pub unindexed_limit: usize,
+    /// How long groups of writes may be durable in the write-ahead log
+    /// only (see `wal`) before a checkpoint writes them into the data file:
+    /// what a restart after a crash replays at most. Zero: no log, every
+    /// group is a durable redb commit of its own.
+    pub checkpoint_every: Duration,
 }
 
 impl RedbOptions {
@@ -85,6 +91,7 @@ impl Default for RedbOptions {
             page_cache_bytes: Self::DEFAULT_PAGE_CACHE_MB << 20,
             order_cache_bytes: Self::DEFAULT_ORDER_CACHE_MB << 20,
             unindexed_limit: 2048,
+            checkpoint_every: Duration::from_secs(1),
         }
     }
 }
@@ -104,6 +111,9 @@ struct Shared {
     path: PathBuf,
     cache: OrderCache,
     unindexed_limit: usize,
+    /// How often the writer checkpoints (zero: every group is a durable
+    /// commit of its own, and there is no write-ahead log).
+    checkpoint_every: Duration,
 }
 
 /// Why the store could not be opened. The message names the file and says
@@ -156,6 +166,13 @@ impl RedbStore {
     fn from_file(file: DataFile, path: PathBuf, options: &RedbOptions) -> Result<Self, OpenError> {
         let db = file.db().map_err(|e| OpenError(e.to_string()))?;
         let found = schema::prepare(&db, &path)?;
+        let (groups, orders) = wal::recover(&db, &path, true).map_err(OpenError)?;
+        if groups > 0 {
+            tracing::info!(
+                "replayed {groups} groups of writes ({orders} orders) from the write-ahead log {}",
+                wal::path_for(&path).display()
+            );
+        }
         drop(db);
         let migrated_from = found.filter(|v| *v != schema::FORMAT_VERSION);
         let shared = Arc::new(Shared {
@@ -163,6 +180,7 @@ impl RedbStore {
             path,
             cache: OrderCache::new(options.order_cache_bytes),
             unindexed_limit: options.unindexed_limit.max(1),
+            checkpoint_every: options.checkpoint_every,
         });
         let writer = Writer::start(Arc::clone(&shared)).map_err(|e| {
             OpenError(format!(

@@ -9,7 +9,9 @@
 //!   (trigram, first id); see [`super::postings`].
 //! - `unindexed`: id -> () for each order stored by an insert since the
 //!   last indexing pass, which has no postings yet (see below).
-//! - `meta`: `"format_version"` -> 3.
+//! - `meta`: `"format_version"` -> 3; `"wal_lsn"` -> the write-ahead log
+//!   record of the last group applied (see [`super::wal`]; 0 or absent:
+//!   none yet).
 //!
 //! **Deferred indexing.** An insert (addOrder, import) only appends its id
 //! to `unindexed` (a small table, few pages); once it holds
@@ -47,6 +49,8 @@ pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("meta")
 /// Orders not yet in the index.
 pub(super) const UNINDEXED: TableDefinition<&str, ()> = TableDefinition::new("unindexed");
 const VERSION_KEY: &str = "format_version";
+/// The lsn of the last group of writes applied (see `wal`).
+const LSN_KEY: &str = "wal_lsn";
 
 /// The format this code writes and reads.
 pub const FORMAT_VERSION: u64 = 3;
@@ -201,6 +205,32 @@ fn index_batch(
         postings::add(table, run[0].0, &ids)?;
     }
     Ok(())
+}
+
+/// The lsn of the last group of writes the file holds (0: none).
+pub(super) fn read_lsn(txn: &redb::ReadTransaction) -> Result<u64, redb::Error> {
+    let meta = txn.open_table(META)?;
+    Ok(meta.get(LSN_KEY)?.map_or(0, |v| v.value()))
+}
+
+/// Records `lsn` as the last group's.
+pub(super) fn write_lsn(txn: &redb::WriteTransaction, lsn: u64) -> Result<(), redb::Error> {
+    txn.open_table(META)?.insert(LSN_KEY, lsn)?;
+    Ok(())
+}
+
+/// The lsn of the last group of writes, as `txn` sees it.
+pub(super) fn current_lsn(txn: &redb::WriteTransaction) -> Result<u64, redb::Error> {
+    let meta = txn.open_table(META)?;
+    Ok(meta.get(LSN_KEY)?.map_or(0, |v| v.value()))
+}
+
+/// The lsn of the group `txn` applies: the last one's, plus one (also
+/// recorded).
+pub(super) fn next_lsn(txn: &redb::WriteTransaction) -> Result<u64, redb::Error> {
+    let lsn = current_lsn(txn)? + 1;
+    write_lsn(txn, lsn)?;
+    Ok(lsn)
 }
 
 /// Decodes a stored record, checking that it holds the order its key names.

@@ -5,9 +5,14 @@
 //! the server's admission limit) with a one-shot reply channel. The writer
 //! takes the first waiting write and then everything else already waiting,
 //! up to [`MAX_GROUP_WRITES`] writes or [`MAX_GROUP_BYTES`] of orders,
-//! applies them in order to one write transaction, commits it with
-//! `Durability::Immediate` (one fsync), updates the order cache, and only
-//! then answers each call. While it syncs, the next group gathers.
+//! applies them in order to one write transaction, appends the group's
+//! stored orders to the write-ahead log (one fdatasync; see `wal`),
+//! commits the transaction with `Durability::None` (in memory), updates
+//! the order cache, and only then answers each call. A group is a
+//! *checkpoint* instead (committed with `Durability::Immediate`, not
+//! logged) once [`super::RedbOptions::checkpoint_every`] has passed or
+//! the log is full, and at shutdown. While it syncs, the next group
+//! gathers.
 //!
 //! Per call, the semantics are those of a lone transaction:
 //! - an insert of a taken id fails with `AlreadyExists`; the rest of its
@@ -38,7 +43,7 @@
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use prost::Message;
 use redb::{Durability, WriteTransaction};
@@ -46,7 +51,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::Shared;
 use super::StoreError;
-use super::schema::Tables;
+use super::schema::{self, Tables};
+use super::wal::{self, Wal};
 use crate::pb::Order;
 
 /// A group closes once it holds this many writes...
@@ -213,7 +219,7 @@ impl Drop for Writer {
 }
 
 fn run(shared: &Shared, mut requests: mpsc::UnboundedReceiver<Request>) {
-    let mut state = State::default();
+    let mut state = State::for_store(shared);
     while let Some(first) = requests.blocking_recv() {
         let mut bytes = first.write.op.bytes();
         let mut group = vec![first];
@@ -228,17 +234,92 @@ fn run(shared: &Shared, mut requests: mpsc::UnboundedReceiver<Request>) {
         }
         process_group(shared, &mut state, group);
     }
+    if state.wal.is_some() {
+        final_checkpoint(shared);
+    }
 }
 
-/// What the writer remembers between groups.
-/// (Nothing yet: why writes are refused lives in the store's `file_guard`,
-/// where health and the reopen see it too.)
-#[derive(Default)]
-pub(super) struct State {}
+/// At shutdown: everything the log holds written into the data file, so
+/// the next start has nothing to replay. (If this fails, the next start
+/// replays the log instead.)
+fn final_checkpoint(shared: &Shared) {
+    let Ok(db) = shared.file.db() else { return };
+    let done = (|| {
+        let mut txn = db.begin_write()?;
+        txn.set_durability(Durability::Immediate)?;
+        // A change of its own, so the commit is not an empty one.
+        let lsn = schema::current_lsn(&txn)?;
+        schema::write_lsn(&txn, lsn)?;
+        txn.commit()?;
+        Ok::<_, redb::Error>(())
+    })();
+    if let Err(e) = done {
+        tracing::warn!(
+            "cannot checkpoint the data file {} at shutdown ({e}): the next start replays \
+             its write-ahead log",
+            shared.path.display()
+        );
+    }
+}
+
+/// What the writer remembers between groups: its write-ahead log and
+/// when it last checkpointed. (Why writes are refused lives in the
+/// store's `file_guard`, where health and the reopen see it too.)
+pub(super) struct State {
+    /// `None`: every group is a durable commit of its own.
+    wal: Option<Wal>,
+    checkpoint_every: Duration,
+    last_checkpoint: Instant,
+}
+
+impl Default for State {
+    /// No log (tests use it to drive `process_group` group by group).
+    fn default() -> Self {
+        Self {
+            wal: None,
+            checkpoint_every: Duration::ZERO,
+            last_checkpoint: Instant::now(),
+        }
+    }
+}
+
+impl State {
+    /// The writer's state for `shared`'s file: its log opened, unless
+    /// checkpoints are every group. A log that cannot be opened is
+    /// logged, and the writer goes on without one (each group a durable
+    /// commit): slower, never less safe.
+    fn for_store(shared: &Shared) -> Self {
+        let mut state = Self::default();
+        if shared.checkpoint_every.is_zero() {
+            return state;
+        }
+        let path = wal::path_for(&shared.path);
+        match Wal::open(&path) {
+            Ok(wal) => {
+                state.wal = Some(wal);
+                state.checkpoint_every = shared.checkpoint_every;
+            }
+            Err(e) => tracing::error!(
+                "cannot open the write-ahead log {} ({e}): every group of writes is \
+                 committed to the data file on its own instead (slower)",
+                path.display()
+            ),
+        }
+        state
+    }
+
+    /// Whether this group is a checkpoint: a durable redb commit.
+    fn checkpoint_due(&self) -> bool {
+        match &self.wal {
+            None => true,
+            Some(wal) => wal.is_full() || self.last_checkpoint.elapsed() >= self.checkpoint_every,
+        }
+    }
+}
 
 /// Applies, commits and answers one group (see the module docs).
 // Over 80 lines on purpose: the order of its steps (apply, re-check deadlines, commit, update the cache, answer) is the writer's guarantee, kept in one place.
-pub(super) fn process_group(shared: &Shared, _state: &mut State, group: Vec<Request>) {
+pub(super) fn process_group(shared: &Shared, state: &mut State, group: Vec<Request>) {
     // Callers that went away before their group started: not applied.
     let group: Vec<Request> = group.into_iter().filter(|r| !r.reply.is_closed()).collect();
     if group.is_empty() {
@@ -256,14 +337,21 @@ pub(super) fn process_group(shared: &Shared, _state: &mut State, group: Vec<Requ
     let path = shared.path.display();
     let started = Instant::now();
     let mut applied_in;
+    // A checkpoint is a durable redb commit; any other group is made
+    // durable by its log record, and committed to redb in memory.
+    let checkpoint = state.checkpoint_due();
     let outcomes = loop {
         let applied = std::panic::catch_unwind(AssertUnwindSafe(|| {
             let mut txn = db.begin_write()?;
-            txn.set_durability(Durability::Immediate)?;
+            txn.set_durability(match checkpoint {
+                true => Durability::Immediate,
+                false => Durability::None,
+            })?;
             let outcomes = apply_group(&txn, &writes, Instant::now(), shared.unindexed_limit)?;
-            Ok::<_, redb::Error>((txn, outcomes))
+            let lsn = schema::next_lsn(&txn)?;
+            Ok::<_, redb::Error>((txn, outcomes, lsn))
         }));
-        let (txn, outcomes) = match applied {
+        let (txn, outcomes, lsn) = match applied {
             Ok(Ok(applied)) => applied,
             Ok(Err(e)) => return answer_all(group, &shared.file.write_failed(e, false)),
             Err(panic) => {
@@ -288,8 +376,53 @@ pub(super) fn process_group(shared: &Shared, _state: &mut State, group: Vec<Requ
             drop(txn); // aborts
             continue;
         }
+        if !checkpoint && !outcomes.iter().any(Result::is_ok) {
+            drop(txn); // nothing to store: nothing to log or commit
+            break outcomes;
+        }
+        let logged = match (&mut state.wal, checkpoint) {
+            (Some(wal), false) => {
+                // Never logged for a file that is gone (see `file_guard`):
+                // a restart would bring the group back.
+                if let Err(gone) = shared.file.still_there() {
+                    return answer_all(group, &gone);
+                }
+                let stored = writes
+                    .iter()
+                    .zip(&outcomes)
+                    .filter(|(_, o)| o.is_ok())
+                    .flat_map(|(w, _)| w.op.orders());
+                match wal.append(lsn, &wal::payload(stored)) {
+                    Ok(at) => Some(at),
+                    Err(e) => {
+                        let e =
+                            std::io::Error::new(e.kind(), format!("{}: {e}", wal.path().display()));
+                        return answer_all(
+                            group,
+                            &shared.file.write_failed(redb::Error::Io(e), true),
+                        );
+                    }
+                }
+            }
+            _ => None,
+        };
         if let Err(e) = txn.commit() {
+            if let (Some(at), Some(wal)) = (logged, &mut state.wal)
+                && let Err(e) = wal.retract(at)
+            {
+                tracing::error!(
+                    "cannot take back the write-ahead log record of a group whose commit \
+                     failed ({e}): after a restart, that group may be stored although its \
+                     calls failed"
+                );
+            }
             return answer_all(group, &shared.file.write_failed(e.into(), true));
+        }
+        if checkpoint {
+            if let Some(wal) = &mut state.wal {
+                wal.restart();
+            }
+            state.last_checkpoint = Instant::now();
         }
         break outcomes;
     };

@@ -157,3 +157,4 @@ fn apply_and_commit(
 }
 
 mod files;
+mod wal;
