@@ -23,8 +23,8 @@
 //! write): the records after redb's lsn, in sequence, up to the first torn
 //! or missing one, are applied in one transaction (see [`recover`]), before
 //! the file serves any read. Records of an
-//! older cycle that follow the current ones have lsns redb already holds
-//! and are skipped; a torn record fails its checksum and ends the log.
+//! older cycle that follow the current ones are out of sequence and end
+//! it, and so does a torn record (its checksum fails).
 //!
 //! **Failure**: a group whose log append fails is not committed. If redb's
 //! commit fails after the append, the record is overwritten with zeros
@@ -225,37 +225,50 @@ pub(super) fn recover(
 }
 
 /// The records after lsn `after`, in sequence (see the module docs), as
-/// (lsn, payload).
+/// (lsn, payload). The current cycle starts at the log's start, right
+/// after the data file's lsn (every durable commit either restarts the log
+/// or ends the process): so a first record the data file already holds
+/// means the log has nothing to replay, and the rest of it (stale) is not
+/// read.
 pub(super) fn tail(path: &Path, after: u64) -> io::Result<Vec<(u64, Vec<u8>)>> {
-    let bytes = match std::fs::read(path) {
-        Ok(bytes) => bytes,
+    use std::io::{BufReader, Read};
+    let file = match File::open(path) {
+        Ok(file) => file,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(e),
     };
-    let field = |at: usize, n: usize| &bytes[at..at + n];
+    let file_len = file.metadata()?.len();
+    let mut reader = BufReader::new(file);
+    let mut at = 0u64;
     let mut out = Vec::new();
-    let mut at = 0;
     let mut next = after + 1;
-    while at + HEADER <= bytes.len() {
-        let magic = u32::from_le_bytes(field(at, 4).try_into().expect("4 bytes"));
-        let len = u32::from_le_bytes(field(at + 4, 4).try_into().expect("4 bytes")) as usize;
-        let lsn = u64::from_le_bytes(field(at + 8, 8).try_into().expect("8 bytes"));
-        let crc = u32::from_le_bytes(field(at + 16, 4).try_into().expect("4 bytes"));
-        let Some(payload) = bytes.get(at + HEADER..at + HEADER + len) else {
-            break;
-        };
-        if magic != MAGIC || checksum(lsn, payload) != crc {
-            break;
+    let mut header = [0u8; HEADER];
+    loop {
+        match reader.read_exact(&mut header) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => break,
+            Err(e) => return Err(e),
         }
-        at += HEADER + len;
-        if lsn <= after {
-            continue; // already in the data file
-        }
-        if lsn != next {
+        let word = |at: usize| u32::from_le_bytes(header[at..at + 4].try_into().expect("4 bytes"));
+        let (magic, len, crc) = (word(0), word(4) as usize, word(16));
+        let lsn = u64::from_le_bytes(header[8..16].try_into().expect("8 bytes"));
+        // (A length past the file's end is a torn header: never allocated.)
+        let end = at + (HEADER + len) as u64;
+        if magic != MAGIC || lsn != next || end > file_len {
             break;
         }
-        out.push((lsn, payload.to_vec()));
+        let mut payload = vec![0; len];
+        match reader.read_exact(&mut payload) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => break,
+            Err(e) => return Err(e),
+        }
+        if checksum(lsn, &payload) != crc {
+            break;
+        }
+        out.push((lsn, payload));
         next += 1;
+        at = end;
     }
     Ok(out)
 }
@@ -290,10 +303,13 @@ mod tests {
                 .unwrap();
         }
         assert_eq!(lsns(&path, 0), [1, 2, 3, 4]);
-        assert_eq!(lsns(&path, 2), [3, 4]);
-        let (lsn, bytes) = &tail(&path, 3).unwrap()[0];
+        let (lsn, bytes) = &tail(&path, 0).unwrap()[3];
         assert_eq!(orders(*lsn, bytes).unwrap(), [order("4")]);
-        assert!(lsns(&path, 9).is_empty(), "a gap ends the log");
+        assert!(lsns(&path, 9).is_empty(), "a gap: nothing to replay");
+        assert!(
+            lsns(&path, 4).is_empty(),
+            "a data file holding the first record holds the cycle"
+        );
         assert!(
             std::fs::metadata(&path).unwrap().len() >= GROW_BY,
             "grown ahead"
