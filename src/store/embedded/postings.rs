@@ -75,26 +75,10 @@ fn encode_one(out: &mut Vec<u8>, previous: &str, id: &str) {
 
 /// A block's ids, in order.
 pub(super) fn decode(trigram: u64, bytes: &[u8]) -> Result<Vec<String>, redb::Error> {
-    let bad = || {
-        corrupt(format!(
-            "a posting block of trigram {trigram} does not decode"
-        ))
-    };
-    let mut ids: Vec<String> = Vec::new();
-    let mut at = 0;
-    while at < bytes.len() {
-        let shared = get_varint(bytes, &mut at).ok_or_else(bad)?;
-        let rest = get_varint(bytes, &mut at).ok_or_else(bad)?;
-        let previous = ids.last().map_or(&[][..], |p| p.as_bytes());
-        let suffix = bytes.get(at..at + rest).ok_or_else(bad)?;
-        if shared > previous.len() {
-            return Err(bad());
-        }
-        let mut id = Vec::with_capacity(shared + rest);
-        id.extend_from_slice(&previous[..shared]);
-        id.extend_from_slice(suffix);
-        at += rest;
-        ids.push(String::from_utf8(id).map_err(|_| bad())?);
+    let mut reader = BlockReader::new(trigram, bytes);
+    let mut ids = Vec::new();
+    while reader.advance()? {
+        ids.push(reader.id()?.to_owned());
     }
     Ok(ids)
 }
