@@ -174,8 +174,45 @@ fn server_runtime(log: Option<tracing::Dispatch>) -> tokio::runtime::Runtime {
 #[derive(Clone, Default)]
 pub(super) struct LogCapture(Arc<Mutex<Vec<u8>>>);
 
+/// The process's global subscriber in this test binary: it records
+/// nothing, but says every callsite is "sometimes" wanted and sets no
+/// level cap. tracing caches, per process, each callsite's interest and
+/// the highest level any dispatcher wants; with the scoped dispatchers of
+/// tests running in parallel, a rebuild racing the registration of a
+/// [`LogCapture`] could leave either cached without it (seen: a capture
+/// got a test's ERROR lines but none of its INFO call lines). Always
+/// being there, this one keeps both from ever excluding a capture.
+struct InterestFloor;
+
+impl tracing::Subscriber for InterestFloor {
+    fn register_callsite(
+        &self,
+        _: &'static tracing::Metadata<'static>,
+    ) -> tracing::subscriber::Interest {
+        tracing::subscriber::Interest::sometimes()
+    }
+    fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
+        Some(tracing::level_filters::LevelFilter::TRACE)
+    }
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        false
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, _: &tracing::Event<'_>) {}
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
 impl LogCapture {
     fn dispatch(&self) -> tracing::Dispatch {
+        static FLOOR: std::sync::Once = std::sync::Once::new();
+        // Another test may have set a global subscriber first: then that
+        // one is always there instead, which is as good.
+        FLOOR.call_once(|| drop(tracing::subscriber::set_global_default(InterestFloor)));
         let log = self.clone();
         tracing_subscriber::fmt()
             .json()
@@ -184,24 +221,6 @@ impl LogCapture {
             .with_writer(move || log.clone())
             .finish()
             .into()
-    }
-
-    /// The lines once the call line of `request_id` is among them (it is
-    /// written as the call's response ends, which a client can see a
-    /// moment before), or after 5 s without it.
-    pub(super) fn lines_with_call(&self, request_id: &str) -> Vec<serde_json::Value> {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        loop {
-            let lines = self.lines();
-            let found = lines.iter().any(|l| {
-                log_field(l, "request_id").and_then(|v| v.as_str()) == Some(request_id)
-                    && log_field(l, "status").is_some()
-            });
-            if found || std::time::Instant::now() >= deadline {
-                return lines;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
     }
 
     pub(super) fn lines(&self) -> Vec<serde_json::Value> {
