@@ -337,6 +337,8 @@ pub(super) fn process_group(shared: &Shared, state: &mut State, group: Vec<Reque
     let path = shared.path.display();
     let started = Instant::now();
     let mut applied_in;
+    // Where a group's time goes, for the debug line below.
+    let (mut logged_in, mut committed_in) = (Duration::ZERO, Duration::ZERO);
     // A checkpoint is a durable redb commit; any other group is made
     // durable by its log record, and committed to redb in memory.
     let checkpoint = state.checkpoint_due();
@@ -392,7 +394,10 @@ pub(super) fn process_group(shared: &Shared, state: &mut State, group: Vec<Reque
                     .zip(&outcomes)
                     .filter(|(_, o)| o.is_ok())
                     .flat_map(|(w, _)| w.op.orders());
-                match wal.append(lsn, &wal::payload(stored)) {
+                let appending = Instant::now();
+                let appended = wal.append(lsn, &wal::payload(stored));
+                logged_in = appending.elapsed();
+                match appended {
                     Ok(at) => Some(at),
                     Err(e) => {
                         let e =
@@ -406,7 +411,10 @@ pub(super) fn process_group(shared: &Shared, state: &mut State, group: Vec<Reque
             }
             _ => None,
         };
-        if let Err(e) = txn.commit() {
+        let committing = Instant::now();
+        let committed = txn.commit();
+        committed_in = committing.elapsed();
+        if let Err(e) = committed {
             if let (Some(at), Some(wal)) = (logged, &mut state.wal)
                 && let Err(e) = wal.retract(at)
             {
@@ -431,6 +439,9 @@ pub(super) fn process_group(shared: &Shared, state: &mut State, group: Vec<Reque
     tracing::debug!(
         writes = writes.len(),
         apply_us = applied_in.as_micros() as u64,
+        log_us = logged_in.as_micros() as u64,
+        commit_us = committed_in.as_micros() as u64,
+        checkpoint,
         total_us = started.elapsed().as_micros() as u64,
         "committed a group"
     );
