@@ -37,24 +37,26 @@ pub struct CallEnd {
 }
 
 impl CallEnd {
-    /// The earlier of the caller's deadline (the request's `grpc-timeout`)
-    /// and `max_duration` from now; `abort` ends the call early with
-    /// `UNAVAILABLE`.
+    /// The earlier of the caller's deadline (`timeout` from now, less our
+    /// margin; see [`grpc_timeout`] and [`http_timeout`]) and `max_duration`
+    /// from now; `abort` ends the call early with `UNAVAILABLE`.
     pub fn new(
-        headers: &http::HeaderMap,
+        timeout: Option<Duration>,
         max_duration: Option<Duration>,
         abort: CancellationToken,
     ) -> Self {
-        let now = Instant::now();
-        let caller = headers
-            .get(GRPC_TIMEOUT)
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_grpc_timeout)
-            .or_else(|| {
-                let value = headers.get(REQUEST_TIMEOUT)?.to_str().ok()?;
-                parse_request_timeout(value)
-            })
-            .map(|t| now + t.saturating_sub(MARGIN));
+        Self::starting_at(Instant::now(), timeout, max_duration, abort)
+    }
+
+    /// [`Self::new`] for a call that started at `now` (one clock read per
+    /// call, not one per part that needs the time).
+    pub fn starting_at(
+        now: Instant,
+        timeout: Option<Duration>,
+        max_duration: Option<Duration>,
+        abort: CancellationToken,
+    ) -> Self {
+        let caller = timeout.map(|t| now + t.saturating_sub(MARGIN));
         let server = max_duration.map(|d| now + d);
         let deadline = match (caller, server) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -63,9 +65,10 @@ impl CallEnd {
         Self { deadline, abort }
     }
 
-    /// The caller's deadline alone: no server limit, never aborted.
+    /// The caller's deadline alone (either header): no server limit, never
+    /// aborted.
     pub fn caller_only(headers: &http::HeaderMap) -> Self {
-        Self::new(headers, None, CancellationToken::new())
+        Self::new(http_timeout(headers), None, CancellationToken::new())
     }
 
     /// A call that never ends by itself (for tests of other parts).
@@ -76,9 +79,10 @@ impl CallEnd {
         }
     }
 
-    /// Whether the deadline has already passed (e.g. `grpc-timeout: 0n`).
-    pub fn has_passed(&self) -> bool {
-        self.deadline.is_some_and(|at| at <= Instant::now())
+    /// Whether a caller's `timeout` leaves no time at all: the call is over
+    /// before it starts (`grpc-timeout: 0n`), without reading the clock.
+    pub fn over_at_start(timeout: Option<Duration>) -> bool {
+        timeout.is_some_and(|t| t <= MARGIN)
     }
 
     /// When the call must be over, if ever: the earlier of the caller's
@@ -97,7 +101,10 @@ impl CallEnd {
                 None => std::future::pending().await,
             }
         };
+        // The work first: a call answered on its first poll (a cached
+        // getOrder) never registers a timer or a cancellation waiter.
         tokio::select! {
+            biased;
             result = work => result,
             () = deadline => Err(exceeded()),
             () = self.abort.cancelled() => Err(shutting_down()),
@@ -114,6 +121,18 @@ impl CallEnd {
             abort: Box::pin(self.abort.clone().cancelled_owned()),
         }
     }
+}
+
+/// A gRPC call's own deadline: its `grpc-timeout`.
+pub fn grpc_timeout(headers: &http::HeaderMap) -> Option<Duration> {
+    parse_grpc_timeout(headers.get(GRPC_TIMEOUT)?.to_str().ok()?)
+}
+
+/// An HTTP/JSON call's deadline: its `grpc-timeout`, else its
+/// `Request-Timeout`.
+pub fn http_timeout(headers: &http::HeaderMap) -> Option<Duration> {
+    grpc_timeout(headers)
+        .or_else(|| parse_request_timeout(headers.get(REQUEST_TIMEOUT)?.to_str().ok()?))
 }
 
 /// Parses `grpc-timeout`: 1 to 8 ASCII digits and a unit (`H`, `M`, `S`,
@@ -227,7 +246,7 @@ mod tests {
         let mut headers = http::HeaderMap::new();
         headers.insert(GRPC_TIMEOUT, "20S".parse().unwrap());
         let end = CallEnd::new(
-            &headers,
+            grpc_timeout(&headers),
             Some(Duration::from_millis(50)),
             CancellationToken::new(),
         );
@@ -241,7 +260,7 @@ mod tests {
     #[tokio::test]
     async fn abort_ends_calls_with_unavailable() {
         let abort = CancellationToken::new();
-        let end = CallEnd::new(&http::HeaderMap::new(), None, abort.clone());
+        let end = CallEnd::new(None, None, abort.clone());
         abort.cancel();
         let err = end
             .run(std::future::pending::<Result<(), Status>>())

@@ -45,6 +45,9 @@ impl Cors {
 
     /// The `Access-Control-Allow-Origin` for a request from `origin`.
     fn allow(&self, headers: &HeaderMap) -> Option<HeaderValue> {
+        if !self.any && self.origins.is_empty() {
+            return None; // no lookup: CORS is off, as by default
+        }
         let origin = headers.get(header::ORIGIN)?;
         if self.any {
             return Some(HeaderValue::from_static("*"));

@@ -198,14 +198,20 @@ where
 
         let caller_id = caller_request_id(request.headers());
         let from_caller = caller_id.is_some();
-        let end = CallEnd::new(
-            request.headers(),
+        let grpc = is_grpc(request.headers());
+        let timeout = match grpc {
+            true => deadline::grpc_timeout(request.headers()),
+            false => deadline::http_timeout(request.headers()),
+        };
+        let started = Instant::now();
+        let end = CallEnd::starting_at(
+            started.into(),
+            timeout,
             shared.policy.max_call,
             shared.abort.clone(),
         );
         let info = CallInfo::new(caller_id, end);
         request.extensions_mut().insert(Arc::clone(&info));
-        let started = Instant::now();
         let mut record = CallRecord::new(
             request.uri().path_and_query().cloned(),
             connection(&request).map(|c| c.remote_addr),
@@ -221,7 +227,7 @@ where
             // gRPC over HTTP/2: "If Content-Type does not begin with
             // application/grpc, gRPC servers SHOULD respond with HTTP status
             // of 415". tonic would instead try to parse the body as frames.
-            let protocol = if is_grpc(request.headers()) {
+            let protocol = if grpc {
                 Protocol::Grpc
             } else if is_grpc_path(request.uri().path()) {
                 let status = Status::internal("content-type must be application/grpc");
@@ -233,7 +239,7 @@ where
             };
             // A call whose deadline has already passed (`grpc-timeout: 0n`)
             // is answered at once; tonic's own timer would say CANCELLED.
-            if info.end().has_passed() {
+            if CallEnd::over_at_start(timeout) {
                 return Ok(respond(deadline::exceeded(), &info, record, protocol));
             }
             let permit = match shared.admit(&request, protocol) {
@@ -257,7 +263,8 @@ where
                 .map(|body| Body::new(RequestBody::new(body, shape, budget, started, timeout)));
             let handled = AssertUnwindSafe(inner.call(request)).catch_unwind();
             let outcome = match shared.policy.max_call {
-                Some(max) => match tokio::time::timeout(max, handled).await {
+                // From `started`: no clock read of its own.
+                Some(max) => match tokio::time::timeout_at((started + max).into(), handled).await {
                     Ok(outcome) => outcome,
                     Err(_elapsed) => {
                         return Ok(respond(deadline::exceeded(), &info, record, protocol));
