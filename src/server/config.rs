@@ -59,6 +59,14 @@ pub struct Config {
     #[arg(long, env = "ORDER_ORDER_CACHE_MB", default_value_t = RedbOptions::DEFAULT_ORDER_CACHE_MB)]
     pub order_cache_mb: usize,
 
+    /// Seconds between checkpoints of the embedded store: writes are made
+    /// durable by its write-ahead log (one sequential write and sync per
+    /// group) and written into the data file at most this often. A restart
+    /// after a crash replays at most this much. 0: no log; every group of
+    /// writes is a durable commit of the data file (slower writes).
+    #[arg(long, env = "ORDER_CHECKPOINT_SECONDS", default_value = "1", value_parser = checkpoint_seconds, global = true)]
+    pub checkpoint_seconds: Duration,
+
     /// Keep orders in memory only: nothing survives a restart.
     /// (`--in-memory=false`, ORDER_IN_MEMORY: true/false, 1/0, yes/no, on/off.)
     /// (Conflicts with --data-dir and --database-url: checked by
@@ -301,6 +309,14 @@ impl Config {
     }
 }
 
+/// `--checkpoint-seconds`: a number of seconds, 0 allowed.
+fn checkpoint_seconds(value: &str) -> Result<Duration, String> {
+    let number: f64 = value
+        .parse()
+        .map_err(|_| format!("not a number of seconds: {value:?}"))?;
+    seconds("--checkpoint-seconds", number)
+}
+
 /// A flag's number of seconds, 0 meaning "no limit".
 pub fn optional_seconds(flag: &str, value: f64) -> Result<Option<Duration>, String> {
     match value {
@@ -412,12 +428,40 @@ pub enum Command {
 }
 
 impl Config {
-    /// The embedded store's options (`--page-cache-mb`, `--order-cache-mb`).
+    /// The embedded store's options (`--page-cache-mb`, `--order-cache-mb`,
+    /// `--checkpoint-seconds`).
     pub fn redb_options(&self) -> RedbOptions {
         RedbOptions {
             page_cache_bytes: self.page_cache_mb << 20,
             order_cache_bytes: self.order_cache_mb << 20,
+            checkpoint_every: self.checkpoint_seconds,
             ..RedbOptions::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+
+    #[test]
+    fn checkpoint_seconds_reach_the_embedded_store() {
+        let parse = |args: &[&str]| {
+            let args = std::iter::once("server").chain(args.iter().copied());
+            Config::try_parse_from(args).map(|c| c.redb_options().checkpoint_every)
+        };
+        assert_eq!(parse(&[]).unwrap(), Duration::from_secs(1));
+        assert_eq!(
+            parse(&["--checkpoint-seconds", "0.25"]).unwrap(),
+            Duration::from_millis(250)
+        );
+        // Zero: no write-ahead log (see `RedbOptions::checkpoint_every`).
+        assert_eq!(parse(&["--checkpoint-seconds", "0"]).unwrap(), Duration::ZERO);
+        for bad in ["-1", "soon", "NaN"] {
+            let err = parse(&[&format!("--checkpoint-seconds={bad}")]).unwrap_err();
+            assert!(err.to_string().contains("--checkpoint-seconds"), "{err}");
         }
     }
 }

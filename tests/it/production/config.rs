@@ -45,6 +45,7 @@ const FLAGS: &[(&str, &str)] = &[
     ("database-url", "ORDER_DATABASE_URL"),
     ("database-pool-size", "ORDER_DATABASE_POOL_SIZE"),
     ("order-cache-mb", "ORDER_ORDER_CACHE_MB"),
+    ("checkpoint-seconds", "ORDER_CHECKPOINT_SECONDS"),
     ("max-connections", "ORDER_MAX_CONNECTIONS"),
     ("max-connections-per-ip", "ORDER_MAX_CONNECTIONS_PER_IP"),
     ("handshake-timeout", "ORDER_HANDSHAKE_TIMEOUT"),
