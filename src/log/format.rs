@@ -248,16 +248,24 @@ fn name(field: &Field) -> &str {
 /// ASCII, no `"`, `=` or `\\`), else quoted and escaped as `{:?}` does, so
 /// a value can never end the line or pass for another field.
 fn text_quoted(w: &mut impl fmt::Write, value: &str) -> fmt::Result {
-    if !value.is_empty()
-        && value
-            .bytes()
-            .all(|b| (0x21..0x7f).contains(&b) && !matches!(b, b'"' | b'=' | b'\\'))
-    {
+    if !value.is_empty() && value.bytes().all(|b| PLAIN[b as usize]) {
         w.write_str(value)
     } else {
         write!(w, "{value:?}")
     }
 }
+
+/// The bytes of a plain token: visible ASCII but `"`, `=` and `\\` (a table:
+/// one load a byte, where the comparisons cost several).
+static PLAIN: [bool; 256] = {
+    let mut plain = [false; 256];
+    let mut b = 0x21;
+    while b < 0x7f {
+        plain[b] = !matches!(b as u8, b'"' | b'=' | b'\\');
+        b += 1;
+    }
+    plain
+};
 
 /// Text written as is, except control characters (`\n`, ESC...), Unicode
 /// line separators and bidi overrides, which are escaped: one event is one
