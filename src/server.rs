@@ -315,10 +315,10 @@ fn transport(config: &Config) -> Result<Server, String> {
     let mut builder = Server::builder()
         .max_concurrent_streams(config.max_concurrent_streams)
         .http2_max_header_list_size(config.max_header_list_bytes)
-        .http2_keepalive_interval(Some(seconds(
+        .http2_keepalive_interval(optional_seconds(
             "--keepalive-interval",
             config.keepalive_interval,
-        )?))
+        )?)
         .http2_keepalive_timeout(Some(seconds(
             "--keepalive-timeout",
             config.keepalive_timeout,
