@@ -96,7 +96,7 @@ impl OrderManagement for OrderService {
         // A read blocked in the store (a locked PostgreSQL table) ends with
         // the call: DEADLINE_EXCEEDED, and dropping it cancels the query.
         call.end()
-            .run(get(self.store.as_ref(), &id, &call))
+            .run(Box::pin(get(self.store.as_ref(), &id, &call)))
             .await
             .map(Response::new)
     }

@@ -59,17 +59,18 @@ impl<B> CallBody<B> {
         }
     }
 
-    /// A trailers-only response already carries `grpc-status` in `headers`:
-    /// the call is over as far as the log is concerned.
+    /// A trailers-only response already carries its `grpc-status` in its
+    /// headers (`head_status`, read by the caller with [`grpc_status`]): the
+    /// call is over as far as the log is concerned.
     pub fn new(
         inner: B,
         record: CallRecord,
         permit: Option<Permit>,
         abort: WaitForCancellationFutureOwned,
         echo_on_error: Option<Arc<CallInfo>>,
-        headers: &HeaderMap,
+        head_status: Option<Code>,
     ) -> Self {
-        let record = match grpc_status(headers) {
+        let record = match head_status {
             Some(code) => {
                 record.finish(Some(code));
                 None

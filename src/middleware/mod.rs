@@ -261,7 +261,9 @@ where
             let timeout = policy.message_timeout;
             let request = request
                 .map(|body| Body::new(RequestBody::new(body, shape, budget, started, timeout)));
-            let handled = AssertUnwindSafe(inner.call(request)).catch_unwind();
+            // Boxed: the inner future is large, and each wrapper around it
+            // (catch_unwind, timeout, this future) would move it whole.
+            let handled = AssertUnwindSafe(Box::pin(inner.call(request))).catch_unwind();
             let outcome = match shared.policy.max_call {
                 // From `started`: no clock read of its own.
                 Some(max) => match tokio::time::timeout_at((started + max).into(), handled).await {
@@ -287,10 +289,9 @@ where
             };
             let (mut parts, body) = response.into_parts();
             // A trailers-only response is an error, or an empty stream.
+            let head_status = call_body::grpc_status(&parts.headers);
             let failed = match protocol {
-                Protocol::Grpc => {
-                    call_body::grpc_status(&parts.headers).is_some_and(|c| c != Code::Ok)
-                }
+                Protocol::Grpc => head_status.is_some_and(|c| c != Code::Ok),
                 Protocol::Http => parts.status.is_client_error() || parts.status.is_server_error(),
             };
             if from_caller || failed {
@@ -303,7 +304,7 @@ where
             let echo_on_error =
                 (!from_caller && !failed && protocol == Protocol::Grpc).then_some(info);
             let abort = shared.abort.clone().cancelled_owned();
-            let body = CallBody::new(body, record, permit, abort, echo_on_error, &parts.headers);
+            let body = CallBody::new(body, record, permit, abort, echo_on_error, head_status);
             Ok(Response::from_parts(parts, body))
         };
         Box::pin(future)

@@ -460,7 +460,10 @@ mod tests {
             Duration::from_millis(250)
         );
         // Zero: no write-ahead log (see `RedbOptions::checkpoint_every`).
-        assert_eq!(parse(&["--checkpoint-seconds", "0"]).unwrap(), Duration::ZERO);
+        assert_eq!(
+            parse(&["--checkpoint-seconds", "0"]).unwrap(),
+            Duration::ZERO
+        );
         for bad in ["-1", "soon", "NaN"] {
             let err = parse(&[&format!("--checkpoint-seconds={bad}")]).unwrap_err();
             assert!(err.to_string().contains("--checkpoint-seconds"), "{err}");
