@@ -9,13 +9,17 @@
 //!   only if the body is not complete when the handler first asks for it,
 //!   so the usual call (headers and message in one read) pays for no timer.
 //! - **Memory.** tonic buffers a message until all of it has arrived (up to
-//!   `--max-request-bytes`), so streams that announce a large message and
-//!   send all but its last byte pin that much memory each. Every byte of a
+//!   `--max-request-bytes`), and reserves its whole announced length as
+//!   soon as its 5-byte prefix arrives, so streams that announce a large
+//!   message and send all but its last byte pin that much memory each. A
 //!   message still incomplete is counted against a server-wide budget
-//!   (`--max-buffered-bytes`) *before* tonic sees it; a chunk that would go
-//!   over it ends the call with `RESOURCE_EXHAUSTED`. updateOrders keeps
-//!   every order until its stream ends, so its bytes stay counted until the
-//!   call ends, and one call may not exceed `--max-update-bytes`.
+//!   (`--max-buffered-bytes`) at its announced length, from its prefix on,
+//!   *before* tonic sees it (counting the bytes as they arrived let 1,000
+//!   such streams take 2 GB with a budget of 32 MiB: `cargo xtask attacks`);
+//!   a chunk that would go over it ends the call with `RESOURCE_EXHAUSTED`.
+//!   updateOrders keeps every order until its stream ends, so its messages
+//!   stay counted until the call ends, and one call may not send more than
+//!   `--max-update-bytes`.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -109,8 +113,11 @@ pin_project_lite::pin_project! {
         budget: Arc<Budget>,
         // Bytes counted against the budget by this call.
         counted: usize,
-        // Bytes (header and data) of the message still incomplete.
+        // What the message still incomplete is counted at: the header bytes
+        // seen, then, once the header is whole, its announced length.
         current: usize,
+        // Bytes of the complete messages a kept stream holds.
+        completed: usize,
         // Bytes of the current message still to come (0: between messages),
         // and how many header bytes of the next one have been seen.
         message_left: usize,
@@ -149,6 +156,7 @@ impl<B> RequestBody<B> {
             budget,
             counted: 0,
             current: 0,
+            completed: 0,
             message_left: 0,
             header: [0; 5],
             header_len: 0,
@@ -162,9 +170,9 @@ impl<B> RequestBody<B> {
 }
 
 impl<B> RequestBodyProj<'_, B> {
-    /// Counts a chunk: bytes of incomplete messages are taken from the
-    /// budget, and given back as their messages complete (for a kept
-    /// stream, when the call ends).
+    /// Counts a chunk: an incomplete message is taken from the budget at
+    /// its announced length (what tonic reserves for it), and given back
+    /// once it is complete (for a kept stream, when the call ends).
     fn account(&mut self, mut chunk: &[u8]) -> Result<(), Status> {
         *self.total += chunk.len();
         if let Shape::Kept { max_bytes } = *self.shape
@@ -188,27 +196,27 @@ impl<B> RequestBodyProj<'_, B> {
                 chunk = &chunk[n..];
                 if *self.header_len == 5 {
                     *self.header_len = 0;
-                    let len = u32::from_be_bytes(self.header[1..5].try_into().unwrap());
-                    *self.message_left = len as usize;
+                    let len = u32::from_be_bytes(self.header[1..5].try_into().unwrap()) as usize;
+                    *self.message_left = len;
+                    *self.current = 5 + len;
                     if len == 0 {
-                        *self.current = 0;
+                        self.message_done();
                     }
                 }
                 continue;
             }
             let n = (*self.message_left).min(chunk.len());
             *self.message_left -= n;
-            *self.current += n;
             chunk = &chunk[n..];
             if *self.message_left == 0 {
-                *self.current = 0; // complete: tonic's to decode now
+                self.message_done(); // complete: tonic's to decode now
             }
         }
-        // What this call should have counted now: the bytes of its message
-        // still incomplete, or, for a kept stream, everything so far.
+        // What this call should have counted now: its message still
+        // incomplete, and, for a kept stream, every message before it.
         let target = match self.shape {
-            Shape::Kept { .. } | Shape::Whole => *self.counted + incoming,
-            _ => *self.current,
+            Shape::Whole => *self.counted + incoming,
+            _ => *self.completed + *self.current,
         };
         if target > *self.counted {
             if !self.budget.take(target - *self.counted) {
@@ -223,6 +231,14 @@ impl<B> RequestBodyProj<'_, B> {
         }
         *self.counted = target;
         Ok(())
+    }
+
+    /// The message in progress is complete: a kept stream keeps counting it.
+    fn message_done(&mut self) {
+        if let Shape::Kept { .. } = self.shape {
+            *self.completed += *self.current;
+        }
+        *self.current = 0;
     }
 
     fn timed_out(&mut self, cx: &mut Context<'_>) -> Option<Status> {
@@ -324,8 +340,14 @@ mod tests {
         let mut b = body(Shape::Stream, &budget);
         let message = framed(100);
         let mut p = Pin::new(&mut b).project();
-        p.account(&message[..50]).unwrap();
-        assert_eq!(budget.used(), 50);
+        p.account(&message[..3]).unwrap();
+        assert_eq!(budget.used(), 3, "a header not yet whole: its bytes");
+        p.account(&message[3..50]).unwrap();
+        assert_eq!(
+            budget.used(),
+            105,
+            "an incomplete message: its announced length"
+        );
         p.account(&message[50..]).unwrap();
         assert_eq!(budget.used(), 0, "a complete message is given back");
         // Two messages and a half in one chunk: only the half stays counted.
@@ -333,19 +355,21 @@ mod tests {
         chunk.extend(framed(10));
         chunk.extend(&framed(100)[..30]);
         p.account(&chunk).unwrap();
-        assert_eq!(budget.used(), 30);
+        assert_eq!(budget.used(), 105);
         drop(b);
         assert_eq!(budget.used(), 0, "dropping the body gives everything back");
     }
 
     #[test]
     fn a_chunk_over_the_budget_is_refused_and_nothing_of_it_counted() {
-        let budget = Budget::new(100);
+        let budget = Budget::new(300);
         let mut held = body(Shape::Stream, &budget);
         Pin::new(&mut held)
             .project()
             .account(&framed(200)[..80])
             .unwrap();
+        assert_eq!(budget.used(), 205);
+        // Only 40 bytes sent, but 200 announced: over the budget.
         let mut other = body(Shape::Stream, &budget);
         let err = Pin::new(&mut other)
             .project()
@@ -353,7 +377,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.code(), tonic::Code::ResourceExhausted);
         assert!(err.message().contains("--max-buffered-bytes"), "{err:?}");
-        assert_eq!(budget.used(), 80);
+        assert_eq!(budget.used(), 205);
     }
 
     #[test]
