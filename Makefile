@@ -7,7 +7,7 @@ ID ?= 101
 # option_env!: the main package has no build script).
 export ORDER_GIT_COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null)
 
-.PHONY: test fmt-check clippy check-codegen check-contract codegen server client interop soak fuzz bench profile overload cluster
+.PHONY: test fmt-check clippy check-codegen check-contract codegen server client interop soak fuzz bench profile overload attacks cluster
 
 ## Everything CI checks: formatting, lints, generated code, all tests.
 test: fmt-check clippy check-codegen
@@ -59,6 +59,11 @@ profile:
 ## OVERLOAD_ARGS=--write-report to rewrite docs/bench/OVERLOAD.md.
 overload:
 	$(CARGO) xtask overload $(OVERLOAD_ARGS)
+
+## The server's memory under the hostile clients of issue 16, at their scale (~2 min).
+## ATTACKS_ARGS=--write-report to rewrite docs/bench/ATTACKS.md.
+attacks:
+	$(CARGO) xtask attacks $(ATTACKS_ARGS)
 
 ## PostgreSQL and two server replicas on it; a client adds through one and
 ## reads through the other (examples/cluster.sh; Ctrl-C stops it all).

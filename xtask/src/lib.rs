@@ -2,13 +2,16 @@
 //!
 //! `codegen` writes generated/ from proto/; `breaking` checks proto/ against a
 //! baseline for wire-breaking changes; `bench` measures our server against
-//! its peers, `profile` counts what one call costs them and `overload`
-//! checks that shedding keeps admitted calls fast (feature `bench`, on by
+//! its peers, `profile` counts what one call costs them, `overload`
+//! checks that shedding keeps admitted calls fast and `attacks` measures
+//! the server's memory under hostile clients (feature `bench`, on by
 //! default); `man` writes the client's man page.
 //!
 //! Everything that needs protox or tonic-prost-build lives here, so the main
 //! package builds with neither `protoc` nor a build script.
 
+#[cfg(feature = "bench")]
+pub mod attacks;
 #[cfg(feature = "bench")]
 pub mod bench;
 pub mod breaking;

@@ -70,6 +70,21 @@ enum Command {
         #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
         seconds: u64,
     },
+    /// The server's memory under the hostile clients of issue 16, at their
+    /// scale: RSS before, peak and after each attack (~2 min).
+    #[cfg(feature = "bench")]
+    Attacks {
+        /// Also write ATTACKS.md into docs/bench/.
+        #[arg(long)]
+        write_report: bool,
+        /// Only these attacks (1 to 5, comma-separated).
+        #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u64).range(1..=5))]
+        only: Vec<u64>,
+        /// An extra server argument, to try other limits than the defaults
+        /// (repeat for several, e.g. `--server-arg=--max-buffered-bytes=33554432`).
+        #[arg(long = "server-arg", allow_hyphen_values = true)]
+        server_args: Vec<String>,
+    },
     /// Reads under a flood of writes, and admitted calls at 10x the call
     /// limit: their p99 against the unloaded one (~1 min).
     #[cfg(feature = "bench")]
@@ -155,6 +170,25 @@ fn main() -> ExitCode {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("gateway: error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        #[cfg(feature = "bench")]
+        Command::Attacks {
+            write_report,
+            only,
+            server_args,
+        } => {
+            let options = xtask::attacks::AttackOptions {
+                write_report,
+                only: only.into_iter().map(|n| n as usize).collect(),
+                server_args,
+            };
+            return match xtask::attacks::run_attacks(&root, &options) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("attacks: error: {e:#}");
                     ExitCode::FAILURE
                 }
             };
