@@ -7,8 +7,9 @@
 //! that was ~12 MiB per stream with 50 KB orders, 10 GiB for 900 streams.
 //! Here both are bounded in bytes:
 //!
-//! - the channel by [`PIPE_BYTES`] of encoded orders: the producer waits for
-//!   room before it sends (one order larger than that still goes, alone);
+//! - the channel by [`PIPE_BYTES`] of orders, counted as the memory they
+//!   hold ([`held_bytes`]): the producer waits for room before it sends
+//!   (one order larger than that still goes, alone);
 //! - a search step's budget ([`next_step`]) starts small and doubles while
 //!   its pages stay under half of [`PIPE_BYTES`], halving when one is over,
 //!   so a page of big orders stays about that size too.
@@ -26,7 +27,6 @@
 use std::sync::Arc;
 
 use futures_util::{Stream, StreamExt as _};
-use prost::Message as _;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
@@ -74,7 +74,19 @@ pub fn pipe(slots: usize) -> (PipeSender, impl Stream<Item = Item> + Send + 'sta
 
 /// The bytes an item takes from the pipe's room.
 fn cost(item: &Item) -> usize {
-    item.as_ref().map_or(0, |o| o.encoded_len().min(PIPE_BYTES))
+    item.as_ref().map_or(0, held_bytes)
+}
+
+/// About the memory `order` holds while it waits here, decoded: the struct
+/// and its strings' buffers, several times its encoded size for a small
+/// order. (Counted in encoded bytes, 900 stalled searches of small orders
+/// held ~2 MiB each: `cargo xtask attacks`.) At most [`PIPE_BYTES`], so
+/// one larger order still goes, alone.
+pub fn held_bytes(order: &Order) -> usize {
+    let strings = order.id.capacity() + order.description.capacity() + order.destination.capacity();
+    let items = order.items.capacity() * std::mem::size_of::<String>()
+        + order.items.iter().map(String::capacity).sum::<usize>();
+    (std::mem::size_of::<Order>() + strings + items).min(PIPE_BYTES)
 }
 
 impl PipeSender {
@@ -93,7 +105,7 @@ impl PipeSender {
         while !orders.is_empty() {
             let (mut take, mut bytes) = (0, 0);
             for order in &orders {
-                let c = order.encoded_len().min(PIPE_BYTES);
+                let c = held_bytes(order);
                 if take > 0 && bytes + c > PIPE_BYTES {
                     break;
                 }
@@ -156,7 +168,7 @@ mod tests {
             items: vec!["x".repeat(1000); 100],
             ..Order::default()
         };
-        let each = big.encoded_len();
+        let each = held_bytes(&big);
         let fits = PIPE_BYTES / each;
         for _ in 0..fits {
             tx.send(Ok(big.clone())).await.unwrap();
@@ -172,6 +184,29 @@ mod tests {
         let mut rx = Box::pin(rx);
         rx.next().await.unwrap().unwrap();
         tx.send(Ok(big)).await.unwrap(); // room again
+    }
+
+    #[test]
+    fn an_order_is_counted_at_what_it_holds_decoded_not_encoded() {
+        use prost::Message as _;
+        let small = Order {
+            id: "bulk-0000001".into(),
+            items: vec!["widget 1".into(), "gadget".into()],
+            destination: "Seoul".into(),
+            price: 1.0,
+            ..Order::default()
+        };
+        let (held, encoded) = (held_bytes(&small), small.encoded_len());
+        assert!(held >= 3 * encoded, "held {held}, encoded {encoded}");
+        let huge = Order {
+            description: "x".repeat(2 * PIPE_BYTES),
+            ..Order::default()
+        };
+        assert_eq!(
+            held_bytes(&huge),
+            PIPE_BYTES,
+            "one huge order still fits alone"
+        );
     }
 
     #[tokio::test]

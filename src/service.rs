@@ -14,7 +14,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use futures_util::FutureExt as _;
-use prost::Message;
 use tonic_types::{ErrorDetails, StatusExt as _};
 
 use tokio::sync::mpsc;
@@ -298,7 +297,7 @@ async fn search(store: Arc<dyn OrderStore>, query: String, tx: PipeSender, call:
                 return;
             }
         };
-        let bytes = page.orders.iter().map(Message::encoded_len).sum();
+        let bytes = page.orders.iter().map(search_pipe::held_bytes).sum();
         step = search_pipe::next_step(step, page.examined, bytes);
         crate::metrics::store::searched(page.examined, page.orders.len());
         let sent = page.orders.len();
