@@ -304,7 +304,7 @@ fn call_policy(config: &Config) -> Result<CallPolicy, String> {
             "--request-message-timeout",
             config.request_message_timeout,
         )?,
-        buffered: Budget::new(config.max_buffered_bytes),
+        buffered: Budget::new(config.max_buffered_bytes, config.max_request_bytes),
         max_update_bytes: config.max_update_bytes,
     })
 }

@@ -37,13 +37,18 @@ use tonic::Status;
 pub struct Budget {
     used: AtomicUsize,
     limit: usize,
+    /// The largest message tonic accepts (`--max-request-bytes`): one
+    /// announced larger is refused by tonic from its prefix alone
+    /// (`OUT_OF_RANGE`), nothing reserved, so it is not counted at its length.
+    max_message: usize,
 }
 
 impl Budget {
-    pub fn new(limit: usize) -> Arc<Self> {
+    pub fn new(limit: usize, max_message: usize) -> Arc<Self> {
         Arc::new(Self {
             used: AtomicUsize::new(0),
             limit,
+            max_message,
         })
     }
 
@@ -198,7 +203,9 @@ impl<B> RequestBodyProj<'_, B> {
                     *self.header_len = 0;
                     let len = u32::from_be_bytes(self.header[1..5].try_into().unwrap()) as usize;
                     *self.message_left = len;
-                    *self.current = 5 + len;
+                    if len <= self.budget.max_message {
+                        *self.current = 5 + len;
+                    }
                     if len == 0 {
                         self.message_done();
                     }
@@ -336,7 +343,7 @@ mod tests {
 
     #[test]
     fn bytes_of_incomplete_messages_are_counted_until_they_complete() {
-        let budget = Budget::new(1000);
+        let budget = Budget::new(1000, 1 << 20);
         let mut b = body(Shape::Stream, &budget);
         let message = framed(100);
         let mut p = Pin::new(&mut b).project();
@@ -362,7 +369,7 @@ mod tests {
 
     #[test]
     fn a_chunk_over_the_budget_is_refused_and_nothing_of_it_counted() {
-        let budget = Budget::new(300);
+        let budget = Budget::new(300, 1 << 20);
         let mut held = body(Shape::Stream, &budget);
         Pin::new(&mut held)
             .project()
@@ -381,8 +388,21 @@ mod tests {
     }
 
     #[test]
+    fn a_message_announced_over_the_size_limit_is_left_to_tonic() {
+        // tonic refuses it from its prefix (OUT_OF_RANGE) and reserves
+        // nothing: it is not counted at its announced length.
+        let budget = Budget::new(300, 200);
+        let mut b = body(Shape::Unary, &budget);
+        Pin::new(&mut b)
+            .project()
+            .account(&framed(1_000)[..50])
+            .unwrap();
+        assert_eq!(budget.used(), 5);
+    }
+
+    #[test]
     fn a_kept_stream_stays_counted_and_is_bounded_per_call() {
-        let budget = Budget::new(10_000);
+        let budget = Budget::new(10_000, 1 << 20);
         let mut b = body(Shape::Kept { max_bytes: 300 }, &budget);
         let mut p = Pin::new(&mut b).project();
         p.account(&framed(100)).unwrap();
