@@ -31,8 +31,9 @@ use tokio::net::TcpStream;
 
 use crate::bench::binaries::bench_binaries;
 use crate::bench::config::{Kind, REPORT_DIR};
-use crate::bench::process::{self, Proc, Stderr};
+use crate::bench::process;
 use crate::bench::servers::{Server, Servers};
+use crate::bench::stores::bulk_load;
 
 /// What the run is asked for.
 pub struct AttackOptions {
@@ -58,24 +59,13 @@ struct Figure {
 const STORE_ORDERS: usize = 100_000;
 
 pub fn run_attacks(root: &Path, options: &AttackOptions) -> Result<()> {
-    process::handle_interrupts()?;
     process::raise_open_files_limit();
-    let work = tempfile::Builder::new()
-        .prefix("order-attacks.")
-        .tempdir()
-        .context("cannot create a temp dir")?;
-    process::remove_on_interrupt(work.path());
+    let work = process::run_dir("attacks")?;
     let work = work.path();
     let binaries = bench_binaries(root, work, false)?;
-    let servers = Servers {
-        root: root.to_path_buf(),
-        work: work.to_path_buf(),
-        server: binaries.server.clone(),
-        bare: None,
-        python: None,
-    };
+    let servers = Servers::ours_only(root, work, binaries.server.clone());
     let store = work.join("store");
-    bulk_load(&binaries.bulk_load, &store, work)?;
+    bulk_load(&binaries.bulk_load, &store, STORE_ORDERS, work)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -214,25 +204,6 @@ fn markdown(figures: &[Figure]) -> String {
     s
 }
 
-fn bulk_load(binary: &Path, data: &Path, work: &Path) -> Result<()> {
-    let mut cmd = std::process::Command::new(binary);
-    cmd.arg("--data-dir")
-        .arg(data)
-        .args(["--count", &STORE_ORDERS.to_string()]);
-    let done = Proc::spawn(
-        "bulk-load",
-        &mut cmd,
-        Duration::from_secs(600),
-        work,
-        Stderr::File,
-    )?
-    .wait()?;
-    if !done.status.success() {
-        bail!("bulk_load failed ({}):\n{}", done.status, done.tail());
-    }
-    Ok(())
-}
-
 /// `n` connections that send nothing; how many the server closed, and when.
 async fn silent_connections(addr: SocketAddr, n: usize) -> Result<String> {
     let started = Instant::now();
@@ -270,6 +241,25 @@ async fn silent_connections(addr: SocketAddr, n: usize) -> Result<String> {
         closed.load(Ordering::Relaxed),
         started.elapsed().as_secs_f64()
     ))
+}
+
+/// Every task's output once all have ended, or an error naming `what` if
+/// they have not within `limit`.
+async fn all_within<T: 'static>(
+    mut tasks: tokio::task::JoinSet<Result<T>>,
+    limit: Duration,
+    what: &str,
+) -> Result<Vec<T>> {
+    let mut outputs = Vec::with_capacity(tasks.len());
+    let all = tokio::time::timeout(limit, async {
+        while let Some(done) = tasks.join_next().await {
+            outputs.push(done??);
+        }
+        anyhow::Ok(())
+    });
+    all.await
+        .with_context(|| format!("{what} within {} s", limit.as_secs()))??;
+    Ok(outputs)
 }
 
 /// An HTTP/2 connection to `addr` with large windows, as a hostile client
@@ -368,7 +358,7 @@ async fn partial_messages(
                         if answered.is_ok_and(|r| refused_with(&r).as_deref() == Some("8")) {
                             refused.fetch_add(1, Ordering::Relaxed);
                         }
-                        return None;
+                        return anyhow::Ok(None);
                     }
                     all_sent = sent => all_sent,
                 };
@@ -380,24 +370,21 @@ async fn partial_messages(
                     {
                         refused.fetch_add(1, Ordering::Relaxed);
                     }
-                    return None;
+                    return anyhow::Ok(None);
                 }
                 complete.fetch_add(1, Ordering::Relaxed);
                 // Held, its message one byte short, until the attack ends.
-                Some((send, response))
+                anyhow::Ok(Some((send, response)))
             });
         }
     }
     // Every stream either refused or all but its last byte sent (bounded).
-    let mut held = Vec::new();
-    let all = tokio::time::timeout(Duration::from_secs(120), async {
-        while let Some(done) = attacks.join_next().await {
-            held.push(done?);
-        }
-        anyhow::Ok(())
-    });
-    all.await
-        .context("the partial messages were not all sent or refused within 120 s")??;
+    let held = all_within(
+        attacks,
+        Duration::from_secs(120),
+        "the partial messages were not all sent or refused",
+    )
+    .await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let outcome = format!(
         "{} of {} streams refused (`RESOURCE_EXHAUSTED`, `--max-buffered-bytes`), {} held one byte short",
@@ -472,15 +459,12 @@ async fn huge_updates(addr: SocketAddr, calls: usize) -> Result<String> {
             response
         });
     }
-    let mut statuses = Vec::new();
-    let all = tokio::time::timeout(Duration::from_secs(180), async {
-        while let Some(done) = attacks.join_next().await {
-            statuses.push(done??);
-        }
-        anyhow::Ok(())
-    });
-    all.await
-        .context("the updateOrders calls did not end within 180 s")??;
+    let mut statuses = all_within(
+        attacks,
+        Duration::from_secs(180),
+        "the updateOrders calls did not end",
+    )
+    .await?;
     statuses.sort();
     Ok(format!(
         "each call ended with grpc-status {} (8 = `RESOURCE_EXHAUSTED`, `--max-update-bytes`); nothing applied",
@@ -578,15 +562,12 @@ async fn stalled_searches(addr: SocketAddr, connections: usize, streams: usize) 
         }
         connections_held.push(h2);
     }
-    let mut bodies = Vec::new();
-    let all = tokio::time::timeout(Duration::from_secs(60), async {
-        while let Some(done) = answered.join_next().await {
-            bodies.push(done??);
-        }
-        anyhow::Ok(())
-    });
-    all.await
-        .context("the searches did not all start within 60 s")??;
+    let bodies = all_within(
+        answered,
+        Duration::from_secs(60),
+        "the searches did not all start",
+    )
+    .await?;
     freeze.set(true);
     let stalled_at = Instant::now();
     // The write-stall timeout is 30 s: a little more, and the server

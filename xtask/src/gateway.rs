@@ -53,24 +53,13 @@ impl Way {
 }
 
 pub fn run_gateway(root: &Path, options: &GatewayOptions) -> Result<()> {
-    process::handle_interrupts()?;
     process::raise_open_files_limit();
-    let work = tempfile::Builder::new()
-        .prefix("order-gateway.")
-        .tempdir()
-        .context("cannot create a temp dir")?;
-    process::remove_on_interrupt(work.path());
+    let work = process::run_dir("gateway")?;
     let work = work.path();
     let loadavg = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     h2load::setup(work)?;
     let binaries = bench_binaries(root, work, false)?;
-    let servers = Servers {
-        root: root.to_path_buf(),
-        work: work.to_path_buf(),
-        server: binaries.server,
-        bare: None,
-        python: None,
-    };
+    let servers = Servers::ours_only(root, work, binaries.server);
     let server = servers.start(Kind::Ours, None)?;
     let grpc_body = wire::write_request_body(work)?;
     let bytes = [

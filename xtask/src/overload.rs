@@ -45,24 +45,13 @@ pub struct OverloadOptions {
 const MAX_RATIO: f64 = 5.0;
 
 pub fn run_overload(root: &Path, options: &OverloadOptions) -> Result<bool> {
-    process::handle_interrupts()?;
     process::raise_open_files_limit();
-    let work = tempfile::Builder::new()
-        .prefix("order-overload.")
-        .tempdir()
-        .context("cannot create a temp dir")?;
-    process::remove_on_interrupt(work.path());
+    let work = process::run_dir("overload")?;
     let work = work.path();
     // Other work on the machine takes the cores the measurements pin.
     let loadavg = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let binaries = bench_binaries(root, work, false)?;
-    let servers = Servers {
-        root: root.to_path_buf(),
-        work: work.to_path_buf(),
-        server: binaries.server.clone(),
-        bare: None,
-        python: None,
-    };
+    let servers = Servers::ours_only(root, work, binaries.server.clone());
     let load = Load {
         binary: &binaries.loadgen,
         work,

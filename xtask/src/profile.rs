@@ -37,14 +37,9 @@ pub struct ProfileOptions {
 }
 
 pub fn run_profile(root: &Path, options: &ProfileOptions) -> Result<()> {
-    process::handle_interrupts()?;
     let out = root.join("target/profile");
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
-    let work = tempfile::Builder::new()
-        .prefix("order-profile.")
-        .tempdir()
-        .context("cannot create a temp dir")?;
-    process::remove_on_interrupt(work.path());
+    let work = process::run_dir("profile")?;
     let work = work.path();
 
     h2load::setup(work)?;

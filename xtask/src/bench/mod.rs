@@ -67,7 +67,7 @@ mod report;
 mod results;
 mod scaling;
 pub(crate) mod servers;
-mod stores;
+pub(crate) mod stores;
 mod streams;
 mod summary;
 mod tables;
@@ -93,13 +93,8 @@ use stores::Stores;
 /// Runs the whole benchmark. Returns whether every run was verified (the
 /// targets are reported, not enforced: a MISS is a finding, not a failure).
 pub fn run_bench(root: &Path, options: Options) -> Result<bool> {
-    process::handle_interrupts()?;
     process::raise_open_files_limit();
-    let work = tempfile::Builder::new()
-        .prefix("order-bench.")
-        .tempdir()
-        .context("cannot create a temp dir")?;
-    process::remove_on_interrupt(work.path());
+    let work = process::run_dir("bench")?;
     // Read before this run may overwrite it.
     let baseline = json::read_baseline(&root.join(REPORT_DIR).join("bench-results.json"));
     let (mut rig, mut found) = prepare(root, work.path(), &options)?;

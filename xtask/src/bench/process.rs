@@ -58,7 +58,7 @@ pub fn remove_on_interrupt(dir: &Path) {
 /// Installs the SIGINT/SIGTERM handler: kill every child group, remove the
 /// temp dirs, exit 130/143. Returns once the handler is in place, so no
 /// child can be started before it.
-pub fn handle_interrupts() -> Result<()> {
+fn handle_interrupts() -> Result<()> {
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<std::io::Result<()>>();
     std::thread::Builder::new()
         .name("bench-signals".into())
@@ -108,6 +108,18 @@ pub fn handle_interrupts() -> Result<()> {
 
 /// Raises the soft open-files limit to the hard one (children inherit it):
 /// 1,000 idle connections need 1,000 descriptors on each side.
+/// A run's temp dir (`order-NAME.XXXXXX`), removed when dropped or when
+/// the run is interrupted (interrupts are handled from here on).
+pub fn run_dir(name: &str) -> Result<tempfile::TempDir> {
+    handle_interrupts()?;
+    let work = tempfile::Builder::new()
+        .prefix(&format!("order-{name}."))
+        .tempdir()
+        .context("cannot create a temp dir")?;
+    remove_on_interrupt(work.path());
+    Ok(work)
+}
+
 pub fn raise_open_files_limit() {
     let mut limit = libc::rlimit {
         rlim_cur: 0,

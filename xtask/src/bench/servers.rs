@@ -110,6 +110,17 @@ impl Server {
 }
 
 impl Servers {
+    /// Our server alone (no peers), from `root`, its files in `work`.
+    pub fn ours_only(root: &Path, work: &Path, server: PathBuf) -> Self {
+        Self {
+            root: root.to_path_buf(),
+            work: work.to_path_buf(),
+            server,
+            bare: None,
+            python: None,
+        }
+    }
+
     /// Starts one server and waits for its `listening on` line. Ours gets
     /// `data_dir`, or a fresh one in the work dir (then removed with it).
     pub fn start(&self, kind: Kind, data_dir: Option<PathBuf>) -> Result<Server> {

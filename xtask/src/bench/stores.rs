@@ -77,7 +77,7 @@ impl Stores {
         std::fs::create_dir_all(&home)
             .with_context(|| format!("cannot create {}", home.display()))?;
         let started = Instant::now();
-        self.bulk_load(&data, orders, work)?;
+        bulk_load(&self.bulk_load, &data, orders, work)?;
         let load_seconds = started.elapsed().as_secs_f64();
         let store = StoreFile {
             orders,
@@ -100,23 +100,6 @@ impl Stores {
             && marker.orders == orders
             && std::fs::read_dir(&data).is_ok_and(|mut d| d.next().is_some());
         whole.then_some(marker)
-    }
-
-    /// `examples/bulk_load --data-dir DIR --count N`, unpinned (set-up,
-    /// not a measurement).
-    fn bulk_load(&self, data: &Path, orders: usize, work: &Path) -> Result<()> {
-        let mut cmd = Command::new(&self.bulk_load);
-        cmd.arg("--data-dir")
-            .arg(data)
-            .args(["--count", &orders.to_string()]);
-        let line = process::render(&cmd);
-        // A generous bound: 10M orders take a long while.
-        let limit = Duration::from_secs(600 + orders as u64 / 1000);
-        let done = Proc::spawn("bulk-load", &mut cmd, limit, work, Stderr::File)?.wait()?;
-        if !done.status.success() {
-            bail!("`{line}` failed ({}):\n{}", done.status, done.tail());
-        }
-        Ok(())
     }
 
     /// The store is about to be opened by a server: not valid until
@@ -184,6 +167,23 @@ pub fn dir_bytes(dir: &Path) -> u64 {
             _ => e.metadata().map_or(0, |m| m.len()),
         })
         .sum()
+}
+
+/// `examples/bulk_load --data-dir DIR --count N`, unpinned (set-up, not a
+/// measurement).
+pub fn bulk_load(binary: &Path, data: &Path, orders: usize, work: &Path) -> Result<()> {
+    let mut cmd = Command::new(binary);
+    cmd.arg("--data-dir")
+        .arg(data)
+        .args(["--count", &orders.to_string()]);
+    let line = process::render(&cmd);
+    // A generous bound: 10M orders take a long while.
+    let limit = Duration::from_secs(600 + orders as u64 / 1000);
+    let done = Proc::spawn("bulk-load", &mut cmd, limit, work, Stderr::File)?.wait()?;
+    if !done.status.success() {
+        bail!("`{line}` failed ({}):\n{}", done.status, done.tail());
+    }
+    Ok(())
 }
 
 #[cfg(test)]
