@@ -59,6 +59,11 @@ struct Figure {
 const STORE_ORDERS: usize = 100_000;
 
 pub fn run_attacks(root: &Path, options: &AttackOptions) -> Result<()> {
+    if options.write_report && (!options.only.is_empty() || !options.server_args.is_empty()) {
+        bail!(
+            "--write-report writes every attack against the server as shipped: not with --only or --server-arg"
+        );
+    }
     process::raise_open_files_limit();
     let work = process::run_dir("attacks")?;
     let work = work.path();
