@@ -487,6 +487,7 @@ pub async fn serve(
         max_per_ip: usize::MAX,
         handshake_timeout: Duration::from_secs(10),
         idle_timeout: None,
+        tcp_keepalive: None,
         write_stall_timeout: None,
     };
     let incoming = connections::incoming(listener, limits, Arc::default());

@@ -34,6 +34,7 @@ const FLAGS: &[(&str, &str)] = &[
     ("max-header-list-bytes", "ORDER_MAX_HEADER_LIST_BYTES"),
     ("keepalive-interval", "ORDER_KEEPALIVE_INTERVAL"),
     ("keepalive-timeout", "ORDER_KEEPALIVE_TIMEOUT"),
+    ("tcp-keepalive", "ORDER_TCP_KEEPALIVE"),
     ("max-call-seconds", "ORDER_MAX_CALL_SECONDS"),
     ("max-calls-per-ip", "ORDER_MAX_CALLS_PER_IP"),
     ("max-concurrent-writes", "ORDER_MAX_CONCURRENT_WRITES"),
