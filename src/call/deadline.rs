@@ -8,6 +8,7 @@
 //! when the server stops, on unary calls and streams alike.
 
 use std::pin::Pin;
+use std::sync::{Arc, LazyLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -28,12 +29,22 @@ const GRPC_TIMEOUT: http::HeaderName = http::HeaderName::from_static("grpc-timeo
 /// clients that do not speak `grpc-timeout` (which works there too).
 const REQUEST_TIMEOUT: http::HeaderName = http::HeaderName::from_static("request-timeout");
 
+/// The server's signal that the shutdown grace period is over, shared by
+/// every call. An `Arc` of the token, not the token: cloning a
+/// `CancellationToken` takes its tree's lock (twice a call, with the drop),
+/// cloning an `Arc` is one atomic add.
+pub type Abort = Arc<CancellationToken>;
+
+/// The abort of calls that no server ends (tests, and requests that did not
+/// come through the middleware).
+static NEVER: LazyLock<Abort> = LazyLock::new(Abort::default);
+
 /// The end of one call.
 #[derive(Debug, Clone)]
 pub struct CallEnd {
     deadline: Option<Instant>,
     /// Cancelled when the shutdown grace period is over.
-    abort: CancellationToken,
+    abort: Abort,
 }
 
 impl CallEnd {
@@ -43,7 +54,7 @@ impl CallEnd {
     pub fn new(
         timeout: Option<Duration>,
         max_duration: Option<Duration>,
-        abort: CancellationToken,
+        abort: Abort,
     ) -> Self {
         Self::starting_at(Instant::now(), timeout, max_duration, abort)
     }
@@ -54,7 +65,7 @@ impl CallEnd {
         now: Instant,
         timeout: Option<Duration>,
         max_duration: Option<Duration>,
-        abort: CancellationToken,
+        abort: Abort,
     ) -> Self {
         let caller = timeout.map(|t| now + t.saturating_sub(MARGIN));
         let server = max_duration.map(|d| now + d);
@@ -68,14 +79,14 @@ impl CallEnd {
     /// The caller's deadline alone (either header): no server limit, never
     /// aborted.
     pub fn caller_only(headers: &http::HeaderMap) -> Self {
-        Self::new(http_timeout(headers), None, CancellationToken::new())
+        Self::new(http_timeout(headers), None, Arc::clone(&NEVER))
     }
 
     /// A call that never ends by itself (for tests of other parts).
     pub fn unbounded() -> Self {
         Self {
             deadline: None,
-            abort: CancellationToken::new(),
+            abort: Arc::clone(&NEVER),
         }
     }
 
@@ -118,7 +129,7 @@ impl CallEnd {
             sleep: self
                 .deadline
                 .map(|at| Box::pin(tokio::time::sleep_until(at))),
-            abort: Box::pin(self.abort.clone().cancelled_owned()),
+            abort: Box::pin(CancellationToken::clone(&self.abort).cancelled_owned()),
         }
     }
 }
@@ -248,7 +259,7 @@ mod tests {
         let end = CallEnd::new(
             grpc_timeout(&headers),
             Some(Duration::from_millis(50)),
-            CancellationToken::new(),
+            Abort::default(),
         );
         let err = end
             .run(std::future::pending::<Result<(), Status>>())
@@ -259,8 +270,8 @@ mod tests {
 
     #[tokio::test]
     async fn abort_ends_calls_with_unavailable() {
-        let abort = CancellationToken::new();
-        let end = CallEnd::new(None, None, abort.clone());
+        let abort = Abort::default();
+        let end = CallEnd::new(None, None, Arc::clone(&abort));
         abort.cancel();
         let err = end
             .run(std::future::pending::<Result<(), Status>>())

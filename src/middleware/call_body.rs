@@ -8,11 +8,12 @@ use std::task::{Context, Poll};
 
 use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
-use tokio_util::sync::WaitForCancellationFutureOwned;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tonic::Code;
 
 use super::admission::Permit;
 use crate::call::CallInfo;
+use crate::call::deadline::Abort;
 use crate::log::CallRecord;
 
 pin_project_lite::pin_project! {
@@ -22,9 +23,12 @@ pin_project_lite::pin_project! {
         inner: Option<B>,
         record: Option<CallRecord>,
         permit: Option<Permit>,
-        // Resolves when the shutdown grace period is over.
+        // Cancelled when the shutdown grace period is over.
+        abort: Option<Abort>,
+        // Waits for `abort`; made the first time the body has to wait (a
+        // unary response never does: it costs no clone of the token).
         #[pin]
-        abort: Option<WaitForCancellationFutureOwned>,
+        aborted: Option<WaitForCancellationFutureOwned>,
         // A call without the caller's request id: the trailers of an
         // error get one.
         echo_on_error: Option<Arc<CallInfo>>,
@@ -45,6 +49,7 @@ impl<B> CallBody<B> {
             record: None,
             permit: None,
             abort: None,
+            aborted: None,
             echo_on_error: None,
             done: true,
             fixed: None,
@@ -66,7 +71,7 @@ impl<B> CallBody<B> {
         inner: B,
         record: CallRecord,
         permit: Option<Permit>,
-        abort: WaitForCancellationFutureOwned,
+        abort: Abort,
         echo_on_error: Option<Arc<CallInfo>>,
         head_status: Option<Code>,
     ) -> Self {
@@ -82,6 +87,7 @@ impl<B> CallBody<B> {
             record,
             permit,
             abort: Some(abort),
+            aborted: None,
             echo_on_error,
             done: false,
             fixed: None,
@@ -120,11 +126,17 @@ impl<B: Body<Data = bytes::Bytes>> Body for CallBody<B> {
         let mut frame = match inner.as_mut().poll_frame(cx) {
             Poll::Ready(frame) => frame,
             Poll::Pending => {
+                if this.aborted.is_none()
+                    && let Some(abort) = this.abort.as_ref()
+                {
+                    let wait = CancellationToken::clone(abort).cancelled_owned();
+                    this.aborted.set(Some(wait));
+                }
                 let aborted = this
-                    .abort
+                    .aborted
                     .as_mut()
                     .as_pin_mut()
-                    .is_some_and(|abort| abort.poll(cx).is_ready());
+                    .is_some_and(|wait| wait.poll(cx).is_ready());
                 if !aborted {
                     return Poll::Pending;
                 }

@@ -50,7 +50,7 @@ use self::admission::{Admission, Permit};
 use self::auth::Auth;
 use self::call_body::CallBody;
 use self::request_body::{Budget, RequestBody};
-use crate::call::deadline::{self, CallEnd};
+use crate::call::deadline::{self, Abort, CallEnd};
 use crate::call::{CallInfo, panic_message};
 use crate::log::CallRecord;
 use crate::server::connections::ConnInfo;
@@ -93,13 +93,16 @@ struct Shared {
     policy: CallPolicy,
     /// Cancelled when the shutdown grace period ends: every response still
     /// streaming, of any service, ends with UNAVAILABLE.
-    abort: CancellationToken,
+    abort: Abort,
 }
 
 impl CallLayer {
     pub fn new(policy: CallPolicy, abort: CancellationToken) -> Self {
         Self {
-            shared: Arc::new(Shared { policy, abort }),
+            shared: Arc::new(Shared {
+                policy,
+                abort: Arc::new(abort),
+            }),
         }
     }
 }
@@ -208,7 +211,7 @@ where
             started.into(),
             timeout,
             shared.policy.max_call,
-            shared.abort.clone(),
+            Arc::clone(&shared.abort),
         );
         let info = CallInfo::new(caller_id, end);
         request.extensions_mut().insert(Arc::clone(&info));
@@ -303,7 +306,7 @@ where
             // HTTP/JSON stream's error line carries its own).
             let echo_on_error =
                 (!from_caller && !failed && protocol == Protocol::Grpc).then_some(info);
-            let abort = shared.abort.clone().cancelled_owned();
+            let abort = Arc::clone(&shared.abort);
             let body = CallBody::new(body, record, permit, abort, echo_on_error, head_status);
             Ok(Response::from_parts(parts, body))
         };
