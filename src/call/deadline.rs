@@ -51,11 +51,7 @@ impl CallEnd {
     /// The earlier of the caller's deadline (`timeout` from now, less our
     /// margin; see [`grpc_timeout`] and [`http_timeout`]) and `max_duration`
     /// from now; `abort` ends the call early with `UNAVAILABLE`.
-    pub fn new(
-        timeout: Option<Duration>,
-        max_duration: Option<Duration>,
-        abort: Abort,
-    ) -> Self {
+    pub fn new(timeout: Option<Duration>, max_duration: Option<Duration>, abort: Abort) -> Self {
         Self::starting_at(Instant::now(), timeout, max_duration, abort)
     }
 

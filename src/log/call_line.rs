@@ -1,8 +1,12 @@
 //! The call's log line: one line per call when it ends, with method,
 //! status, duration, peer, request id and order id. Written by the
 //! middleware's response body ([`crate::middleware`]) when the call ends.
+//!
+//! Every call writes this line, so it skips tracing's dispatch when it can:
+//! it is formatted straight into the server's log writer
+//! ([`crate::log::write_call_line`]), as the subscriber would have formatted
+//! the same event (measured: the dispatch was a fifth of the line's cost).
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -21,7 +25,8 @@ pub const CALL_LOG_TARGET: &str = "order_management::call";
 pub struct CallRecord {
     /// The request path, e.g. `/ecommerce.OrderManagement/getOrder`.
     method: Option<PathAndQuery>,
-    peer: Option<SocketAddr>,
+    /// The peer's address as text (`ConnInfo::peer`).
+    peer: Option<Arc<str>>,
     info: Arc<CallInfo>,
     started: Instant,
     done: bool,
@@ -36,7 +41,7 @@ pub struct CallRecord {
 impl CallRecord {
     pub fn new(
         method: Option<PathAndQuery>,
-        peer: Option<SocketAddr>,
+        peer: Option<Arc<str>>,
         info: Arc<CallInfo>,
         started: Instant,
     ) -> Self {
@@ -89,14 +94,39 @@ impl CallRecord {
         // Fields as `&str`, not `%`/`?`: the formatter writes a string as is,
         // where a Debug or Display value goes through `fmt` first (measured:
         // ~1,000 instructions a field).
-        let mut peer = AddrText::default();
-        let peer = self.peer.map(|addr| peer.format(addr));
+        let peer = self.peer.as_deref();
         // A failed call always has an id; a successful one, the caller's (if any).
         let request_id = match code {
             Some(Code::Ok) => self.info.known_request_id(),
             _ => Some(self.info.request_id()),
         };
         let order_id = self.info.order_id();
+        let (status, message) = match code {
+            Some(code) => (code_name(code), "call ended"),
+            None => ("none", "call ended without a status"),
+        };
+        // The fields in the order tracing's macro below records them; a
+        // `None` is left out, as tracing leaves it out.
+        let direct = crate::log::write_call_line(|line| {
+            line.str("message", message);
+            line.str("status", status);
+            line.u64("duration_us", duration_us);
+            line.str("method", method);
+            let optional = [
+                ("peer", peer),
+                ("request_id", request_id),
+                ("order_id", order_id),
+                ("trace_id", trace_id),
+            ];
+            for (name, value) in optional {
+                if let Some(value) = value {
+                    line.str(name, value);
+                }
+            }
+        });
+        if direct {
+            return;
+        }
         match code {
             Some(code) => tracing::info!(
                 target: CALL_LOG_TARGET,
@@ -147,60 +177,6 @@ pub fn code_name(code: Code) -> &'static str {
     }
 }
 
-/// A socket address as text, on the stack: `ip:port` for IPv4 is written
-/// digit by digit, the rest by `Display`.
-struct AddrText {
-    // The longest IPv6 form, `[ffff:...:ffff%4294967295]:65535`, is 58.
-    bytes: [u8; 64],
-    len: usize,
-}
-
-impl Default for AddrText {
-    fn default() -> Self {
-        Self {
-            bytes: [0; 64],
-            len: 0,
-        }
-    }
-}
-
-impl AddrText {
-    fn format(&mut self, addr: SocketAddr) -> &str {
-        use std::fmt::Write as _;
-        self.len = 0;
-        match addr {
-            SocketAddr::V4(v4) => {
-                let mut digits = itoa::Buffer::new();
-                for (i, octet) in v4.ip().octets().into_iter().enumerate() {
-                    if i > 0 {
-                        self.push(".");
-                    }
-                    self.push(digits.format(octet));
-                }
-                self.push(":");
-                self.push(digits.format(v4.port()));
-            }
-            SocketAddr::V6(_) => {
-                let _ = write!(self, "{addr}");
-            }
-        }
-        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or("?")
-    }
-
-    fn push(&mut self, text: &str) {
-        let end = (self.len + text.len()).min(self.bytes.len());
-        self.bytes[self.len..end].copy_from_slice(&text.as_bytes()[..end - self.len]);
-        self.len = end;
-    }
-}
-
-impl std::fmt::Write for AddrText {
-    fn write_str(&mut self, text: &str) -> std::fmt::Result {
-        self.push(text);
-        Ok(())
-    }
-}
-
 impl Drop for CallRecord {
     /// Dropped before the status was seen: the client cancelled or went away.
     fn drop(&mut self) {
@@ -213,22 +189,6 @@ impl Drop for CallRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn addresses_are_written_as_display_writes_them() {
-        for addr in [
-            "127.0.0.1:50051",
-            "0.0.0.0:0",
-            "255.255.255.255:65535",
-            "10.1.22.233:8",
-            "[::1]:50051",
-            "[::ffff:127.0.0.1]:4242",
-            "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff%4294967295]:65535",
-        ] {
-            let parsed: SocketAddr = addr.parse().unwrap();
-            assert_eq!(AddrText::default().format(parsed), parsed.to_string());
-        }
-    }
 
     #[test]
     fn code_names_are_the_debug_names() {

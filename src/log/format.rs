@@ -65,35 +65,119 @@ where
         // The line is put together in a String of ours, then handed over in
         // one piece: `Writer` is a `dyn fmt::Write`, and a dynamic call per
         // piece (a line has ~40) costs more than the copy.
-        thread_local! {
-            static LINE: RefCell<String> = const { RefCell::new(String::new()) };
-        }
         let ansi = writer.has_ansi_escapes();
-        let build = |line: &mut String| {
-            if self.json {
-                json_line(ctx, line, event)
-            } else {
-                text_line(ctx, line, event, ansi)
-            }
-        };
-        LINE.with(|cell| match cell.try_borrow_mut() {
-            Ok(mut line) => {
-                line.clear();
-                build(&mut line)?;
-                writer.write_str(&line)?;
-                if line.capacity() > 64 * 1024 {
-                    *line = String::new(); // one huge event does not pin its memory
+        with_line(
+            |line| {
+                if self.json {
+                    json_line(ctx, line, event)
+                } else {
+                    text_line(ctx, line, event, ansi)
                 }
-                Ok(())
-            }
-            // A value's Debug impl that logs: this thread's line is in use.
-            Err(_) => {
-                let mut line = String::new();
-                build(&mut line)?;
-                writer.write_str(&line)
-            }
-        })
+            },
+            |line| writer.write_str(line),
+        )
     }
+}
+
+/// Builds a line with `build` in this thread's buffer, then hands it to
+/// `write`: one allocation per thread, not one per line.
+pub(super) fn with_line<T>(
+    build: impl FnOnce(&mut String) -> fmt::Result,
+    write: impl FnOnce(&str) -> Result<T, fmt::Error>,
+) -> Result<T, fmt::Error> {
+    thread_local! {
+        static LINE: RefCell<String> = const { RefCell::new(String::new()) };
+    }
+    LINE.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut line) => {
+            line.clear();
+            build(&mut line)?;
+            let written = write(&line);
+            if line.capacity() > 64 * 1024 {
+                *line = String::new(); // one huge event does not pin its memory
+            }
+            written
+        }
+        // A value's Debug impl that logs: this thread's line is in use.
+        Err(_) => {
+            let mut line = String::new();
+            build(&mut line)?;
+            write(&line)
+        }
+    })
+}
+
+/// The fields of a line [`event_line`] writes, in the order given.
+pub struct LineFields<'a>(Fields<'a>);
+
+impl LineFields<'_> {
+    /// A string field; `message` is the event's message.
+    pub fn str(&mut self, name: &str, value: &str) {
+        self.0.string(name, value);
+    }
+
+    pub fn u64(&mut self, name: &str, value: u64) {
+        self.0.u64(name, value);
+    }
+}
+
+/// The line [`LineFormat`] writes for an event of `level` and `target`
+/// whose fields `fill` gives (`message` first, as tracing's macros put it),
+/// outside any span: for the per-call line, which is written without
+/// tracing's dispatch (`crate::log::write_call_line`). A test checks that
+/// both write the same line.
+pub fn event_line(
+    w: &mut String,
+    json: bool,
+    ansi: bool,
+    level: &Level,
+    target: &str,
+    fill: impl FnOnce(&mut LineFields<'_>),
+) -> fmt::Result {
+    if json {
+        json_prefix(w, level, target)?;
+    } else {
+        text_prefix(w, level, ansi)?;
+        text_target(w, target)?;
+    }
+    let mut fields = LineFields(Fields::new(w, json));
+    fill(&mut fields);
+    let LineFields(fields) = fields;
+    fields.result?;
+    if json {
+        fields.w.write_str("}}\n")
+    } else {
+        fields.w.write_str("\n")
+    }
+}
+
+/// Timestamp and level, as the text line starts.
+fn text_prefix(w: &mut String, level: &Level, ansi: bool) -> fmt::Result {
+    write_timestamp(w)?;
+    w.write_str(" ")?;
+    let text = level_text(level);
+    if ansi {
+        write!(w, "\x1b[{}m{text}\x1b[0m ", level_color(level))
+    } else {
+        w.write_str(text)?;
+        w.write_str(" ")
+    }
+}
+
+fn text_target(w: &mut String, target: &str) -> fmt::Result {
+    w.write_str(target)?;
+    w.write_str(":")
+}
+
+/// The JSON line up to its fields' first value.
+fn json_prefix(w: &mut String, level: &Level, target: &str) -> fmt::Result {
+    w.write_str("{\"timestamp\":\"")?;
+    write_timestamp(w)?;
+    w.write_str("\",\"level\":\"")?;
+    w.write_str(level.as_str())?;
+    w.write_str("\",\"target\":")?;
+    json_string(w, target)?;
+    w.write_str(",\"fields\":{")
 }
 
 fn text_line<S, N>(
@@ -107,15 +191,7 @@ where
     N: for<'a> FormatFields<'a> + 'static,
 {
     let meta = event.metadata();
-    write_timestamp(w)?;
-    w.write_str(" ")?;
-    let level = level_text(meta.level());
-    if ansi {
-        write!(w, "\x1b[{}m{level}\x1b[0m ", level_color(meta.level()))?;
-    } else {
-        w.write_str(level)?;
-        w.write_str(" ")?;
-    }
+    text_prefix(w, meta.level(), ansi)?;
     if let Some(scope) = ctx.event_scope() {
         for span in scope.from_root() {
             w.write_str(span.name())?;
@@ -129,8 +205,7 @@ where
         }
         w.write_str(" ")?;
     }
-    w.write_str(meta.target())?;
-    w.write_str(":")?;
+    text_target(w, meta.target())?;
     let mut visitor = Fields::new(w, false);
     event.record(&mut visitor);
     visitor.result?;
@@ -143,13 +218,7 @@ where
     N: for<'a> FormatFields<'a> + 'static,
 {
     let meta = event.metadata();
-    w.write_str("{\"timestamp\":\"")?;
-    write_timestamp(w)?;
-    w.write_str("\",\"level\":\"")?;
-    w.write_str(meta.level().as_str())?;
-    w.write_str("\",\"target\":")?;
-    json_string(w, meta.target())?;
-    w.write_str(",\"fields\":{")?;
+    json_prefix(w, meta.level(), meta.target())?;
     let mut visitor = Fields::new(w, true);
     event.record(&mut visitor);
     visitor.result?;
@@ -311,8 +380,9 @@ impl<'a> Fields<'a> {
         }
     }
 
-    /// The field's name, then `value` writes its value.
-    fn field(&mut self, field: &Field, value: impl FnOnce(&mut String) -> fmt::Result) {
+    /// The field's name (as written: see [`name`]), then `value` writes
+    /// its value.
+    fn field(&mut self, name: &str, value: impl FnOnce(&mut String) -> fmt::Result) {
         if self.result.is_err() {
             return;
         }
@@ -322,12 +392,12 @@ impl<'a> Fields<'a> {
                 if !first {
                     self.w.write_str(",")?;
                 }
-                json_string(self.w, name(field))?;
+                json_string(self.w, name)?;
                 self.w.write_str(":")?;
             } else {
                 self.w.write_str(" ")?;
-                if field.name() != "message" {
-                    self.w.write_str(name(field))?;
+                if name != "message" {
+                    self.w.write_str(name)?;
                     self.w.write_str("=")?;
                 }
             }
@@ -337,14 +407,18 @@ impl<'a> Fields<'a> {
 
     /// A string value: a JSON string; in text, the message as is and any
     /// other field quoted unless it is one plain token.
-    fn string(&mut self, field: &Field, value: &str) {
+    fn string(&mut self, name: &str, value: &str) {
         if self.json {
-            self.field(field, |w| json_string(w, value));
-        } else if field.name() == "message" {
-            self.field(field, |w| text_message(w, value));
+            self.field(name, |w| json_string(w, value));
+        } else if name == "message" {
+            self.field(name, |w| text_message(w, value));
         } else {
-            self.field(field, |w| text_quoted(w, value));
+            self.field(name, |w| text_quoted(w, value));
         }
+    }
+
+    fn u64(&mut self, name: &str, value: u64) {
+        self.field(name, |w| w.write_str(itoa::Buffer::new().format(value)));
     }
 
     /// A value that must be formatted first, then written as a string is
@@ -353,27 +427,29 @@ impl<'a> Fields<'a> {
         let mut text = std::mem::take(&mut self.scratch);
         text.clear();
         fill(&mut text);
-        self.string(field, &text);
+        self.string(name(field), &text);
         self.scratch = text;
     }
 }
 
 impl Visit for Fields<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.string(field, value);
+        self.string(name(field), value);
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.field(field, |w| w.write_str(itoa::Buffer::new().format(value)));
+        self.u64(name(field), value);
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.field(field, |w| w.write_str(itoa::Buffer::new().format(value)));
+        self.field(name(field), |w| {
+            w.write_str(itoa::Buffer::new().format(value))
+        });
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
         if self.json && value.is_finite() {
-            self.field(field, |w| write!(w, "{value}"));
+            self.field(name(field), |w| write!(w, "{value}"));
         } else {
             // Text as `{:?}` writes it; JSON has no NaN or infinities: a string.
             self.formatted(field, |text| {
@@ -383,7 +459,9 @@ impl Visit for Fields<'_> {
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.field(field, |w| w.write_str(if value { "true" } else { "false" }));
+        self.field(name(field), |w| {
+            w.write_str(if value { "true" } else { "false" })
+        });
     }
 
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {

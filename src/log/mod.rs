@@ -9,7 +9,8 @@ pub mod call_line;
 pub mod format;
 pub mod writer;
 
-use std::io::IsTerminal as _;
+use std::io::{IsTerminal as _, Write as _};
+use std::sync::OnceLock;
 
 use clap::ValueEnum;
 use tracing_subscriber::fmt::format::JsonFields;
@@ -38,10 +39,12 @@ pub fn init(format: LogFormat) -> Result<Flusher, String> {
         .map_err(|e| format!("cannot start the log writer thread: {e}"))?;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let ansi = std::io::stderr().is_terminal();
+    let direct_writer = writer.clone();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer)
-        .with_ansi(std::io::stderr().is_terminal());
+        .with_ansi(ansi);
     match format {
         LogFormat::Text => builder.event_format(LineFormat::text()).init(),
         LogFormat::Json => builder
@@ -49,5 +52,66 @@ pub fn init(format: LogFormat) -> Result<Flusher, String> {
             .event_format(LineFormat::json())
             .init(),
     }
+    // Asked of the subscriber just installed.
+    let call_lines = tracing::enabled!(target: CALL_LOG_TARGET, tracing::Level::INFO);
+    let _ = DIRECT.set(Direct {
+        writer: direct_writer,
+        json: format == LogFormat::Json,
+        ansi,
+        call_lines,
+    });
     Ok(flusher)
+}
+
+/// Where [`init`] sends lines, for the call lines written without
+/// tracing's dispatch ([`write_call_line`]).
+struct Direct {
+    writer: LogWriter,
+    json: bool,
+    ansi: bool,
+    /// Whether `RUST_LOG` lets call lines through: asked once, since the
+    /// filter is fixed when the server starts.
+    call_lines: bool,
+}
+
+static DIRECT: OnceLock<Direct> = OnceLock::new();
+
+/// Writes a call line (an INFO event of [`CALL_LOG_TARGET`] with the fields
+/// `fill` gives) straight to [`init`]'s output, as its subscriber would have
+/// written the same event outside any span, and returns true; false if
+/// [`init`] has not run (tests, the library used under another
+/// subscriber): the caller then logs through tracing.
+///
+/// Why: the per-call line is the one event every call logs, and tracing's
+/// dispatch (the subscriber stack, the filter, the field visitor) was a
+/// fifth of its cost. `RUST_LOG` still decides whether it is written: its
+/// answer for the call lines is asked once, by [`init`].
+pub(crate) fn write_call_line(fill: impl FnOnce(&mut format::LineFields<'_>)) -> bool {
+    use tracing_subscriber::fmt::MakeWriter as _;
+    let Some(direct) = DIRECT.get() else {
+        return false;
+    };
+    if !direct.call_lines {
+        return true;
+    }
+    let _ = format::with_line(
+        |line| {
+            format::event_line(
+                line,
+                direct.json,
+                direct.ansi,
+                &tracing::Level::INFO,
+                CALL_LOG_TARGET,
+                fill,
+            )
+        },
+        |line| {
+            direct
+                .writer
+                .make_writer()
+                .write_all(line.as_bytes())
+                .map_err(|_| std::fmt::Error)
+        },
+    );
+    true
 }

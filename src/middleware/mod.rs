@@ -217,7 +217,7 @@ where
         request.extensions_mut().insert(Arc::clone(&info));
         let mut record = CallRecord::new(
             request.uri().path_and_query().cloned(),
-            connection(&request).map(|c| c.remote_addr),
+            connection(&request).map(|c| Arc::clone(&c.peer)),
             Arc::clone(&info),
             started,
         );

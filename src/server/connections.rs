@@ -195,7 +195,21 @@ pub struct ConnInfo {
     /// The peer's address; an IPv4 client of a dual-stack listener is
     /// written in its IPv4 form (`127.0.0.1:...`, not `[::ffff:127.0.0.1]:...`).
     pub remote_addr: SocketAddr,
+    /// `remote_addr` as text, written once for the connection rather than
+    /// once per call's log line.
+    pub peer: Arc<str>,
     pub state: Arc<ConnState>,
+}
+
+impl ConnInfo {
+    /// A new connection's info; `remote_addr` already in its canonical form.
+    pub fn new(remote_addr: SocketAddr) -> Self {
+        Self {
+            remote_addr,
+            peer: Arc::from(remote_addr.to_string()),
+            state: Arc::new(ConnState::new()),
+        }
+    }
 }
 
 /// A connection: the TCP stream, its slot, and its two timers.
@@ -411,10 +425,7 @@ impl Door {
             }
             return Conn {
                 stream,
-                info: ConnInfo {
-                    remote_addr: peer,
-                    state: Arc::new(ConnState::new()),
-                },
+                info: ConnInfo::new(peer),
                 _slot: slot,
                 handshake: Some((
                     PREFACE_BYTES,
@@ -474,10 +485,7 @@ impl Door {
 /// A connection's info without a connection, for unit tests.
 #[cfg(test)]
 pub(crate) fn test_conn_info(remote_addr: SocketAddr) -> ConnInfo {
-    ConnInfo {
-        remote_addr,
-        state: Arc::new(ConnState::new()),
-    }
+    ConnInfo::new(remote_addr)
 }
 
 /// `addr` with an IPv4-mapped IPv6 address written as IPv4.

@@ -36,6 +36,25 @@ fn logs_one_line_per_call_and_exits_0_on_sigint() {
     );
 }
 
+/// The call line does not go through tracing's dispatch (it is the one line
+/// every call writes), yet `RUST_LOG` still turns it off on its own.
+#[test]
+fn rust_log_can_turn_the_call_lines_off_and_leave_the_rest() {
+    let env = [("RUST_LOG", "info,order_management::call=off")];
+    let mut server = ServerProcess::start_with_env(&["--in-memory"], &env).unwrap();
+    run_client(&server.url, &["101"]);
+    run_client(&server.url, &["102"]);
+    server.signal("INT");
+    assert_eq!(server.wait_exit().code(), Some(0));
+    let rest = server.rest_of_log();
+    assert!(
+        !rest.contains("call ended"),
+        "call lines while off:\n{rest}"
+    );
+    // The server's own lines still come (how it stopped).
+    assert!(rest.contains(" INFO "), "no other line either:\n{rest}");
+}
+
 #[test]
 fn a_taken_address_is_a_clear_error() {
     let server = start();

@@ -273,3 +273,85 @@ fn timestamps_are_now() {
         "{out} vs {expected}"
     );
 }
+
+/// The call line is written without tracing's dispatch ([`event_line`]):
+/// it must be the very line the subscriber writes for the same event, in
+/// text (with and without colour) and in JSON, escaping included.
+#[test]
+fn event_line_writes_what_the_subscriber_writes_for_the_same_event() {
+    let tricky = "a b=\"c\"\n\u{1b}[31m\u{2028}é";
+    let emit = || {
+        tracing::info!(
+            target: "order_management::call",
+            status = "NotFound",
+            duration_us = 52u64,
+            method = "/ecommerce.OrderManagement/getOrder",
+            peer = "127.0.0.1:4242",
+            order_id = tricky,
+            "call ended"
+        );
+        tracing::info!(
+            target: "order_management::call",
+            status = "none",
+            duration_us = 0u64,
+            method = "",
+            "call ended without a status"
+        );
+    };
+    let direct = |json: bool, ansi: bool| -> String {
+        let mut out = String::new();
+        let call = "order_management::call";
+        event_line(&mut out, json, ansi, &Level::INFO, call, |line| {
+            line.str("message", "call ended");
+            line.str("status", "NotFound");
+            line.u64("duration_us", 52);
+            line.str("method", "/ecommerce.OrderManagement/getOrder");
+            line.str("peer", "127.0.0.1:4242");
+            line.str("order_id", tricky);
+        })
+        .unwrap();
+        event_line(&mut out, json, ansi, &Level::INFO, call, |line| {
+            line.str("message", "call ended without a status");
+            line.str("status", "none");
+            line.u64("duration_us", 0);
+            line.str("method", "");
+        })
+        .unwrap();
+        out
+    };
+    // Text, plain and coloured: the same bytes after the timestamp.
+    for ansi in [false, true] {
+        let out = Captured::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(out.clone())
+            .with_ansi(ansi)
+            .event_format(LineFormat::text())
+            .finish();
+        tracing::subscriber::with_default(subscriber, emit);
+        let through_tracing = out.text();
+        let written = direct(false, ansi);
+        let ours: Vec<&str> = written.lines().map(after_timestamp).collect();
+        let theirs: Vec<&str> = through_tracing.lines().map(after_timestamp).collect();
+        assert_eq!(ours.len(), 2, "{written}");
+        assert_eq!(ours, theirs, "ansi: {ansi}");
+    }
+    // JSON: the same objects, but for the timestamp.
+    let without_stamp = |line: &str| {
+        let mut value: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert!(value["timestamp"].as_str().is_some(), "{line}");
+        value["timestamp"] = serde_json::Value::Null;
+        value
+    };
+    let through_tracing = json_lines(emit);
+    let written = direct(true, false);
+    let ours: Vec<serde_json::Value> = written.lines().map(without_stamp).collect();
+    let theirs: Vec<serde_json::Value> = through_tracing
+        .into_iter()
+        .map(|mut v| {
+            v["timestamp"] = serde_json::Value::Null;
+            v
+        })
+        .collect();
+    assert_eq!(ours.len(), 2, "{written}");
+    assert_eq!(ours, theirs);
+}
