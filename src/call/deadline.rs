@@ -24,10 +24,10 @@ use tonic::Status;
 /// given up by then either way.
 const MARGIN: Duration = Duration::from_millis(2);
 
-const GRPC_TIMEOUT: http::HeaderName = http::HeaderName::from_static("grpc-timeout");
+pub const GRPC_TIMEOUT: http::HeaderName = http::HeaderName::from_static("grpc-timeout");
 /// The HTTP/JSON API's deadline (src/gateway/), in seconds (`2.5`), for
 /// clients that do not speak `grpc-timeout` (which works there too).
-const REQUEST_TIMEOUT: http::HeaderName = http::HeaderName::from_static("request-timeout");
+pub const REQUEST_TIMEOUT: http::HeaderName = http::HeaderName::from_static("request-timeout");
 
 /// The server's signal that the shutdown grace period is over, shared by
 /// every call. An `Arc` of the token, not the token: cloning a
@@ -132,14 +132,26 @@ impl CallEnd {
 
 /// A gRPC call's own deadline: its `grpc-timeout`.
 pub fn grpc_timeout(headers: &http::HeaderMap) -> Option<Duration> {
-    parse_grpc_timeout(headers.get(GRPC_TIMEOUT)?.to_str().ok()?)
+    grpc_timeout_of(headers.get(GRPC_TIMEOUT))
 }
 
 /// An HTTP/JSON call's deadline: its `grpc-timeout`, else its
 /// `Request-Timeout`.
 pub fn http_timeout(headers: &http::HeaderMap) -> Option<Duration> {
-    grpc_timeout(headers)
-        .or_else(|| parse_request_timeout(headers.get(REQUEST_TIMEOUT)?.to_str().ok()?))
+    http_timeout_of(headers.get(GRPC_TIMEOUT), headers.get(REQUEST_TIMEOUT))
+}
+
+/// [`grpc_timeout`] from the header's value, already found.
+pub fn grpc_timeout_of(grpc_timeout: Option<&http::HeaderValue>) -> Option<Duration> {
+    parse_grpc_timeout(grpc_timeout?.to_str().ok()?)
+}
+
+/// [`http_timeout`] from the headers' values, already found.
+pub fn http_timeout_of(
+    grpc_timeout: Option<&http::HeaderValue>,
+    request_timeout: Option<&http::HeaderValue>,
+) -> Option<Duration> {
+    grpc_timeout_of(grpc_timeout).or_else(|| parse_request_timeout(request_timeout?.to_str().ok()?))
 }
 
 /// Parses `grpc-timeout`: 1 to 8 ASCII digits and a unit (`H`, `M`, `S`,

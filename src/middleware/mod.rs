@@ -199,12 +199,13 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let shared = Arc::clone(&self.shared);
 
-        let caller_id = caller_request_id(request.headers());
+        let headers = CallHeaders::scan(request.headers());
+        let caller_id = caller_request_id(headers.request_id);
         let from_caller = caller_id.is_some();
-        let grpc = is_grpc(request.headers());
+        let grpc = is_grpc(headers.content_type);
         let timeout = match grpc {
-            true => deadline::grpc_timeout(request.headers()),
-            false => deadline::http_timeout(request.headers()),
+            true => deadline::grpc_timeout_of(headers.grpc_timeout),
+            false => deadline::http_timeout_of(headers.grpc_timeout, headers.request_timeout),
         };
         let started = Instant::now();
         let end = CallEnd::starting_at(
@@ -323,9 +324,8 @@ where
 /// quote. Making one for every call would cost each successful response a
 /// UUID, ~30 bytes of header and a fresh entry in the connection's HPACK
 /// table (evicting the entries that make the usual headers one byte each).
-fn caller_request_id(headers: &http::HeaderMap) -> Option<HeaderValue> {
-    headers
-        .get(REQUEST_ID)
+fn caller_request_id(request_id: Option<&HeaderValue>) -> Option<HeaderValue> {
+    request_id
         // Visible ASCII only: `to_str` would also pass spaces and tabs.
         .filter(|v| {
             (1..=128).contains(&v.len()) && v.as_bytes().iter().all(|b| (0x21..0x7f).contains(b))
@@ -355,10 +355,42 @@ fn respond<B>(
     response
 }
 
-fn is_grpc(headers: &http::HeaderMap) -> bool {
-    headers
-        .get(http::header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+fn is_grpc(content_type: Option<&HeaderValue>) -> bool {
+    content_type.is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+}
+
+/// The request headers the layer reads, found in one pass over the
+/// request's headers: a lookup by name hashes the name first, and three
+/// such lookups cost more than a look at each of the few headers a call
+/// carries (a name is compared as an enum for a standard header). The first
+/// value of each, as `HeaderMap::get` would give.
+#[derive(Default)]
+struct CallHeaders<'a> {
+    content_type: Option<&'a HeaderValue>,
+    request_id: Option<&'a HeaderValue>,
+    grpc_timeout: Option<&'a HeaderValue>,
+    request_timeout: Option<&'a HeaderValue>,
+}
+
+impl<'a> CallHeaders<'a> {
+    fn scan(headers: &'a http::HeaderMap) -> Self {
+        let mut found = Self::default();
+        for (name, value) in headers {
+            let slot = if *name == http::header::CONTENT_TYPE {
+                &mut found.content_type
+            } else if *name == REQUEST_ID {
+                &mut found.request_id
+            } else if *name == deadline::GRPC_TIMEOUT {
+                &mut found.grpc_timeout
+            } else if *name == deadline::REQUEST_TIMEOUT {
+                &mut found.request_timeout
+            } else {
+                continue;
+            };
+            slot.get_or_insert(value);
+        }
+        found
+    }
 }
 
 /// Whether `path` names a gRPC method (`/package.Service/method`), as
@@ -379,4 +411,35 @@ fn connection<B>(request: &Request<B>) -> Option<&ConnInfo> {
             .get::<TlsConnectInfo<ConnInfo>>()
             .map(TlsConnectInfo::get_ref)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_scan_finds_what_lookups_by_name_find() {
+        let mut headers = http::HeaderMap::new();
+        headers.insert("user-agent", HeaderValue::from_static("test"));
+        headers.append(REQUEST_ID, HeaderValue::from_static("first"));
+        headers.append(REQUEST_ID, HeaderValue::from_static("second"));
+        headers.insert("x-other", HeaderValue::from_static("x"));
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/grpc+proto"),
+        );
+        headers.insert(deadline::GRPC_TIMEOUT, HeaderValue::from_static("5S"));
+        let found = CallHeaders::scan(&headers);
+        assert_eq!(found.request_id, headers.get(REQUEST_ID));
+        assert_eq!(found.request_id.unwrap(), "first");
+        assert_eq!(found.content_type, headers.get(http::header::CONTENT_TYPE));
+        assert_eq!(found.grpc_timeout.unwrap(), "5S");
+        assert_eq!(found.request_timeout, None);
+        assert!(is_grpc(found.content_type));
+
+        let empty = http::HeaderMap::new();
+        let none = CallHeaders::scan(&empty);
+        assert!(none.content_type.is_none() && none.request_id.is_none());
+        assert!(!is_grpc(none.content_type));
+    }
 }
