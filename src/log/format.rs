@@ -154,13 +154,15 @@ pub fn event_line(
 /// Timestamp and level, as the text line starts.
 fn text_prefix(w: &mut String, level: &Level, ansi: bool) -> fmt::Result {
     write_timestamp(w)?;
-    w.write_str(" ")?;
-    let text = level_text(level);
     if ansi {
-        write!(w, "\x1b[{}m{text}\x1b[0m ", level_color(level))
+        write!(
+            w,
+            " \x1b[{}m{}\x1b[0m ",
+            level_color(level),
+            level_text(level)
+        )
     } else {
-        w.write_str(text)?;
-        w.write_str(" ")
+        w.write_str(level_spaced(level))
     }
 }
 
@@ -251,6 +253,17 @@ fn level_text(level: &Level) -> &'static str {
     }
 }
 
+/// [`level_text`] with the spaces around it, in one piece.
+fn level_spaced(level: &Level) -> &'static str {
+    match *level {
+        Level::TRACE => " TRACE ",
+        Level::DEBUG => " DEBUG ",
+        Level::INFO => "  INFO ",
+        Level::WARN => "  WARN ",
+        Level::ERROR => " ERROR ",
+    }
+}
+
 fn level_color(level: &Level) -> &'static str {
     match *level {
         Level::TRACE => "35",
@@ -280,13 +293,19 @@ fn write_timestamp(w: &mut impl fmt::Write) -> fmt::Result {
         }
         w.write_str(prefix)
     })?;
-    let micros = since_epoch.subsec_micros();
-    let mut digits = itoa::Buffer::new();
-    let digits = digits.format(micros);
-    w.write_str(".")?;
-    w.write_str(&"000000"[digits.len()..])?;
-    w.write_str(digits)?;
-    w.write_str("Z")
+    let tail = micros_tail(since_epoch.subsec_micros());
+    w.write_str(std::str::from_utf8(&tail).map_err(|_| fmt::Error)?)
+}
+
+/// `.123456Z` for `micros` below a million: zero-padded, to be written in
+/// one piece.
+fn micros_tail(mut micros: u32) -> [u8; 8] {
+    let mut tail = *b".000000Z";
+    for digit in tail[1..7].iter_mut().rev() {
+        *digit = b'0' + (micros % 10) as u8;
+        micros /= 10;
+    }
+    tail
 }
 
 /// `YYYY-MM-DDTHH:MM:SS` for a Unix time in seconds.

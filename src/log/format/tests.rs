@@ -257,6 +257,19 @@ fn dates_are_utc_calendar_dates() {
 }
 
 #[test]
+fn microseconds_are_six_digits_zero_padded() {
+    for (micros, text) in [
+        (0, ".000000Z"),
+        (5, ".000005Z"),
+        (40_010, ".040010Z"),
+        (981_211, ".981211Z"),
+        (999_999, ".999999Z"),
+    ] {
+        assert_eq!(&micros_tail(micros), text.as_bytes(), "{micros}");
+    }
+}
+
+#[test]
 fn timestamps_are_now() {
     let mut out = String::new();
     write_timestamp(&mut out).unwrap();
