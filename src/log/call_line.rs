@@ -101,14 +101,11 @@ impl CallRecord {
             _ => Some(self.info.request_id()),
         };
         let order_id = self.info.order_id();
-        let (status, message) = match code {
-            Some(code) => (code_name(code), "call ended"),
-            None => ("none", "call ended without a status"),
-        };
+        let status = code.map_or("none", code_name);
         // The fields in the order tracing's macro below records them; a
         // `None` is left out, as tracing leaves it out.
-        let direct = crate::log::write_call_line(|line| {
-            line.str("message", message);
+        // "call ended", or "call ended without a status" (see below).
+        let direct = crate::log::write_call_line(code.is_some(), |line| {
             line.str("status", status);
             line.u64("duration_us", duration_us);
             line.str("method", method);

@@ -111,7 +111,7 @@ pub(super) fn with_line<T>(
 pub struct LineFields<'a>(Fields<'a>);
 
 impl LineFields<'_> {
-    /// A string field; `message` is the event's message.
+    /// A string field.
     pub fn str(&mut self, name: &str, value: &str) {
         self.0.string(name, value);
     }
@@ -121,30 +121,64 @@ impl LineFields<'_> {
     }
 }
 
-/// The line [`LineFormat`] writes for an event of `level` and `target`
-/// whose fields `fill` gives (`message` first, as tracing's macros put it),
-/// outside any span: for the per-call line, which is written without
-/// tracing's dispatch (`crate::log::write_call_line`). A test checks that
-/// both write the same line.
+/// What [`event_line`] writes after the timestamp and before the fields
+/// `fill` gives: the level, the target and the message, formatted once for
+/// every line of one kind (a line of the call log, say), not once per line.
+pub struct EventHead {
+    json: bool,
+    text: String,
+}
+
+impl EventHead {
+    /// The head of an event of `level` and `target` with `message`, in the
+    /// text (`ansi`: coloured) or the JSON format.
+    pub fn new(json: bool, ansi: bool, level: &Level, target: &str, message: &str) -> Self {
+        let mut text = String::new();
+        let mut head = || -> fmt::Result {
+            if json {
+                text.push_str("\",\"level\":\"");
+                text.push_str(level.as_str());
+                text.push_str("\",\"target\":");
+                json_string(&mut text, target)?;
+                text.push_str(",\"fields\":{");
+            } else {
+                level_part(&mut text, level, ansi)?;
+                text_target(&mut text, target)?;
+            }
+            let mut fields = Fields::new(&mut text, json);
+            fields.string("message", message);
+            fields.result
+        };
+        // Writing to a String cannot fail.
+        let _ = head();
+        Self { json, text }
+    }
+}
+
+/// The line [`LineFormat`] writes for an event with `head` and the fields
+/// `fill` gives after the message, outside any span: for the per-call line,
+/// which is written without tracing's dispatch
+/// (`crate::log::write_call_line`). A test checks that both write the same
+/// line.
 pub fn event_line(
     w: &mut String,
-    json: bool,
-    ansi: bool,
-    level: &Level,
-    target: &str,
+    head: &EventHead,
     fill: impl FnOnce(&mut LineFields<'_>),
 ) -> fmt::Result {
-    if json {
-        json_prefix(w, level, target)?;
+    if head.json {
+        w.push_str("{\"timestamp\":\"");
+        write_timestamp(w)?;
     } else {
-        text_prefix(w, level, ansi)?;
-        text_target(w, target)?;
+        write_timestamp(w)?;
     }
-    let mut fields = LineFields(Fields::new(w, json));
+    w.push_str(&head.text);
+    let mut fields = Fields::new(w, head.json);
+    fields.first = false; // the message, in the head
+    let mut fields = LineFields(fields);
     fill(&mut fields);
     let LineFields(fields) = fields;
     fields.result?;
-    if json {
+    if head.json {
         fields.w.write_str("}}\n")
     } else {
         fields.w.write_str("\n")
@@ -154,6 +188,11 @@ pub fn event_line(
 /// Timestamp and level, as the text line starts.
 fn text_prefix(w: &mut String, level: &Level, ansi: bool) -> fmt::Result {
     write_timestamp(w)?;
+    level_part(w, level, ansi)
+}
+
+/// The level with the spaces around it (and its colour, with `ansi`).
+fn level_part(w: &mut String, level: &Level, ansi: bool) -> fmt::Result {
     if ansi {
         write!(
             w,
@@ -293,19 +332,13 @@ fn write_timestamp(w: &mut impl fmt::Write) -> fmt::Result {
         }
         w.write_str(prefix)
     })?;
-    let tail = micros_tail(since_epoch.subsec_micros());
-    w.write_str(std::str::from_utf8(&tail).map_err(|_| fmt::Error)?)
-}
-
-/// `.123456Z` for `micros` below a million: zero-padded, to be written in
-/// one piece.
-fn micros_tail(mut micros: u32) -> [u8; 8] {
-    let mut tail = *b".000000Z";
-    for digit in tail[1..7].iter_mut().rev() {
-        *digit = b'0' + (micros % 10) as u8;
-        micros /= 10;
-    }
-    tail
+    let micros = since_epoch.subsec_micros();
+    let mut digits = itoa::Buffer::new();
+    let digits = digits.format(micros);
+    w.write_str(".")?;
+    w.write_str(&"000000"[digits.len()..])?;
+    w.write_str(digits)?;
+    w.write_str("Z")
 }
 
 /// `YYYY-MM-DDTHH:MM:SS` for a Unix time in seconds.

@@ -54,10 +54,14 @@ pub fn init(format: LogFormat) -> Result<Flusher, String> {
     }
     // Asked of the subscriber just installed.
     let call_lines = tracing::enabled!(target: CALL_LOG_TARGET, tracing::Level::INFO);
+    let json = format == LogFormat::Json;
+    let head = |message| {
+        format::EventHead::new(json, ansi, &tracing::Level::INFO, CALL_LOG_TARGET, message)
+    };
     let _ = DIRECT.set(Direct {
         writer: direct_writer,
-        json: format == LogFormat::Json,
-        ansi,
+        ended: head("call ended"),
+        ended_without_status: head("call ended without a status"),
         call_lines,
     });
     Ok(flusher)
@@ -67,8 +71,10 @@ pub fn init(format: LogFormat) -> Result<Flusher, String> {
 /// tracing's dispatch ([`write_call_line`]).
 struct Direct {
     writer: LogWriter,
-    json: bool,
-    ansi: bool,
+    /// The lines' heads, by message: "call ended", and "call ended without
+    /// a status".
+    ended: format::EventHead,
+    ended_without_status: format::EventHead,
     /// Whether `RUST_LOG` lets call lines through: asked once, since the
     /// filter is fixed when the server starts.
     call_lines: bool,
@@ -76,8 +82,9 @@ struct Direct {
 
 static DIRECT: OnceLock<Direct> = OnceLock::new();
 
-/// Writes a call line (an INFO event of [`CALL_LOG_TARGET`] with the fields
-/// `fill` gives) straight to [`init`]'s output, as its subscriber would have
+/// Writes a call line (an INFO event of [`CALL_LOG_TARGET`], "call ended"
+/// or, without `status`, "call ended without a status", with the fields
+/// `fill` gives after the message) straight to [`init`]'s output, as its subscriber would have
 /// written the same event outside any span, and returns true; false if
 /// [`init`] has not run (tests, the library used under another
 /// subscriber): the caller then logs through tracing.
@@ -86,7 +93,10 @@ static DIRECT: OnceLock<Direct> = OnceLock::new();
 /// dispatch (the subscriber stack, the filter, the field visitor) was a
 /// fifth of its cost. `RUST_LOG` still decides whether it is written: its
 /// answer for the call lines is asked once, by [`init`].
-pub(crate) fn write_call_line(fill: impl FnOnce(&mut format::LineFields<'_>)) -> bool {
+pub(crate) fn write_call_line(
+    status: bool,
+    fill: impl FnOnce(&mut format::LineFields<'_>),
+) -> bool {
     use tracing_subscriber::fmt::MakeWriter as _;
     let Some(direct) = DIRECT.get() else {
         return false;
@@ -94,17 +104,12 @@ pub(crate) fn write_call_line(fill: impl FnOnce(&mut format::LineFields<'_>)) ->
     if !direct.call_lines {
         return true;
     }
+    let head = match status {
+        true => &direct.ended,
+        false => &direct.ended_without_status,
+    };
     let _ = format::with_line(
-        |line| {
-            format::event_line(
-                line,
-                direct.json,
-                direct.ansi,
-                &tracing::Level::INFO,
-                CALL_LOG_TARGET,
-                fill,
-            )
-        },
+        |line| format::event_line(line, head, fill),
         |line| {
             direct
                 .writer
