@@ -17,17 +17,21 @@
 //!
 //! Latencies are the load generator's own, of calls answered OK
 //! (`ok_p99_us`); a ratio from one run on a shared machine is what is
-//! reported, never an absolute time.
+//! reported, never an absolute time. Each measurement also samples the CPU
+//! of the server and of the load generators over its middle: a load
+//! generator that uses its whole core queues calls itself, and then its
+//! latencies are its own as much as the server's (the report says so).
 
 use std::fmt::Write as _;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
 use crate::bench::binaries::bench_binaries;
 use crate::bench::config::{Kind, REPORT_DIR};
 use crate::bench::loadgen::{ClientBench, LOAD_GENERATOR, args};
+use crate::bench::machine;
 use crate::bench::process::{self, Proc, Stderr};
 use crate::bench::servers::{Server, Servers};
 
@@ -43,6 +47,8 @@ pub struct OverloadOptions {
 
 /// The most a p99 may grow, as a multiple of its unloaded value.
 const MAX_RATIO: f64 = 5.0;
+/// A load generator using this much of its core (%) is saturated.
+const SATURATED: f64 = 95.0;
 
 pub fn run_overload(root: &Path, options: &OverloadOptions) -> Result<bool> {
     process::raise_open_files_limit();
@@ -56,15 +62,16 @@ pub fn run_overload(root: &Path, options: &OverloadOptions) -> Result<bool> {
         binary: &binaries.loadgen,
         work,
         seconds: options.seconds,
+        clk_tck: machine::clock_ticks(work)?,
     };
 
     println!("1/2 getOrder probe alone, then under a 20 x 100 addOrder flood ...");
     let server = servers.start(Kind::Ours, None)?;
     load.run(&server, &probe(1))?; // warm-up
-    let alone = load.run(&server, &probe(options.seconds))?;
+    let alone = load.run_sampled(&server, &probe(options.seconds), None)?;
     let flood = load.spawn(&server, &flood(options.seconds + 2))?;
     std::thread::sleep(Duration::from_secs(1));
-    let flooded = load.run(&server, &probe(options.seconds))?;
+    let flooded = load.run_sampled(&server, &probe(options.seconds), Some(&flood))?;
     let writes = load.finish(flood)?;
     drop(server);
 
@@ -74,8 +81,8 @@ pub fn run_overload(root: &Path, options: &OverloadOptions) -> Result<bool> {
         options.limit * 10
     );
     let limited = limited_server(&servers, options.limit)?;
-    let full = load.run(&limited, &reads(options.limit, options.seconds))?;
-    let tenfold = load.run(&limited, &reads(options.limit * 10, options.seconds))?;
+    let full = load.run_sampled(&limited, &reads(options.limit, options.seconds), None)?;
+    let tenfold = load.run_sampled(&limited, &reads(options.limit * 10, options.seconds), None)?;
     drop(limited);
 
     let report = Report {
@@ -156,6 +163,22 @@ struct Load<'a> {
     binary: &'a Path,
     work: &'a Path,
     seconds: u64,
+    /// The unit of /proc/PID/stat's CPU times.
+    clk_tck: f64,
+}
+
+/// CPU used during a measurement, in % of one core.
+#[derive(Debug, Clone, Copy)]
+struct CpuUse {
+    server: f64,
+    /// Every load generator running (the probe's and the flood's).
+    load: f64,
+}
+
+/// A measurement: what the load generator saw, and the CPU it took.
+struct Sampled {
+    bench: ClientBench,
+    cpu: CpuUse,
 }
 
 impl Load<'_> {
@@ -181,35 +204,70 @@ impl Load<'_> {
         let proc = self.spawn(server, bench_args)?;
         self.finish(proc)
     }
+
+    /// [`Self::run`], sampling the CPU of the server and of the load
+    /// generators (this run's, and `other` if one runs alongside) over the
+    /// middle three fifths of the run (the ramp-up and the end left out).
+    fn run_sampled(
+        &self,
+        server: &Server,
+        bench_args: &[String],
+        other: Option<&Proc>,
+    ) -> Result<Sampled> {
+        let proc = self.spawn(server, bench_args)?;
+        let fifth = Duration::from_secs(self.seconds) / 5;
+        std::thread::sleep(fifth);
+        let ticks = || -> Result<(u64, u64)> {
+            let mut load = process::cpu_ticks(proc.pid())?;
+            if let Some(other) = other {
+                load += process::cpu_ticks(other.pid())?;
+            }
+            Ok((process::cpu_ticks(server.pid())?, load))
+        };
+        let (server_before, load_before) = ticks()?;
+        let started = Instant::now();
+        std::thread::sleep(fifth * 3);
+        let (server_after, load_after) = ticks()?;
+        let seconds = started.elapsed().as_secs_f64();
+        let percent = |ticks: u64| ticks as f64 / self.clk_tck / seconds * 100.0;
+        let cpu = CpuUse {
+            server: percent(server_after - server_before),
+            load: percent(load_after - load_before),
+        };
+        Ok(Sampled {
+            bench: self.finish(proc)?,
+            cpu,
+        })
+    }
 }
 
 struct Report {
     /// /proc/loadavg (1, 5, 15 min) when the run started.
     loadavg: String,
-    alone: ClientBench,
-    flooded: ClientBench,
+    alone: Sampled,
+    flooded: Sampled,
     writes: ClientBench,
     limit: u32,
-    full: ClientBench,
-    tenfold: ClientBench,
+    full: Sampled,
+    tenfold: Sampled,
 }
 
 impl Report {
     fn reads_ratio(&self) -> f64 {
-        ratio(self.flooded.ok_p99_us, self.alone.ok_p99_us)
+        ratio(self.flooded.bench.ok_p99_us, self.alone.bench.ok_p99_us)
     }
 
     fn shed_ratio(&self) -> f64 {
-        ratio(self.tenfold.ok_p99_us, self.full.ok_p99_us)
+        ratio(self.tenfold.bench.ok_p99_us, self.full.bench.ok_p99_us)
     }
 
     /// Every probe call answered OK and right under the flood; both p99s
     /// within [`MAX_RATIO`]; at 10x, the excess refused, nothing wrong.
     fn passed(&self) -> bool {
-        self.flooded.all_ok()
-            && self.alone.all_ok()
-            && self.full.all_ok()
-            && self.tenfold.wrong == 0
+        self.flooded.bench.all_ok()
+            && self.alone.bench.all_ok()
+            && self.full.bench.all_ok()
+            && self.tenfold.bench.wrong == 0
             && self.reads_ratio() <= MAX_RATIO
             && self.shed_ratio() <= MAX_RATIO
     }
@@ -222,26 +280,34 @@ impl Report {
             "# Overload\n\nWritten by `cargo xtask overload --write-report` (`make overload`); \
              {} s per measurement, server on one core, load on the other; load average \
              {} at the start (other work on a 2-core machine makes every figure worse). \
-             Latencies are of the calls answered OK.\n",
+             Latencies are of the calls answered OK. CPU: % of one core, over the middle \
+             three fifths of the measurement (load: every load generator running then, on the \
+             load's one core).\n",
             options.seconds, self.loadavg
         );
         let _ = writeln!(
             out,
-            "| measurement | calls | OK | refused/failed | p50 µs | p99 µs |\n|---|---:|---:|---:|---:|---:|"
+            "| measurement | calls | OK | refused/failed | p50 µs | p99 µs | server CPU | load CPU |\n\
+             |---|---:|---:|---:|---:|---:|---:|---:|"
         );
-        for (name, b) in [
-            ("getOrder probe 1x1, alone", &self.alone),
+        let flood_row = (self.writes.clone(), None);
+        for (name, (b, cpu)) in [
+            ("getOrder probe 1x1, alone", self.alone.row()),
             (
                 "getOrder probe 1x1, under the addOrder flood",
-                &self.flooded,
+                self.flooded.row(),
             ),
-            ("addOrder flood 20x100 (writes)", &self.writes),
-            ("getOrder at the limit", &self.full),
-            ("getOrder at 10x the limit", &self.tenfold),
+            ("addOrder flood 20x100 (writes)", flood_row),
+            ("getOrder at the limit", self.full.row()),
+            ("getOrder at 10x the limit", self.tenfold.row()),
         ] {
+            let (server, load) = match cpu {
+                Some(c) => (format!("{:.0}%", c.server), format!("{:.0}%", c.load)),
+                None => ("(as above)".to_owned(), "(as above)".to_owned()),
+            };
             let _ = writeln!(
                 out,
-                "| {name} | {} | {} | {} | {} | {} |",
+                "| {name} | {} | {} | {} | {} | {} | {server} | {load} |",
                 b.calls, b.ok, b.errors, b.ok_p50_us, b.ok_p99_us
             );
         }
@@ -250,9 +316,9 @@ impl Report {
             "\n- Reads under a write flood: probe p99 {:.2}x its p99 alone, {} of {} probe calls \
              not answered OK (target: none, and <= {MAX_RATIO}x): **{}**",
             self.reads_ratio(),
-            self.flooded.calls - self.flooded.ok,
-            self.flooded.calls,
-            verdict(self.flooded.all_ok() && self.reads_ratio() <= MAX_RATIO)
+            self.flooded.bench.calls - self.flooded.bench.ok,
+            self.flooded.bench.calls,
+            verdict(self.flooded.bench.all_ok() && self.reads_ratio() <= MAX_RATIO)
         );
         let _ = writeln!(
             out,
@@ -262,11 +328,42 @@ impl Report {
             self.limit,
             self.limit * 10,
             self.shed_ratio(),
-            self.tenfold.errors,
-            self.tenfold.calls,
+            self.tenfold.bench.errors,
+            self.tenfold.bench.calls,
             verdict(self.shed_ratio() <= MAX_RATIO)
         );
+        let saturated: Vec<String> = [
+            ("the probe under the flood", &self.flooded),
+            ("getOrder at the limit", &self.full),
+            ("getOrder at 10x the limit", &self.tenfold),
+        ]
+        .into_iter()
+        .filter(|(_, m)| m.cpu.load >= SATURATED)
+        .map(|(name, m)| {
+            format!(
+                "{name} (load {:.0}%, server {:.0}%)",
+                m.cpu.load, m.cpu.server
+            )
+        })
+        .collect();
+        if !saturated.is_empty() {
+            let _ = writeln!(
+                out,
+                "- The load generators used their whole core during: {}. Their calls then \
+                 wait for the client's own CPU, so those latencies are the load generator's as \
+                 much as the server's: on this machine such a MISS cannot tell the server's \
+                 shedding from the client's own queueing.",
+                saturated.join("; ")
+            );
+        }
         out
+    }
+}
+
+impl Sampled {
+    /// A row of the table: the bench, and its CPU.
+    fn row(&self) -> (ClientBench, Option<CpuUse>) {
+        (self.bench.clone(), Some(self.cpu))
     }
 }
 
