@@ -151,7 +151,7 @@ mod tests {
     use super::*;
 
     fn conn(ip: &str) -> ConnInfo {
-        crate::server::connections::test_conn_info(format!("{ip}:1000").parse().unwrap())
+        ConnInfo::new(format!("{ip}:1000").parse().unwrap())
     }
 
     #[test]

@@ -482,12 +482,6 @@ impl Door {
     }
 }
 
-/// A connection's info without a connection, for unit tests.
-#[cfg(test)]
-pub(crate) fn test_conn_info(remote_addr: SocketAddr) -> ConnInfo {
-    ConnInfo::new(remote_addr)
-}
-
 /// `addr` with an IPv4-mapped IPv6 address written as IPv4.
 pub fn canonical(addr: SocketAddr) -> SocketAddr {
     match addr {

@@ -290,14 +290,13 @@ impl Report {
             "| measurement | calls | OK | refused/failed | p50 µs | p99 µs | server CPU | load CPU |\n\
              |---|---:|---:|---:|---:|---:|---:|---:|"
         );
-        let flood_row = (self.writes.clone(), None);
         for (name, (b, cpu)) in [
             ("getOrder probe 1x1, alone", self.alone.row()),
             (
                 "getOrder probe 1x1, under the addOrder flood",
                 self.flooded.row(),
             ),
-            ("addOrder flood 20x100 (writes)", flood_row),
+            ("addOrder flood 20x100 (writes)", (&self.writes, None)),
             ("getOrder at the limit", self.full.row()),
             ("getOrder at 10x the limit", self.tenfold.row()),
         ] {
@@ -362,8 +361,8 @@ impl Report {
 
 impl Sampled {
     /// A row of the table: the bench, and its CPU.
-    fn row(&self) -> (ClientBench, Option<CpuUse>) {
-        (self.bench.clone(), Some(self.cpu))
+    fn row(&self) -> (&ClientBench, Option<CpuUse>) {
+        (&self.bench, Some(self.cpu))
     }
 }
 
