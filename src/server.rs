@@ -7,6 +7,7 @@ mod commands;
 mod config;
 pub mod connections;
 pub mod overload;
+mod serve;
 pub mod tls_accept;
 mod write_stall;
 
@@ -93,7 +94,7 @@ pub async fn main(config: Config) -> Result<(), String> {
 
 /// A server that is serving; see [`Running::until`].
 pub struct Running {
-    serve: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
+    serve: tokio::task::JoinHandle<()>,
     stop_accepting: tokio::sync::oneshot::Sender<()>,
     connections: Arc<ConnectionStats>,
     /// Keeps health in step with the store's readiness and the server's
@@ -159,7 +160,7 @@ impl Running {
 
         let limits = config.connection_limits()?;
         let tls = tls_door(config, limits.handshake_timeout)?;
-        let builder = transport(config)?;
+        let http = http_settings(config)?;
         // The HTTP/JSON API, gRPC-Web and the console share the port
         // (src/gateway/): HTTP/1.1 too, gRPC-Web translated before the layer.
         let web = WebLayer::new(Cors::new(&config.cors_allow_origin)?);
@@ -167,12 +168,12 @@ impl Running {
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
-            .add_service(orders);
-        let router = builder
-            .accept_http1(true)
+            .add_service(orders)
+            .prepare();
+        let stack = tower::ServiceBuilder::new()
             .layer(web)
             .layer(layer)
-            .add_routes(routes);
+            .service(routes);
 
         let (ready, load) = (
             follow_readiness(Arc::clone(&readiness), health.clone()),
@@ -201,9 +202,15 @@ impl Running {
                 .map(|c| c.map(tls_accept::Io::Plain))
                 .right_stream(),
         };
-        let serve = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async {
-            let _ = stopped.await;
-        }));
+        let serve = tokio::spawn(serve::serve(
+            incoming,
+            stack,
+            http,
+            Arc::clone(&connections),
+            async {
+                let _ = stopped.await;
+            },
+        ));
         Ok(Self {
             serve,
             stop_accepting,
@@ -309,30 +316,27 @@ fn call_policy(config: &Config) -> Result<CallPolicy, String> {
     })
 }
 
-/// tonic's HTTP/2 transport, from the flags: streams, headers, keepalive,
-/// connection age. (TLS is ours: `tls_accept`.)
-fn transport(config: &Config) -> Result<Server, String> {
-    let mut builder = Server::builder()
-        .max_concurrent_streams(config.max_concurrent_streams)
-        .http2_max_header_list_size(config.max_header_list_bytes)
-        .http2_keepalive_interval(optional_seconds(
-            "--keepalive-interval",
-            config.keepalive_interval,
-        )?)
-        .http2_keepalive_timeout(Some(seconds(
-            "--keepalive-timeout",
-            config.keepalive_timeout,
-        )?))
-        .tcp_nodelay(true);
-    if let Some(age) = optional_seconds("--max-connection-age", config.max_connection_age)? {
-        builder = builder
-            .max_connection_age(age)
-            .max_connection_age_grace(seconds(
+/// The HTTP settings of every connection, from the flags: streams, headers,
+/// keepalive, idle connections and their age.
+fn http_settings(config: &Config) -> Result<serve::Http, String> {
+    let max_age = match optional_seconds("--max-connection-age", config.max_connection_age)? {
+        Some(age) => Some((
+            age,
+            seconds(
                 "--max-connection-age-grace",
                 config.max_connection_age_grace,
-            )?);
-    }
-    Ok(builder)
+            )?,
+        )),
+        None => None,
+    };
+    Ok(serve::Http::new(serve::Settings {
+        max_concurrent_streams: config.max_concurrent_streams,
+        max_header_list_size: config.max_header_list_bytes,
+        keepalive_interval: optional_seconds("--keepalive-interval", config.keepalive_interval)?,
+        keepalive_timeout: seconds("--keepalive-timeout", config.keepalive_timeout)?,
+        idle_timeout: optional_seconds("--idle-timeout", config.idle_timeout)?,
+        max_age,
+    }))
 }
 
 /// How often health asks the store whether it can serve.
@@ -372,14 +376,8 @@ async fn follow_readiness(store: Arc<dyn OrderStore>, health: HealthReporter) {
     }
 }
 
-fn flatten(
-    result: Result<Result<(), tonic::transport::Error>, tokio::task::JoinError>,
-) -> Result<(), String> {
-    match result {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(format!("server failed: {e}")),
-        Err(e) => Err(format!("server task failed: {e}")),
-    }
+fn flatten(result: Result<(), tokio::task::JoinError>) -> Result<(), String> {
+    result.map_err(|e| format!("server task failed: {e}"))
 }
 
 /// The TLS handshake (see `tls_accept`), if `--tls-cert` and `--tls-key`
@@ -486,7 +484,6 @@ pub async fn serve(
         max_connections: connections::default_max_connections(),
         max_per_ip: usize::MAX,
         handshake_timeout: Duration::from_secs(10),
-        idle_timeout: None,
         tcp_keepalive: None,
         write_stall_timeout: None,
     };

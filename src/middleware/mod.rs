@@ -42,7 +42,6 @@ use futures_util::FutureExt as _;
 use http::{HeaderValue, Request, Response};
 use tokio_util::sync::CancellationToken;
 use tonic::body::Body;
-use tonic::transport::server::TlsConnectInfo;
 use tonic::{Code, Status};
 use tower::{Layer, Service};
 
@@ -403,14 +402,10 @@ fn is_grpc_path(path: &str) -> bool {
     }
 }
 
-/// The connection the request came on, plain or through TLS.
+/// The connection the request came on, plain or through TLS (`serve`
+/// puts it in every request's extensions).
 fn connection<B>(request: &Request<B>) -> Option<&ConnInfo> {
-    let extensions = request.extensions();
-    extensions.get::<ConnInfo>().or_else(|| {
-        extensions
-            .get::<TlsConnectInfo<ConnInfo>>()
-            .map(TlsConnectInfo::get_ref)
-    })
+    request.extensions().get::<ConnInfo>()
 }
 
 #[cfg(test)]

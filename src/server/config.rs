@@ -219,7 +219,8 @@ pub struct Config {
     #[arg(long, env = "ORDER_HANDSHAKE_TIMEOUT", default_value_t = 10.0)]
     pub handshake_timeout: f64,
 
-    /// Seconds a connection may stay open with no call in flight; 0 for no limit.
+    /// Seconds a connection may stay open with no call in flight; then it is
+    /// sent GOAWAY and closed; 0 for no limit.
     #[arg(long, env = "ORDER_IDLE_TIMEOUT", default_value_t = 300.0)]
     pub idle_timeout: f64,
 
@@ -287,8 +288,7 @@ impl Config {
     }
 
     /// The connection limits (`--max-connections`, `--max-connections-per-ip`,
-    /// `--handshake-timeout`, `--idle-timeout`, `--tcp-keepalive`,
-    /// `--write-stall-timeout`).
+    /// `--handshake-timeout`, `--tcp-keepalive`, `--write-stall-timeout`).
     pub fn connection_limits(&self) -> Result<ConnectionLimits, String> {
         Ok(ConnectionLimits {
             max_connections: match self.max_connections {
@@ -297,7 +297,6 @@ impl Config {
             },
             max_per_ip: self.max_connections_per_ip as usize,
             handshake_timeout: seconds("--handshake-timeout", self.handshake_timeout)?,
-            idle_timeout: optional_seconds("--idle-timeout", self.idle_timeout)?,
             tcp_keepalive: optional_seconds("--tcp-keepalive", self.tcp_keepalive)?,
             write_stall_timeout: optional_seconds(
                 "--write-stall-timeout",

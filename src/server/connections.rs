@@ -13,9 +13,9 @@
 //!   ([`PREFACE_BYTES`]) within `handshake_timeout`, or it is closed. (With
 //!   TLS those bytes arrive inside the TLS handshake, which `tls_accept`
 //!   bounds with the same timeout.)
-//! - a connection with no call in flight for `idle_timeout` is closed. (grpc-go
-//!   sends GOAWAY first; tonic gives no handle on the connection to do that,
-//!   so the client sees the connection close, and reconnects on its next call.)
+//! - a connection with no call in flight for `idle_timeout` is sent GOAWAY,
+//!   then closed (by `serve`, which holds the HTTP connection; the count of
+//!   calls in flight it reads is kept here, in [`ConnState`]).
 //! - a connection whose peer reads nothing for `write_stall_timeout` while
 //!   we have bytes for it is closed with a reset (see `write_stall`).
 //! - a peer that vanished (host down, cable cut, NAT entry dropped) is found
@@ -26,9 +26,9 @@
 //! - `EMFILE`/`ENFILE` (and `ENOBUFS`/`ENOMEM`) make the accept loop back off
 //!   (1 ms doubling to 1 s), with a warning at most every 10 s and a count.
 //!
-//! Each connection's [`ConnInfo`] reaches every request's extensions (tonic
-//! puts `Connected::connect_info` there), so the middleware knows the peer
-//! and keeps the connection's count of calls in flight.
+//! Each connection's [`ConnInfo`] reaches every request's extensions (`serve`
+//! puts it there), so the middleware knows the peer and keeps the
+//! connection's count of calls in flight.
 
 use std::collections::HashMap;
 use std::io;
@@ -67,7 +67,6 @@ pub struct ConnectionLimits {
     pub max_connections: usize,
     pub max_per_ip: usize,
     pub handshake_timeout: Duration,
-    pub idle_timeout: Option<Duration>,
     /// Silence (both ways) before the kernel's TCP keepalive probes start.
     pub tcp_keepalive: Option<Duration>,
     pub write_stall_timeout: Option<Duration>,
@@ -170,7 +169,7 @@ impl ConnState {
     }
 
     /// When the connection became idle, if it is.
-    fn idle_since(&self) -> Option<Instant> {
+    pub(super) fn idle_since(&self) -> Option<Instant> {
         (self.calls() == 0)
             .then(|| self.epoch + Duration::from_millis(self.idle_since_ms.load(Ordering::Relaxed)))
     }
@@ -212,14 +211,13 @@ impl ConnInfo {
     }
 }
 
-/// A connection: the TCP stream, its slot, and its two timers.
+/// A connection: the TCP stream, its slot, and its timers.
 pub struct Conn {
     stream: TcpStream,
     info: ConnInfo,
     _slot: Slot,
     /// Until the preface has arrived: bytes still expected, and the deadline.
     handshake: Option<(usize, Pin<Box<Sleep>>)>,
-    idle: Option<(Duration, Pin<Box<Sleep>>)>,
     stall: Option<WriteStall>,
     stats: Arc<ConnectionStats>,
 }
@@ -235,37 +233,19 @@ fn set_tcp_keepalive(stream: &TcpStream, idle: Duration) -> io::Result<()> {
 }
 
 impl Conn {
-    /// Checks the timers; `Some(result)` ends the read.
+    /// Checks the handshake's deadline; `Some(result)` ends the read.
     fn poll_timers(&mut self, cx: &mut Context<'_>) -> Option<io::Result<()>> {
-        if let Some((_, deadline)) = &mut self.handshake
-            && deadline.as_mut().poll(cx).is_ready()
-        {
-            self.stats
-                .handshake_timeouts
-                .fetch_add(1, Ordering::Relaxed);
-            return Some(Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "no HTTP/2 preface within the handshake timeout",
-            )));
+        let (_, deadline) = self.handshake.as_mut()?;
+        if deadline.as_mut().poll(cx).is_pending() {
+            return None;
         }
-        let (limit, timer) = self.idle.as_mut()?;
-        loop {
-            // While calls are in flight, check again a full period later.
-            let due = match self.info.state.idle_since() {
-                Some(since) => since + *limit,
-                None => Instant::now() + *limit,
-            };
-            if due != timer.deadline() {
-                timer.as_mut().reset(due);
-            }
-            if timer.as_mut().poll(cx).is_pending() {
-                return None;
-            }
-            if self.info.state.calls() == 0 {
-                self.stats.idle_closed.fetch_add(1, Ordering::Relaxed);
-                return Some(Ok(())); // end of stream: the connection closes
-            }
-        }
+        self.stats
+            .handshake_timeouts
+            .fetch_add(1, Ordering::Relaxed);
+        Some(Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "no HTTP/2 preface within the handshake timeout",
+        )))
     }
 }
 
@@ -273,6 +253,11 @@ impl Conn {
     /// The peer's address.
     pub fn peer(&self) -> SocketAddr {
         self.info.remote_addr
+    }
+
+    /// What every request on this connection carries.
+    pub fn info(&self) -> &ConnInfo {
+        &self.info
     }
 
     /// `polled`, a write's outcome, through the write-stall clock; a stall
@@ -431,9 +416,6 @@ impl Door {
                     PREFACE_BYTES,
                     Box::pin(tokio::time::sleep(limits.handshake_timeout)),
                 )),
-                idle: limits
-                    .idle_timeout
-                    .map(|t| (t, Box::pin(tokio::time::sleep(t)))),
                 stall: limits.write_stall_timeout.map(WriteStall::new),
                 stats: Arc::clone(&self.table.stats),
             };
@@ -540,7 +522,6 @@ mod tests {
             max_connections: max,
             max_per_ip: per_ip,
             handshake_timeout: Duration::from_secs(10),
-            idle_timeout: None,
             tcp_keepalive: None,
             write_stall_timeout: None,
         }
@@ -621,26 +602,5 @@ mod tests {
             .and(read_some(&mut conn).await);
         assert_eq!(err.unwrap_err().kind(), io::ErrorKind::TimedOut);
         assert_eq!(stats.handshake_timeouts.load(Ordering::Relaxed), 1);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn an_idle_connection_is_closed_but_not_while_a_call_is_in_flight() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let stats = Arc::new(ConnectionStats::default());
-        let mut limits = limits(10, 10);
-        limits.idle_timeout = Some(Duration::from_secs(60));
-        let mut incoming = Box::pin(incoming(listener, limits, Arc::clone(&stats)));
-        let mut client = TcpStream::connect(addr).await.unwrap();
-        let mut conn = incoming.next().await.unwrap().unwrap();
-        client.write_all(&[0u8; PREFACE_BYTES]).await.unwrap();
-        assert_eq!(read_some(&mut conn).await.unwrap(), PREFACE_BYTES);
-        let call = conn.info.state.call_started();
-        // Two idle periods pass with the call open: the connection stays.
-        let read = tokio::time::timeout(Duration::from_secs(150), read_some(&mut conn)).await;
-        assert!(read.is_err(), "still open while a call is in flight");
-        drop(call);
-        assert_eq!(read_some(&mut conn).await.unwrap(), 0, "closed when idle");
-        assert_eq!(stats.idle_closed.load(Ordering::Relaxed), 1);
     }
 }

@@ -22,7 +22,6 @@ use futures_util::{Stream, StreamExt as _};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::server::Connected;
 
 use rustls::RootCertStore;
 use rustls::ServerConfig;
@@ -175,13 +174,12 @@ where
     ReceiverStream::new(rx)
 }
 
-impl Connected for Io {
-    type ConnectInfo = ConnInfo;
-
-    fn connect_info(&self) -> ConnInfo {
+impl Io {
+    /// What every request on this connection carries.
+    pub fn info(&self) -> &ConnInfo {
         match self {
-            Io::Plain(conn) => conn.connect_info(),
-            Io::Tls(stream) => stream.get_ref().0.connect_info(),
+            Io::Plain(conn) => conn.info(),
+            Io::Tls(stream) => stream.get_ref().0.info(),
         }
     }
 }

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use tokio::io::AsyncReadExt as _;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tonic::Code;
 
@@ -134,6 +134,111 @@ async fn an_idle_connection_is_closed_but_not_one_with_a_call_in_flight() {
     assert!(
         !open.is_finished(),
         "a connection with a call in flight stays open"
+    );
+}
+
+/// An idle HTTP/2 connection is sent GOAWAY (NO_ERROR) before it closes,
+/// as grpc-go does, so a client whose next call races the close knows the
+/// call was never taken; it closes as soon as the client has answered the
+/// GOAWAY's PING (hyper's graceful shutdown), long before the 10 s bound
+/// for a peer that never answers.
+#[tokio::test]
+async fn an_idle_connection_gets_goaway_before_it_closes() {
+    let server = Prod::start(&["--idle-timeout", "0.5"]);
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    let connected = std::time::Instant::now();
+    // The client preface and an empty SETTINGS frame.
+    stream
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .await
+        .unwrap();
+    let mut goaways = Vec::new();
+    let ended = tokio::time::timeout(Duration::from_secs(8), async {
+        loop {
+            let mut head = [0u8; 9];
+            if stream.read_exact(&mut head).await.is_err() {
+                return; // closed
+            }
+            let length = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
+            let (kind, flags) = (head[3], head[4]);
+            let mut payload = vec![0u8; length];
+            if stream.read_exact(&mut payload).await.is_err() {
+                return;
+            }
+            match kind {
+                // SETTINGS without ACK: acknowledge.
+                0x4 if flags & 1 == 0 => {
+                    let _ = stream.write_all(&[0, 0, 0, 4, 1, 0, 0, 0, 0]).await;
+                }
+                // PING without ACK: answer with its payload.
+                0x6 if flags & 1 == 0 => {
+                    let mut ack = vec![0, 0, 8, 6, 1, 0, 0, 0, 0];
+                    ack.extend_from_slice(&payload);
+                    let _ = stream.write_all(&ack).await;
+                }
+                0x7 => goaways.push(u32::from_be_bytes(payload[4..8].try_into().unwrap())),
+                _ => {}
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the idle connection was not closed");
+    assert!(
+        !goaways.is_empty(),
+        "the connection closed without a GOAWAY"
+    );
+    assert!(
+        goaways.iter().all(|&code| code == 0),
+        "GOAWAY error codes {goaways:?}, expected NO_ERROR"
+    );
+    let lasted = connected.elapsed();
+    assert!(
+        lasted < Duration::from_secs(5),
+        "closed after {lasted:?}: the graceful close should not need its 10 s bound"
+    );
+}
+
+/// `--max-connection-age`: at that age a connection is sent GOAWAY (a new
+/// call on it is refused, the client reconnects), and once the grace has
+/// passed it is closed even with a call still open.
+#[tokio::test]
+async fn a_connection_past_its_age_gets_goaway_then_closes_after_the_grace() {
+    let server = Prod::start(&[
+        "--max-connection-age",
+        "0.5",
+        "--max-connection-age-grace",
+        "1",
+    ]);
+    let (h2, connection) = h2::client::handshake(TcpStream::connect(server.addr).await.unwrap())
+        .await
+        .unwrap();
+    let connected = std::time::Instant::now();
+    let open = tokio::spawn(connection);
+    // A call that would stay open for ever: a processOrders stream whose
+    // request side the test never ends.
+    let request = raw::grpc_request(server.addr, super::harness::PROCESS_ORDERS, &[]);
+    let mut h2 = h2.ready().await.unwrap();
+    let (response, _send) = h2.send_request(request, false).unwrap();
+    let response = bounded("processOrders headers", response).await.unwrap();
+    assert_eq!(response.status(), 200);
+    // Past the age, within the grace: the connection takes no new call.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert!(!open.is_finished(), "closed before the grace ended");
+    let refused = async {
+        let mut h2 = h2.ready().await?;
+        let request = raw::grpc_request(server.addr, GET_ORDER, &[]);
+        let (response, mut body) = h2.send_request(request, false)?;
+        body.send_data(raw::frame(&string_value("101")).into(), true)?;
+        response.await.map(|_| ())
+    };
+    let refused: Result<(), h2::Error> = bounded("a call after GOAWAY", refused).await;
+    assert!(refused.is_err(), "a new call was taken after GOAWAY");
+    // The grace ends: closed, although its call is still open.
+    bounded("the connection's end", open).await.unwrap().ok();
+    let lasted = connected.elapsed();
+    assert!(
+        lasted < Duration::from_secs(4),
+        "closed only after {lasted:?} (age 0.5 s + grace 1 s)"
     );
 }
 
