@@ -15,7 +15,8 @@
 //!   so a page of big orders stays about that size too.
 //!
 //! So a stalled stream holds about 2 x 256 KiB here, plus hyper's send
-//! buffer (400 KiB) below, for at most `--write-stall-timeout`.
+//! buffer (`--max-send-buffer-bytes`, 64 KiB) below, for at most
+//! `--write-stall-timeout`.
 //!
 //! A step's orders cross the channel as one message (a page, cut where it
 //! would exceed [`PIPE_BYTES`]), not one message each: the producer and the

@@ -332,6 +332,7 @@ fn http_settings(config: &Config) -> Result<serve::Http, String> {
     Ok(serve::Http::new(serve::Settings {
         max_concurrent_streams: config.max_concurrent_streams,
         max_header_list_size: config.max_header_list_bytes,
+        max_send_buffer: config.max_send_buffer_bytes,
         keepalive_interval: optional_seconds("--keepalive-interval", config.keepalive_interval)?,
         keepalive_timeout: seconds("--keepalive-timeout", config.keepalive_timeout)?,
         idle_timeout: optional_seconds("--idle-timeout", config.idle_timeout)?,

@@ -187,6 +187,13 @@ pub struct Config {
     #[arg(long, env = "ORDER_MAX_HEADER_LIST_BYTES", default_value_t = 16 * 1024)]
     pub max_header_list_bytes: u32,
 
+    /// Bytes of response data one stream may have waiting in the server
+    /// for the peer to take (HTTP/2 send buffer; grpc-go's write quota is
+    /// 64 KiB a stream, hyper's default 400 KiB): what a stream whose peer
+    /// stops reading pins below the search pipe.
+    #[arg(long, env = "ORDER_MAX_SEND_BUFFER_BYTES", default_value_t = 64 * 1024, value_parser = clap::value_parser!(u32).range(1024..))]
+    pub max_send_buffer_bytes: u32,
+
     /// Seconds between HTTP/2 keepalive pings on idle connections; 0 (the
     /// default) for none: a vanished peer is found by `--tcp-keepalive`
     /// instead, which costs a call nothing, where hyper's pings make it read

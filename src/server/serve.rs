@@ -56,6 +56,7 @@ pub struct Http {
 pub struct Settings {
     pub max_concurrent_streams: u32,
     pub max_header_list_size: u32,
+    pub max_send_buffer: u32,
     pub keepalive_interval: Option<Duration>,
     pub keepalive_timeout: Duration,
     pub idle_timeout: Option<Duration>,
@@ -64,9 +65,11 @@ pub struct Settings {
 
 impl Http {
     /// The settings tonic's `Server` gives hyper (tonic 0.14,
-    /// `serve_internal`), from `settings`; one difference: hyper's own limit
-    /// on the streams a connection makes us reset for its errors (1,024, its
-    /// answer to RUSTSEC-2024-0003) stays on, where tonic turns it off.
+    /// `serve_internal`), from `settings`, with two differences: each
+    /// stream's send buffer is ours to set (`--max-send-buffer-bytes`; tonic
+    /// leaves hyper's 400 KiB), and hyper's own limit on the streams a
+    /// connection makes us reset for its errors (1,024, its answer to
+    /// RUSTSEC-2024-0003) stays on, where tonic turns it off.
     pub fn new(settings: Settings) -> Self {
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder
@@ -74,6 +77,7 @@ impl Http {
             .timer(TokioTimer::new())
             .max_concurrent_streams(settings.max_concurrent_streams)
             .max_header_list_size(settings.max_header_list_size)
+            .max_send_buf_size(settings.max_send_buffer as usize)
             .keep_alive_interval(settings.keepalive_interval)
             .keep_alive_timeout(settings.keepalive_timeout)
             .adaptive_window(false);

@@ -4,7 +4,7 @@
 //! A client that opens response streams (searchOrders) and never reads
 //! them fills, in turn, its own receive buffer, our kernel send queue
 //! (~4 MiB per connection at Linux's default `tcp_wmem`), hyper's send
-//! buffer (400 KiB per stream) and each call's channel; there everything
+//! buffer (`--max-send-buffer-bytes` per stream) and each call's channel; there everything
 //! waits. HTTP/2 keepalive cannot end it: the PING's answer never comes,
 //! but the GOAWAY that hyper then sends waits behind the same full socket,
 //! so the connection, its streams and their memory stayed (the hostile

@@ -51,6 +51,7 @@ const FLAGS: &[(&str, &str)] = &[
     ("max-connections-per-ip", "ORDER_MAX_CONNECTIONS_PER_IP"),
     ("handshake-timeout", "ORDER_HANDSHAKE_TIMEOUT"),
     ("idle-timeout", "ORDER_IDLE_TIMEOUT"),
+    ("max-send-buffer-bytes", "ORDER_MAX_SEND_BUFFER_BYTES"),
     ("write-stall-timeout", "ORDER_WRITE_STALL_TIMEOUT"),
     ("max-connection-age", "ORDER_MAX_CONNECTION_AGE"),
     ("max-connection-age-grace", "ORDER_MAX_CONNECTION_AGE_GRACE"),
