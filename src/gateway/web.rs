@@ -98,28 +98,40 @@ type BoxFuture<T> = std::pin::Pin<Box<dyn Future<Output = T> + Send>>;
 /// The plain path's response: the inner body, unboxed.
 type Plain<B> = fn(Response<B>) -> Response<Either<B, Body>>;
 
-impl<S, B> Service<Request<Body>> for WebService<S>
+/// The inner service's error.
+type ErrorOf<S, ReqB> = <S as Service<Request<ReqB>>>::Error;
+
+// Generic over the request's body, which passes through unboxed; tonic-web
+// alone needs the inner service to take tonic's boxed body as well.
+impl<S, B, ReqB> Service<Request<ReqB>> for WebService<S>
 where
-    S: Service<Request<Body>, Response = Response<B>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Send + 'static,
+    S: Service<Request<ReqB>, Response = Response<B>>
+        + Service<Request<Body>, Response = Response<B>, Error = ErrorOf<S, ReqB>>
+        + Clone
+        + Send
+        + 'static,
+    <S as Service<Request<ReqB>>>::Future: Send + 'static,
+    <S as Service<Request<Body>>>::Future: Send + 'static,
+    ErrorOf<S, ReqB>: Send + 'static,
     B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
     B::Error: Into<tonic::codegen::StdError> + std::fmt::Display,
+    ReqB: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    ReqB::Error: Into<tonic::codegen::StdError> + std::fmt::Display,
 {
     type Response = Response<Either<B, Body>>;
-    type Error = S::Error;
+    type Error = ErrorOf<S, ReqB>;
     // A gRPC or JSON call without an `Origin` costs no allocation here; the
     // rest (gRPC-Web, CORS) is boxed.
     type Future = futures_util::future::Either<
-        futures_util::future::MapOk<S::Future, Plain<B>>,
-        BoxFuture<Result<Self::Response, S::Error>>,
+        futures_util::future::MapOk<<S as Service<Request<ReqB>>>::Future, Plain<B>>,
+        BoxFuture<Result<Self::Response, Self::Error>>,
     >;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
+        Service::<Request<ReqB>>::poll_ready(&mut self.inner, cx)
     }
 
-    fn call(&mut self, request: Request<Body>) -> Self::Future {
+    fn call(&mut self, request: Request<ReqB>) -> Self::Future {
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         use futures_util::TryFutureExt as _;

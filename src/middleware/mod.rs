@@ -41,7 +41,7 @@ use std::time::{Duration, Instant};
 use futures_util::FutureExt as _;
 use http::{HeaderValue, Request, Response};
 use tokio_util::sync::CancellationToken;
-use tonic::body::Body;
+
 use tonic::{Code, Status};
 use tower::{Layer, Service};
 
@@ -173,13 +173,16 @@ pub struct CallService<S> {
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
-impl<S, B> Service<Request<Body>> for CallService<S>
+// Generic over the request's body: the connection's own (hyper's `Incoming`)
+// reaches the routes wrapped once, in `RequestBody`, not boxed on the way.
+impl<S, B, ReqB> Service<Request<ReqB>> for CallService<S>
 where
-    S: Service<Request<Body>, Response = Response<B>> + Clone + Send + 'static,
+    S: Service<Request<RequestBody<ReqB>>, Response = Response<B>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Into<tonic::codegen::StdError>,
     B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
     B::Error: Into<tonic::codegen::StdError>,
+    ReqB: http_body::Body<Data = bytes::Bytes> + Send + 'static,
 {
     // The body is handed on unboxed: tonic boxes every response body once
     // anyway, and a second box here cost an allocation per call.
@@ -192,7 +195,7 @@ where
     }
 
     // Over 80 lines on purpose: a call's whole way through the layer, in the order it happens.
-    fn call(&mut self, mut request: Request<Body>) -> Self::Future {
+    fn call(&mut self, mut request: Request<ReqB>) -> Self::Future {
         // The clone that was polled ready serves this call (tower's rule).
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
@@ -262,8 +265,8 @@ where
             };
             let budget = Arc::clone(&policy.buffered);
             let timeout = policy.message_timeout;
-            let request = request
-                .map(|body| Body::new(RequestBody::new(body, shape, budget, started, timeout)));
+            let request =
+                request.map(|body| RequestBody::new(body, shape, budget, started, timeout));
             // Boxed: the inner future is large, and each wrapper around it
             // (catch_unwind, timeout, this future) would move it whole.
             let handled = AssertUnwindSafe(Box::pin(inner.call(request))).catch_unwind();

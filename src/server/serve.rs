@@ -8,9 +8,10 @@
 //!   ends once the peer has answered (hyper's graceful shutdown: GOAWAY, PING,
 //!   final GOAWAY), or after [`CLOSE_GRACE`] if it never does.
 //! - **Fewer layers per call.** tonic clones a boxed service for each request,
-//!   boxes each response body, enters a tracing span and parses `grpc-timeout`
-//!   again (our call layer already does); here hyper calls the call stack
-//!   itself, with the connection's [`ConnInfo`] in the request's extensions.
+//!   boxes each request and response body, enters a tracing span and parses
+//!   `grpc-timeout` again (our call layer already does); here hyper calls the
+//!   call stack itself, with the connection's [`ConnInfo`] in the request's
+//!   extensions and the request's body unboxed until the routes.
 //!
 //! The rest is as tonic does it: the same hyper settings ([`Http::new`]),
 //! `--max-connection-age` (GOAWAY at that age, closed after its grace), and
@@ -34,7 +35,6 @@ use hyper_util::server::conn::auto;
 use tokio::sync::Notify;
 use tokio::time::{Instant, Sleep};
 use tokio_util::task::TaskTracker;
-use tonic::body::Body;
 use tower::util::Oneshot;
 use tower::{Service, ServiceExt as _};
 
@@ -101,7 +101,10 @@ pub async fn serve<S, B>(
     stats: Arc<ConnectionStats>,
     stop: impl Future<Output = ()>,
 ) where
-    S: Service<Request<Body>, Response = Response<B>, Error = Infallible> + Clone + Send + 'static,
+    S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
     S::Future: Send + 'static,
     B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -169,7 +172,10 @@ async fn serve_connection<S, B>(
     closing: &Closing,
     stats: &ConnectionStats,
 ) where
-    S: Service<Request<Body>, Response = Response<B>, Error = Infallible> + Clone + Send + 'static,
+    S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
     S::Future: Send + 'static,
     B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -276,7 +282,8 @@ impl IdleTimer {
 }
 
 /// The call stack as hyper calls it on one connection: each request gets
-/// the connection's [`ConnInfo`], and its body in tonic's type.
+/// the connection's [`ConnInfo`]; its body stays hyper's, unboxed (the call
+/// layer wraps it once, in its `RequestBody`).
 #[derive(Clone)]
 struct OnConnection<S> {
     stack: S,
@@ -285,16 +292,15 @@ struct OnConnection<S> {
 
 impl<S> hyper::service::Service<Request<Incoming>> for OnConnection<S>
 where
-    S: Service<Request<Body>> + Clone,
+    S: Service<Request<Incoming>> + Clone,
 {
     type Response = S::Response;
     type Error = S::Error;
-    type Future = Oneshot<S, Request<Body>>;
+    type Future = Oneshot<S, Request<Incoming>>;
 
     fn call(&self, request: Request<Incoming>) -> Self::Future {
-        let (mut parts, body) = request.into_parts();
-        parts.extensions.insert(self.info.clone());
-        let request = Request::from_parts(parts, Body::new(body));
+        let mut request = request;
+        request.extensions_mut().insert(self.info.clone());
         self.stack.clone().oneshot(request)
     }
 }
