@@ -91,24 +91,53 @@ impl Http {
     }
 }
 
+/// What [`serve`] needs of the call stack: hyper's request in, a response
+/// out, never an error (a failed call is a response).
+pub trait Stack<B>:
+    Service<Request<Incoming>, Response = Response<B>, Error = Infallible, Future: Send + 'static>
+    + Clone
+    + Send
+    + 'static
+{
+}
+
+impl<S, B> Stack<B> for S where
+    S: Service<
+            Request<Incoming>,
+            Response = Response<B>,
+            Error = Infallible,
+            Future: Send + 'static,
+        > + Clone
+        + Send
+        + 'static
+{
+}
+
+/// What hyper needs of a response body.
+pub trait ResponseBody:
+    http_body::Body<Data = bytes::Bytes, Error: Into<Box<dyn std::error::Error + Send + Sync>>>
+    + Send
+    + 'static
+{
+}
+
+impl<B> ResponseBody for B where
+    B: http_body::Body<Data = bytes::Bytes, Error: Into<Box<dyn std::error::Error + Send + Sync>>>
+        + Send
+        + 'static
+{
+}
+
 /// Serves each connection of `incoming` with `stack` until `stop`; then
 /// stops accepting (dropping `incoming` closes the listener), sends every
 /// connection GOAWAY, and returns when all have closed.
-pub async fn serve<S, B>(
+pub async fn serve<S: Stack<B>, B: ResponseBody>(
     incoming: impl Stream<Item = io::Result<Io>>,
     stack: S,
     http: Http,
     stats: Arc<ConnectionStats>,
     stop: impl Future<Output = ()>,
-) where
-    S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
+) {
     let http = Arc::new(http);
     let closing = Arc::new(Closing::default());
     let connections = TaskTracker::new();
@@ -165,21 +194,13 @@ enum Why {
     Age,
 }
 
-async fn serve_connection<S, B>(
+async fn serve_connection<S: Stack<B>, B: ResponseBody>(
     io: Io,
     service: OnConnection<S>,
     http: &Http,
     closing: &Closing,
     stats: &ConnectionStats,
-) where
-    S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
+) {
     let state = Arc::clone(&service.info.state);
     let mut conn = pin!(http.builder.serve_connection(TokioIo::new(io), service));
     let mut shutdown = pin!(Arc::clone(&closing.wake).notified_owned());
