@@ -41,7 +41,6 @@ use std::time::{Duration, Instant};
 use futures_util::FutureExt as _;
 use http::{HeaderValue, Request, Response};
 use tokio_util::sync::CancellationToken;
-
 use tonic::{Code, Status};
 use tower::{Layer, Service};
 
@@ -184,8 +183,8 @@ where
     B::Error: Into<tonic::codegen::StdError>,
     ReqB: http_body::Body<Data = bytes::Bytes> + Send + 'static,
 {
-    // The body is handed on unboxed: tonic boxes every response body once
-    // anyway, and a second box here cost an allocation per call.
+    // The body is handed on unboxed, as hyper takes it (`server/serve.rs`):
+    // a box here would cost an allocation per call.
     type Response = Response<CallBody<B>>;
     type Error = S::Error;
     type Future = BoxFuture<Result<Response<CallBody<B>>, S::Error>>;
