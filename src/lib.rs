@@ -8,6 +8,7 @@
 //! around [`server`] and [`client`].
 
 pub mod admin;
+pub mod buffer_budget;
 pub mod call;
 pub mod client;
 pub mod console;

@@ -18,6 +18,14 @@
 //! buffer (`--max-send-buffer-bytes`, 64 KiB) below, for at most
 //! `--write-stall-timeout`.
 //!
+//! Many stalled streams together are bounded by the server's budget
+//! (`--max-buffered-bytes`, [`Budget`]), shared with incomplete request
+//! messages: a step reserves [`PIPE_BYTES`] from it before searching
+//! ([`PipeSender::reserve`], which waits while the budget is full), the page
+//! found is counted at its size, and each order is given back as the
+//! connection takes it (whatever is still in the pipe, when both ends are
+//! gone).
+//!
 //! A step's orders cross the channel as one message (a page, cut where it
 //! would exceed [`PIPE_BYTES`]), not one message each: the producer and the
 //! connection then hand over once a step, which is most of what streaming
@@ -26,12 +34,14 @@
 //! is as before.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use futures_util::{Stream, StreamExt as _};
 use tokio::sync::{Semaphore, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 
+use crate::buffer_budget::Budget;
 use crate::pb::Order;
 
 /// Bytes of encoded orders a search's channel holds, and about the most a
@@ -52,25 +62,74 @@ pub type Page = Result<Vec<Order>, Status>;
 pub struct PipeSender {
     tx: mpsc::Sender<Page>,
     room: Arc<Semaphore>,
+    counted: Option<Arc<Counted>>,
 }
 
-/// A byte-bounded channel of search results (at most `slots` pages too).
-pub fn pipe(slots: usize) -> (PipeSender, impl Stream<Item = Item> + Send + 'static) {
+/// What one pipe has counted against the server's budget: reserved for the
+/// step in progress, or in the pipe. Whatever is left when both ends are
+/// gone (orders never taken) is given back then.
+struct Counted {
+    budget: Arc<Budget>,
+    bytes: AtomicUsize,
+}
+
+impl Counted {
+    fn add(&self, n: usize) {
+        self.bytes.fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn give(&self, n: usize) {
+        self.bytes.fetch_sub(n, Ordering::Relaxed);
+        self.budget.give(n);
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.budget.give(*self.bytes.get_mut());
+    }
+}
+
+/// Bytes of the budget counted for a step before its page is found
+/// ([`PipeSender::reserve`]); [`PipeSender::send_page`] settles them.
+#[must_use]
+pub struct Reserved(usize);
+
+/// A byte-bounded channel of search results (at most `slots` pages too),
+/// counted against `budget` when there is one.
+pub fn pipe(
+    slots: usize,
+    budget: Option<Arc<Budget>>,
+) -> (PipeSender, impl Stream<Item = Item> + Send + 'static) {
     let (tx, rx) = mpsc::channel(slots);
     let room = Arc::new(Semaphore::new(PIPE_BYTES));
+    let counted = budget.map(|budget| {
+        Arc::new(Counted {
+            budget,
+            bytes: AtomicUsize::new(0),
+        })
+    });
     let freed = Arc::clone(&room);
+    let given = counted.clone();
     let rx = ReceiverStream::new(rx)
         .flat_map(|page: Page| {
-            futures_util::stream::iter(match page {
-                Ok(orders) => orders.into_iter().map(Ok).collect::<Vec<_>>(),
-                Err(status) => vec![Err(status)],
-            })
+            // Taken from the page as it is (not collected into a second
+            // vector of results first, which held the page twice).
+            let (orders, end) = match page {
+                Ok(orders) => (orders, None),
+                Err(status) => (Vec::new(), Some(Err(status))),
+            };
+            futures_util::stream::iter(orders.into_iter().map(Ok).chain(end))
         })
         .map(move |item| {
-            freed.add_permits(cost(&item));
+            let bytes = cost(&item);
+            freed.add_permits(bytes);
+            if let Some(counted) = &given {
+                counted.give(bytes);
+            }
             item
         });
-    (PipeSender { tx, room }, rx)
+    (PipeSender { tx, room, counted }, rx)
 }
 
 /// The bytes an item takes from the pipe's room.
@@ -94,15 +153,44 @@ impl PipeSender {
     /// Sends one item once there is room; `Err` if the stream is gone.
     pub async fn send(&self, item: Item) -> Result<(), ()> {
         match item {
-            Ok(order) => self.send_page(vec![order]).await,
+            Ok(order) => {
+                let reserved = self.reserve().await?;
+                self.send_page(vec![order], reserved).await
+            }
             Err(status) => self.tx.send(Err(status)).await.map_err(|_| ()),
+        }
+    }
+
+    /// Waits until the server's budget has room for a page
+    /// ([`PIPE_BYTES`]) and counts it; `Err` if the stream is gone first.
+    pub async fn reserve(&self) -> Result<Reserved, ()> {
+        let Some(counted) = &self.counted else {
+            return Ok(Reserved(0));
+        };
+        tokio::select! {
+            biased;
+            n = counted.budget.reserve(PIPE_BYTES) => {
+                counted.add(n);
+                Ok(Reserved(n))
+            }
+            () = self.tx.closed() => Err(()),
         }
     }
 
     /// Sends `orders` in order, as few messages as the room allows (each
     /// at most [`PIPE_BYTES`], or one order alone), each once there is room
-    /// for it; `Err` if the stream is gone.
-    pub async fn send_page(&self, mut orders: Vec<Order>) -> Result<(), ()> {
+    /// for it; `Err` if the stream is gone. They are counted against the
+    /// budget at their size from now on, in place of `reserved`.
+    pub async fn send_page(&self, mut orders: Vec<Order>, reserved: Reserved) -> Result<(), ()> {
+        if let Some(counted) = &self.counted {
+            let bytes: usize = orders.iter().map(held_bytes).sum();
+            if bytes > reserved.0 {
+                counted.budget.force(bytes - reserved.0);
+                counted.add(bytes - reserved.0);
+            } else {
+                counted.give(reserved.0 - bytes);
+            }
+        }
         while !orders.is_empty() {
             let (mut take, mut bytes) = (0, 0);
             for order in &orders {
@@ -114,8 +202,15 @@ impl PipeSender {
                 bytes += c;
             }
             let rest = orders.split_off(take);
-            let permits = self.room.acquire_many(bytes as u32).await.map_err(|_| ())?;
-            permits.forget(); // given back by the receiving end
+            // The room is given back by the receiving end only: once that is
+            // gone (the connection was reset), waiting would never end, and
+            // would keep this page and the pipe's count for ever.
+            let permits = tokio::select! {
+                biased;
+                permits = self.room.acquire_many(bytes as u32) => permits.map_err(|_| ())?,
+                () = self.tx.closed() => return Err(()),
+            };
+            permits.forget();
             self.tx.send(Ok(orders)).await.map_err(|_| ())?;
             orders = rest;
         }
@@ -164,7 +259,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_pipe_holds_at_most_its_bytes() {
-        let (tx, rx) = pipe(1_000);
+        let (tx, rx) = pipe(1_000, None);
         let big = Order {
             items: vec!["x".repeat(1000); 100],
             ..Order::default()
@@ -185,6 +280,60 @@ mod tests {
         let mut rx = Box::pin(rx);
         rx.next().await.unwrap().unwrap();
         tx.send(Ok(big)).await.unwrap(); // room again
+    }
+
+    #[tokio::test]
+    async fn what_a_pipe_holds_is_counted_against_the_budget_until_taken_or_dropped() {
+        let budget = Budget::new(PIPE_BYTES + PIPE_BYTES / 2, 1 << 20);
+        let (tx, rx) = pipe(1_000, Some(Arc::clone(&budget)));
+        let order = Order {
+            items: vec!["x".repeat(1000)],
+            ..Order::default()
+        };
+        let each = held_bytes(&order);
+        let reserved = tx.reserve().await.unwrap();
+        assert_eq!(budget.used(), PIPE_BYTES, "a step reserves a page");
+        tx.send_page(vec![order.clone(); 10], reserved)
+            .await
+            .unwrap();
+        assert_eq!(budget.used(), 10 * each, "the page, counted at its size");
+
+        // Another stream's step fits; then the budget is full, and a step
+        // waits for room.
+        let (other, other_rx) = pipe(1_000, Some(Arc::clone(&budget)));
+        let held = other.reserve().await.unwrap();
+        assert_eq!(budget.used(), 10 * each + PIPE_BYTES);
+        let waiting = tokio::spawn({
+            let tx = tx.clone();
+            async move { tx.reserve().await.map(|r| r.0) }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(!waiting.is_finished(), "a step reserved past the budget");
+        // The other stream goes away: what it counted is given back.
+        drop((other, other_rx, held));
+        let got = tokio::time::timeout(std::time::Duration::from_secs(5), waiting)
+            .await
+            .expect("the freed bytes woke the waiting step")
+            .unwrap();
+        assert_eq!(got, Ok(PIPE_BYTES));
+        assert_eq!(budget.used(), 10 * each + PIPE_BYTES);
+
+        // Each order taken by the connection is given back.
+        let mut rx = Box::pin(rx);
+        for taken in 1..=10 {
+            rx.next().await.unwrap().unwrap();
+            assert_eq!(budget.used(), (10 - taken) * each + PIPE_BYTES);
+        }
+        // Orders never taken (and a reservation never settled) are given
+        // back when both ends are gone.
+        tx.send_page(vec![order; 3], Reserved(0)).await.unwrap();
+        assert_eq!(
+            budget.used(),
+            3 * each + PIPE_BYTES,
+            "counted, over its reservation"
+        );
+        drop((tx, rx));
+        assert_eq!(budget.used(), 0);
     }
 
     #[test]
@@ -212,7 +361,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_page_arrives_whole_in_order_and_within_the_bytes() {
-        let (tx, rx) = pipe(1_000);
+        let (tx, rx) = pipe(1_000, None);
         let order = |i: usize| Order {
             id: format!("{i:04}"),
             items: vec!["x".repeat(1000)],
@@ -222,7 +371,8 @@ mod tests {
         let many: Vec<Order> = (0..600).map(order).collect();
         let total = many.len();
         let sender = tokio::spawn(async move {
-            tx.send_page(many).await.unwrap();
+            let reserved = tx.reserve().await.unwrap();
+            tx.send_page(many, reserved).await.unwrap();
             tx.send(Err(Status::internal("end"))).await.unwrap();
         });
         let got: Vec<Item> = rx.collect().await;

@@ -25,11 +25,11 @@ use tonic_health::server::HealthReporter;
 
 pub use self::config::{Command, Config, optional_seconds, seconds};
 use self::connections::{ConnectionLimits, ConnectionStats};
+use crate::buffer_budget::Budget;
 use crate::gateway::web::{Cors, WebLayer};
 pub use crate::log::LogFormat;
 use crate::middleware::admission::Admission;
 use crate::middleware::auth::Auth;
-use crate::middleware::request_body::Budget;
 use crate::middleware::{CallLayer, CallPolicy};
 use crate::pb::order_management_server::OrderManagementServer;
 use crate::pb::{FILE_DESCRIPTOR_SET, SERVICE_NAME};
@@ -116,7 +116,11 @@ impl Running {
         listener: TcpListener,
     ) -> Result<Self, String> {
         let readiness = Arc::clone(&store);
-        let service = OrderService::with_config(store, config.service_config());
+        let policy = call_policy(config)?;
+        // searchOrders results waiting for their reader count against the
+        // same budget as request bytes (`crate::buffer_budget`).
+        let service_config = config.service_config(Arc::clone(&policy.buffered));
+        let service = OrderService::with_config(store, service_config);
         let gateway = gateway_router(config, service.clone());
         let orders = OrderManagementServer::new(service)
             .max_decoding_message_size(config.max_request_bytes)
@@ -142,7 +146,6 @@ impl Running {
             .build_v1alpha()
             .map_err(|e| format!("cannot build the reflection service: {e}"))?;
 
-        let policy = call_policy(config)?;
         let pools = vec![policy.reads.clone(), policy.writes.clone()];
         let sources = crate::metrics::server::Sources {
             pools: vec![

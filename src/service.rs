@@ -21,6 +21,7 @@ use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::buffer_budget::Budget;
 use crate::call::CallInfo;
 use crate::call::deadline;
 use crate::metrics::rpc::{self, Method};
@@ -38,6 +39,10 @@ pub struct ServiceConfig {
     pub batch_size: usize,
     /// The most orders one updateOrders call may carry.
     pub max_update_orders: usize,
+    /// The server's budget of bytes held for clients (`--max-buffered-bytes`),
+    /// which searchOrders results waiting to be read count against; none
+    /// outside a server.
+    pub buffered: Option<Arc<Budget>>,
 }
 
 impl ServiceConfig {
@@ -45,6 +50,7 @@ impl ServiceConfig {
     pub const DEFAULT: Self = Self {
         batch_size: 3,
         max_update_orders: 1_000,
+        buffered: None,
     };
 }
 
@@ -114,7 +120,7 @@ impl OrderManagement for OrderService {
                 "search query must not contain a NUL character (U+0000)",
             ));
         }
-        let (tx, rx) = search_pipe::pipe(STREAM_BUFFER);
+        let (tx, rx) = search_pipe::pipe(STREAM_BUFFER, self.config.buffered.clone());
         let raw = tx.raw();
         let producer = search(Arc::clone(&self.store), query, tx, Arc::clone(&call));
         spawn_producer(raw, producer, call);
@@ -287,6 +293,11 @@ async fn search(store: Arc<dyn OrderStore>, query: String, tx: PipeSender, call:
     // Bounded in bytes, not only in candidates (see `search_pipe`).
     let mut step = search_pipe::FIRST_STEP;
     loop {
+        // Room in the server's budget first: while stalled streams fill it,
+        // the search waits here rather than adding a page to them.
+        let Ok(reserved) = tx.reserve().await else {
+            return; // the client is gone
+        };
         let span = crate::trace::store_span(&call, "store.search");
         let page = store.search(&query, after.as_deref(), step).await;
         drop(span);
@@ -301,7 +312,7 @@ async fn search(store: Arc<dyn OrderStore>, query: String, tx: PipeSender, call:
         step = search_pipe::next_step(step, page.examined, bytes);
         crate::metrics::store::searched(page.examined, page.orders.len());
         let sent = page.orders.len();
-        if tx.send_page(page.orders).await.is_err() {
+        if tx.send_page(page.orders, reserved).await.is_err() {
             return; // the client is gone
         }
         for _ in 0..sent {

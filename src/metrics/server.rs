@@ -1,7 +1,7 @@
 //! Gauges and counters read from the server's own state when scraped:
 //! calls in flight (admission's slots), connections (the accept loop's
-//! counts), buffered request bytes, and the process. Nothing is recorded
-//! per call for these.
+//! counts), bytes held for clients (`--max-buffered-bytes`), and the
+//! process. Nothing is recorded per call for these.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -11,8 +11,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
+use crate::buffer_budget::Budget;
 use crate::middleware::admission::Admission;
-use crate::middleware::request_body::Budget;
 use crate::server::connections::ConnectionStats;
 
 type Label = [(&'static str, &'static str); 1];
@@ -89,7 +89,7 @@ impl ServerGauges {
         );
         registry.register(
             "order_management_buffered_request_bytes",
-            "Request bytes buffered now against --max-buffered-bytes",
+            "Bytes held for clients now against --max-buffered-bytes (incomplete request messages, searchOrders results not yet sent)",
             g.buffered.clone(),
         );
         registry.register(

@@ -47,7 +47,8 @@ use tower::{Layer, Service};
 use self::admission::{Admission, Permit};
 use self::auth::Auth;
 use self::call_body::CallBody;
-use self::request_body::{Budget, RequestBody};
+use self::request_body::RequestBody;
+use crate::buffer_budget::Budget;
 use crate::call::deadline::{self, Abort, CallEnd};
 use crate::call::{CallInfo, panic_message};
 use crate::log::CallRecord;
@@ -81,7 +82,8 @@ pub struct CallPolicy {
     pub max_call: Option<Duration>,
     /// How long after its headers a call's one request message may arrive.
     pub message_timeout: Option<Duration>,
-    /// The server-wide budget of buffered request bytes.
+    /// The server-wide budget of bytes held for clients (`--max-buffered-bytes`),
+    /// shared with the search streams (`crate::buffer_budget`).
     pub buffered: Arc<Budget>,
     /// The most bytes one updateOrders call may send.
     pub max_update_bytes: usize,

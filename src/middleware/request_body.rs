@@ -23,7 +23,6 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -32,53 +31,7 @@ use http_body::{Body, Frame, SizeHint};
 use tokio::time::{Instant, Sleep};
 use tonic::Status;
 
-/// The server-wide count of buffered request bytes, and its limit.
-#[derive(Debug)]
-pub struct Budget {
-    used: AtomicUsize,
-    limit: usize,
-    /// The largest message tonic accepts (`--max-request-bytes`): one
-    /// announced larger is refused by tonic from its prefix alone
-    /// (`OUT_OF_RANGE`), nothing reserved, so it is not counted at its length.
-    max_message: usize,
-}
-
-impl Budget {
-    pub fn new(limit: usize, max_message: usize) -> Arc<Self> {
-        Arc::new(Self {
-            used: AtomicUsize::new(0),
-            limit,
-            max_message,
-        })
-    }
-
-    /// Bytes counted now.
-    pub fn used(&self) -> usize {
-        self.used.load(Ordering::Relaxed)
-    }
-
-    fn take(&self, n: usize) -> bool {
-        let mut used = self.used.load(Ordering::Relaxed);
-        loop {
-            if used + n > self.limit {
-                return false;
-            }
-            match self.used.compare_exchange_weak(
-                used,
-                used + n,
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => return true,
-                Err(now) => used = now,
-            }
-        }
-    }
-
-    fn give(&self, n: usize) {
-        self.used.fetch_sub(n, Ordering::Relaxed);
-    }
-}
+use crate::buffer_budget::Budget;
 
 /// How a method's request is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -203,7 +156,7 @@ impl<B> RequestBodyProj<'_, B> {
                     *self.header_len = 0;
                     let len = u32::from_be_bytes(self.header[1..5].try_into().unwrap()) as usize;
                     *self.message_left = len;
-                    if len <= self.budget.max_message {
+                    if len <= self.budget.max_message() {
                         *self.current = 5 + len;
                     }
                     if len == 0 {
@@ -230,7 +183,7 @@ impl<B> RequestBodyProj<'_, B> {
                 return Err(Status::resource_exhausted(format!(
                     "the server is buffering its limit of {} request bytes \
                      (--max-buffered-bytes); retry later",
-                    self.budget.limit
+                    self.budget.limit()
                 )));
             }
         } else {

@@ -4,11 +4,13 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
 use super::connections::{ConnectionLimits, default_max_connections};
+use crate::buffer_budget::Budget;
 use crate::log::LogFormat;
 use crate::service::ServiceConfig;
 use crate::store::RedbOptions;
@@ -168,9 +170,10 @@ pub struct Config {
     #[arg(long, env = "ORDER_REQUEST_MESSAGE_TIMEOUT", default_value_t = 10.0)]
     pub request_message_timeout: f64,
 
-    /// Request bytes the server may buffer at once (messages not yet complete,
-    /// and updateOrders' orders until the call ends); beyond it, the call
-    /// that would go over gets RESOURCE_EXHAUSTED.
+    /// Bytes the server may hold for clients at once: request messages not
+    /// yet complete, updateOrders' orders until the call ends (beyond it, the
+    /// call that would go over gets RESOURCE_EXHAUSTED), and searchOrders
+    /// results waiting for their reader (a search waits for room).
     #[arg(long, env = "ORDER_MAX_BUFFERED_BYTES", default_value_t = 256 * 1024 * 1024)]
     pub max_buffered_bytes: usize,
 
@@ -286,11 +289,13 @@ impl Config {
         config
     }
 
-    /// What the RPC handlers are configured with.
-    pub fn service_config(&self) -> ServiceConfig {
+    /// What the RPC handlers are configured with; `buffered` is the
+    /// server's budget of `--max-buffered-bytes`, shared with the call layer.
+    pub fn service_config(&self, buffered: Arc<Budget>) -> ServiceConfig {
         ServiceConfig {
             batch_size: self.batch_size as usize,
             max_update_orders: self.max_update_orders as usize,
+            buffered: Some(buffered),
         }
     }
 

@@ -15,6 +15,7 @@ use tokio::io::AsyncWriteExt as _;
 use tokio::net::TcpStream;
 
 use super::harness::{Prod, binary, bounded};
+use crate::support::raw;
 
 /// 400 orders of ~50 KB, all matching "x": 20 MB per searchOrders, more
 /// than the socket buffers of both ends hold.
@@ -140,6 +141,108 @@ async fn a_slow_reader_is_not_cut_off() {
         drop(order);
     }
     assert_eq!(received, 400);
+}
+
+/// Stalled streams count against `--max-buffered-bytes`, as incomplete
+/// request messages do: while their results fill it, a partial message
+/// that an empty budget would take is refused, and a search that reads
+/// waits for room instead of failing; once the stalled connection is cut
+/// off, every byte is given back and the waiting search ends whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_searches_count_against_the_buffer_budget_until_cut_off() {
+    let server = Prod::with_store(
+        &[
+            "--max-buffered-bytes",
+            "2000000",
+            "--write-stall-timeout",
+            "3",
+        ],
+        big_store(),
+    );
+    // 16 streams of 20 MB each: far more than both ends' socket buffers, so
+    // each holds its pipe and its next page (up to ~512 KiB) on the server.
+    let mut stalled = stalled_client(server.addr, 16).await;
+
+    let tcp = TcpStream::connect(server.addr).await.unwrap();
+    let (h2, connection) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(connection);
+    // A 300,000-byte addOrder message of which 200,000 are sent: it counts
+    // at its announced length, and fits an empty budget of 2,000,000.
+    let mut partial = vec![0u8];
+    partial.extend_from_slice(&300_000u32.to_be_bytes());
+    partial.extend(std::iter::repeat_n(b'x', 200_000 - 5));
+    let refused = bounded(
+        "a partial message refused beside the stalled searches",
+        async {
+            loop {
+                let mut h2 = h2.clone().ready().await.unwrap();
+                let request =
+                    raw::grpc_request(server.addr, "/ecommerce.OrderManagement/addOrder", &[]);
+                let (response, mut send) = h2.send_request(request, false).unwrap();
+                send.reserve_capacity(partial.len());
+                send.send_data(bytes::Bytes::from(partial.clone()), false)
+                    .unwrap();
+                // Taken, the call waits for the rest of its message: no answer.
+                match tokio::time::timeout(Duration::from_millis(300), response).await {
+                    Ok(answer) => return answer.unwrap(),
+                    Err(_) => send.send_reset(h2::Reason::CANCEL),
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        },
+    )
+    .await;
+    let grpc = |name: &str| {
+        refused
+            .headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    assert_eq!(
+        grpc("grpc-status").as_deref(),
+        Some("8"),
+        "{:?}",
+        grpc("grpc-message")
+    );
+    assert!(
+        grpc("grpc-message").unwrap().contains("max-buffered-bytes"),
+        "{:?}",
+        grpc("grpc-message")
+    );
+
+    // A search that reads, started while the budget is full: it waits for
+    // room, and ends whole once the stalled connection is cut off.
+    let mut client = server.client().await;
+    let reader = tokio::spawn(async move {
+        let mut search = client
+            .search_orders("x".to_owned())
+            .await
+            .unwrap()
+            .into_inner();
+        let mut found = 0;
+        while search.message().await.unwrap().is_some() {
+            found += 1;
+        }
+        found
+    });
+    bounded("the stalled connection to be reset", async {
+        let ping = h2_frame(6, 0, 0, &[0; 8]);
+        while stalled.write_all(&ping).await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    assert_eq!(bounded("the waiting search", reader).await.unwrap(), 400);
+
+    // Every byte the stalled searches held was given back: a 900 KB order
+    // fits the budget again (and is refused by validation alone).
+    let mut client = server.client().await;
+    let mut big = super::harness::order("big", "Seoul");
+    big.description = "y".repeat(900_000);
+    let status = bounded("a 900 KB order", client.add_order(big))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
 }
 
 /// What the attack costs and gives back, on the real server binary (the
