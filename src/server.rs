@@ -38,6 +38,13 @@ use crate::service::OrderService;
 use crate::store::postgres::{PgOptions, PgStore};
 use crate::store::{MemoryStore, OrderStore, RedbStore};
 
+/// The most threads the runtime's blocking pool, which runs the embedded
+/// store's reads, may grow to. tokio's default is 512: a burst of searches
+/// (the 900 stalled streams of `cargo xtask attacks`) grew it to all of them,
+/// ~180 MiB of stacks and allocator heaps, for reads that take micro- to
+/// milliseconds. Beyond this, reads queue; 32 still keeps a disk's queue busy.
+pub const BLOCKING_THREADS: usize = 32;
+
 /// The tokio runtime `--threads` asks for.
 pub fn runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
     let threads = match threads {
@@ -46,11 +53,13 @@ pub fn runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
     };
     if threads == 1 {
         tokio::runtime::Builder::new_current_thread()
+            .max_blocking_threads(BLOCKING_THREADS)
             .enable_all()
             .build()
     } else {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads)
+            .max_blocking_threads(BLOCKING_THREADS)
             .enable_all()
             .build()
     }

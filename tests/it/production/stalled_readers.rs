@@ -245,6 +245,42 @@ async fn stalled_searches_count_against_the_buffer_budget_until_cut_off() {
     assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
 }
 
+/// A burst of searches (here 600 streams opened in one write) must not
+/// grow a blocking thread for each store read: tokio's default pool grows
+/// to 512 threads, ~180 MiB of stacks and allocator heaps in the 900-stream
+/// attack (`cargo xtask attacks`). The server binary's pool is bounded
+/// (`server::BLOCKING_THREADS`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_searches_does_not_grow_a_thread_for_each_read() {
+    let dir = tempfile::tempdir().unwrap();
+    order_management::store::RedbStore::open(dir.path())
+        .unwrap()
+        .insert_many_blocking(big_orders())
+        .unwrap();
+    let data = dir.path().to_str().unwrap();
+    let server = binary(&["--data-dir", data, "--threads", "2"]);
+    let threads = || {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", server.pid())).unwrap();
+        let line = status.lines().find(|l| l.starts_with("Threads:")).unwrap();
+        line.split_whitespace()
+            .nth(1)
+            .unwrap()
+            .parse::<usize>()
+            .unwrap()
+    };
+    let before = threads();
+    let _stalled = stalled_client(server.addr(), 600).await;
+    let mut most = before;
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        most = most.max(threads());
+    }
+    assert!(
+        most <= before + order_management::server::BLOCKING_THREADS,
+        "{before} threads before the burst, {most} during it"
+    );
+}
+
 /// What the attack costs and gives back, on the real server binary (the
 /// build `cargo test` makes): 10 connections x 90 searchOrders streams,
 /// never read. A measurement, run by hand:
