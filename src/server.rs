@@ -315,7 +315,9 @@ fn call_policy(config: &Config) -> Result<CallPolicy, String> {
     Ok(CallPolicy {
         auth,
         reads: pool(config.max_concurrent_calls),
-        writes: pool(config.max_concurrent_writes).named("writes"),
+        writes: pool(config.max_concurrent_writes)
+            .named("writes")
+            .queued(config.max_queued_writes as usize),
         watches: Admission::new(config.max_health_watches as usize, usize::MAX)
             .named("health watches"),
         max_call: config.max_call()?,

@@ -19,6 +19,7 @@ type Label = [(&'static str, &'static str); 1];
 
 pub struct ServerGauges {
     in_flight: Family<Label, Gauge>,
+    waiting: Family<Label, Gauge>,
     open: Gauge,
     accepted: Counter,
     refused: Family<Label, Counter>,
@@ -42,6 +43,7 @@ impl ServerGauges {
     pub(super) fn register(registry: &mut Registry) -> Self {
         let g = Self {
             in_flight: Family::default(),
+            waiting: Family::default(),
             open: Gauge::default(),
             accepted: Counter::default(),
             refused: Family::default(),
@@ -56,6 +58,11 @@ impl ServerGauges {
             "order_management_calls_in_flight",
             "Calls holding an admission slot, by pool (reads, writes, health_watches); health checks take none",
             g.in_flight.clone(),
+        );
+        registry.register(
+            "order_management_calls_waiting",
+            "Calls waiting for an admission slot, by pool (only writes wait: --max-queued-writes)",
+            g.waiting.clone(),
         );
         registry.register(
             "order_management_connections_open",
@@ -107,6 +114,11 @@ impl ServerGauges {
             self.in_flight
                 .get_or_create(&[("pool", name)])
                 .set(pool.in_flight() as i64);
+            if pool.queues() {
+                self.waiting
+                    .get_or_create(&[("pool", name)])
+                    .set(pool.waiting() as i64);
+            }
         }
         let c = &sources.connections;
         self.open.set(c.open.load(Ordering::Relaxed) as i64);

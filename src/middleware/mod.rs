@@ -116,24 +116,31 @@ enum Protocol {
     Http,
 }
 
+/// What admission decided at once: a slot, or the queue to wait in.
+enum Admit<'a> {
+    Now(Permit),
+    Wait(&'a Admission),
+}
+
 impl Shared {
-    /// Authentication, then admission: the call's slot, or the status that
+    /// Authentication, then admission: the call's slot (or, for a write when
+    /// every write slot is taken, the queue to wait in), or the status that
     /// refuses it. Health checks need no token and take no slot (probes must
     /// get an answer even when the server is full); health watches need no
     /// token and take a slot of their own; so do the console's static files.
-    fn admit<B>(&self, request: &Request<B>, protocol: Protocol) -> Result<Permit, Status> {
+    fn admit<B>(&self, request: &Request<B>, protocol: Protocol) -> Result<Admit<'_>, Status> {
         let conn = connection(request);
         let policy = &self.policy;
         let path = request.uri().path();
         match (protocol, path) {
             (Protocol::Grpc, "/grpc.health.v1.Health/Watch") => {
-                return policy.watches.try_admit(conn);
+                return policy.watches.try_admit(conn).map(Admit::Now);
             }
             (Protocol::Grpc, path) if path.starts_with("/grpc.health.v1.Health/") => {
-                return Ok(Permit::exempt(conn));
+                return Ok(Admit::Now(Permit::exempt(conn)));
             }
             (Protocol::Http, path) if crate::gateway::is_public(path) => {
-                return Ok(Permit::exempt(conn));
+                return Ok(Admit::Now(Permit::exempt(conn)));
             }
             _ => {}
         }
@@ -147,10 +154,12 @@ impl Shared {
             ),
             Protocol::Http => crate::gateway::is_write(request.method(), path),
         };
-        if write {
-            policy.writes.try_admit(conn)
+        if !write {
+            policy.reads.try_admit(conn).map(Admit::Now)
+        } else if policy.writes.queues() {
+            Ok(Admit::Wait(&policy.writes))
         } else {
-            policy.reads.try_admit(conn)
+            policy.writes.try_admit(conn).map(Admit::Now)
         }
     }
 }
@@ -249,7 +258,15 @@ where
             if CallEnd::over_at_start(timeout) {
                 return Ok(respond(deadline::exceeded(), &info, record, protocol));
             }
-            let permit = match shared.admit(&request, protocol) {
+            let admitted = match shared.admit(&request, protocol) {
+                Ok(Admit::Now(permit)) => Ok(permit),
+                Ok(Admit::Wait(writes)) => {
+                    let deadline = info.end().deadline();
+                    writes.admit_queued(connection(&request), deadline).await
+                }
+                Err(status) => Err(status),
+            };
+            let permit = match admitted {
                 Ok(permit) => Some(permit),
                 Err(status) => {
                     crate::metrics::refused(status.code());

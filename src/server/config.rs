@@ -157,9 +157,15 @@ pub struct Config {
 
     /// Writes (addOrder, updateOrders) in flight across the server, apart from
     /// --max-concurrent-calls (reads), so writes waiting on the disk never
-    /// starve reads; beyond it, RESOURCE_EXHAUSTED at once.
+    /// starve reads; beyond it, writes wait (--max-queued-writes).
     #[arg(long, env = "ORDER_MAX_CONCURRENT_WRITES", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_concurrent_writes: u32,
+
+    /// Writes that may wait for a write slot, first come first served, until
+    /// their deadline; beyond, or if the expected wait is longer than the
+    /// call's deadline, RESOURCE_EXHAUSTED at once. 0: none wait.
+    #[arg(long, env = "ORDER_MAX_QUEUED_WRITES", default_value_t = 1000)]
+    pub max_queued_writes: u32,
 
     /// Health Watch streams open at once (they need no token).
     #[arg(long, env = "ORDER_MAX_HEALTH_WATCHES", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]

@@ -209,6 +209,8 @@ async fn metrics_count_every_call_exactly() {
         let in_flight = m("order_management_calls_in_flight", &[("pool", pool)]);
         assert_eq!(in_flight, 0.0, "{pool}");
     }
+    let waiting = m("order_management_calls_waiting", &[("pool", "writes")]);
+    assert_eq!(waiting, 0.0);
     assert_eq!(m("order_management_connections_open", &[]), 1.0);
     assert!(m("process_resident_memory_bytes", &[]) > 1e6);
     assert!(m("process_open_fds", &[]) >= 3.0);

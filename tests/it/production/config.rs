@@ -38,6 +38,7 @@ const FLAGS: &[(&str, &str)] = &[
     ("max-call-seconds", "ORDER_MAX_CALL_SECONDS"),
     ("max-calls-per-ip", "ORDER_MAX_CALLS_PER_IP"),
     ("max-concurrent-writes", "ORDER_MAX_CONCURRENT_WRITES"),
+    ("max-queued-writes", "ORDER_MAX_QUEUED_WRITES"),
     ("max-health-watches", "ORDER_MAX_HEALTH_WATCHES"),
     ("request-message-timeout", "ORDER_REQUEST_MESSAGE_TIMEOUT"),
     ("max-buffered-bytes", "ORDER_MAX_BUFFERED_BYTES"),

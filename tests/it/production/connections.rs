@@ -375,6 +375,8 @@ async fn writes_at_their_limit_do_not_take_the_reads_slots() {
     let server = Prod::start(&[
         "--max-concurrent-writes",
         "2",
+        "--max-queued-writes",
+        "0",
         "--max-concurrent-calls",
         "2",
     ]);
@@ -414,6 +416,115 @@ async fn writes_at_their_limit_do_not_take_the_reads_slots() {
         .unwrap();
     }
     drop(held);
+}
+
+/// An updateOrders call whose request stream stays open until the sender is
+/// dropped: it holds a write slot until then.
+fn held_update(
+    client: &super::harness::Client,
+) -> (
+    tokio::sync::mpsc::Sender<order_management::Order>,
+    tokio::task::JoinHandle<Result<tonic::Response<String>, tonic::Status>>,
+) {
+    let (tx, rx) = tokio::sync::mpsc::channel::<order_management::Order>(1);
+    let mut c = client.clone();
+    let call = tokio::spawn(async move {
+        c.update_orders(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await
+    });
+    (tx, call)
+}
+
+fn add_within(id: &str, millis: u64) -> tonic::Request<order_management::Order> {
+    let mut request = tonic::Request::new(super::harness::order(id, "Seoul"));
+    request.set_timeout(Duration::from_millis(millis));
+    request
+}
+
+/// Writes beyond their slots wait in line, first come first served, up to
+/// --max-queued-writes; beyond that, or when their expected wait is longer
+/// than their deadline, they are refused at once; a write whose deadline
+/// passes in line ends DEADLINE_EXCEEDED and is not applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_beyond_their_slots_wait_in_a_bounded_line() {
+    let server = Prod::start(&["--max-concurrent-writes", "1", "--max-queued-writes", "2"]);
+    let mut client = server.client().await;
+    let (hold, held) = held_update(&client);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // In line, its deadline passes: DEADLINE_EXCEEDED, and not applied.
+    let late = bounded(
+        "a write whose deadline passes in line",
+        client.add_order(add_within("late", 300)),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(late.code(), Code::DeadlineExceeded, "{late:?}");
+
+    // Two wait; the third is refused at once.
+    let first = tokio::spawn({
+        let mut c = client.clone();
+        async move { c.add_order(super::harness::order("first", "Seoul")).await }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let second = tokio::spawn({
+        let mut c = client.clone();
+        async move { c.add_order(super::harness::order("second", "Seoul")).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let third = bounded(
+        "a write beyond the line",
+        client.add_order(super::harness::order("third", "Seoul")),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(third.code(), Code::ResourceExhausted, "{third:?}");
+    assert!(third.message().contains("2 waiting"), "{}", third.message());
+    assert!(
+        !first.is_finished() && !second.is_finished(),
+        "a write took a held slot"
+    );
+
+    // The slot is given back (after ~1 s held): those in line are served.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    drop(hold);
+    bounded("the held update", held).await.unwrap().unwrap();
+    bounded("the first in line", first).await.unwrap().unwrap();
+    bounded("the second in line", second)
+        .await
+        .unwrap()
+        .unwrap();
+    for (id, stored) in [
+        ("first", true),
+        ("second", true),
+        ("third", false),
+        ("late", false),
+    ] {
+        let found = client.get_order(id.to_owned()).await;
+        assert_eq!(found.is_ok(), stored, "{id}: {found:?}");
+    }
+
+    // A write has lately held its slot ~1 s: one that could wait only
+    // 100 ms is refused at once rather than left to time out.
+    let (hold, held) = held_update(&client);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let hopeless = bounded(
+        "a write that cannot start in time",
+        client.add_order(add_within("hopeless", 100)),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(hopeless.code(), Code::ResourceExhausted, "{hopeless:?}");
+    assert!(
+        hopeless.message().contains("expected wait"),
+        "{}",
+        hopeless.message()
+    );
+    drop(hold);
+    bounded("the second held update", held)
+        .await
+        .unwrap()
+        .unwrap();
 }
 
 /// Health Watch streams need no token, so they are bounded on their own;

@@ -373,6 +373,8 @@ fn writes_take_admission_slots_and_a_body_that_never_ends_is_504() {
     let server = Prod::start(&[
         "--max-concurrent-writes",
         "1",
+        "--max-queued-writes",
+        "0",
         "--request-message-timeout",
         "1",
     ]);
