@@ -587,9 +587,7 @@ async fn partial_messages_beyond_the_buffer_budget_are_refused() {
     tokio::spawn(connection);
     // Each stream: a 300,000-byte addOrder message, of which 200,000 are
     // sent. It counts at its announced length (tonic reserves that much).
-    let mut partial = vec![0u8];
-    partial.extend_from_slice(&300_000u32.to_be_bytes());
-    partial.extend(std::iter::repeat_n(b'x', 200_000 - 5));
+    let partial = raw::partial_message(300_000, 200_000);
     let mut streams = Vec::new();
     for _ in 0..4 {
         let mut h2 = h2.clone().ready().await.unwrap();

@@ -37,6 +37,23 @@ fn big_store() -> Arc<MemoryStore> {
     Arc::new(MemoryStore::with_orders(big_orders()))
 }
 
+/// A data directory holding [`big_orders`], for the server binary.
+fn big_store_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    order_management::store::RedbStore::open(dir.path())
+        .unwrap()
+        .insert_many_blocking(big_orders())
+        .unwrap();
+    dir
+}
+
+/// A number field (`Threads:`, `VmRSS:`...) of a process's /proc status.
+fn proc_status(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with(field)).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
 /// One HTTP/2 frame.
 fn h2_frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
     let mut frame = (payload.len() as u32).to_be_bytes()[1..].to_vec();
@@ -168,9 +185,7 @@ async fn stalled_searches_count_against_the_buffer_budget_until_cut_off() {
     tokio::spawn(connection);
     // A 300,000-byte addOrder message of which 200,000 are sent: it counts
     // at its announced length, and fits an empty budget of 2,000,000.
-    let mut partial = vec![0u8];
-    partial.extend_from_slice(&300_000u32.to_be_bytes());
-    partial.extend(std::iter::repeat_n(b'x', 200_000 - 5));
+    let partial = raw::partial_message(300_000, 200_000);
     let refused = bounded(
         "a partial message refused beside the stalled searches",
         async {
@@ -252,22 +267,10 @@ async fn stalled_searches_count_against_the_buffer_budget_until_cut_off() {
 /// (`server::BLOCKING_THREADS`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_searches_does_not_grow_a_thread_for_each_read() {
-    let dir = tempfile::tempdir().unwrap();
-    order_management::store::RedbStore::open(dir.path())
-        .unwrap()
-        .insert_many_blocking(big_orders())
-        .unwrap();
+    let dir = big_store_dir();
     let data = dir.path().to_str().unwrap();
     let server = binary(&["--data-dir", data, "--threads", "2"]);
-    let threads = || {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", server.pid())).unwrap();
-        let line = status.lines().find(|l| l.starts_with("Threads:")).unwrap();
-        line.split_whitespace()
-            .nth(1)
-            .unwrap()
-            .parse::<usize>()
-            .unwrap()
-    };
+    let threads = || proc_status(server.pid(), "Threads:") as usize;
     let before = threads();
     let _stalled = stalled_client(server.addr(), 600).await;
     let mut most = before;
@@ -288,23 +291,10 @@ async fn a_burst_of_searches_does_not_grow_a_thread_for_each_read() {
 #[ignore = "a measurement, run by hand"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_of_streams_never_read() {
-    let dir = tempfile::tempdir().unwrap();
-    order_management::store::RedbStore::open(dir.path())
-        .unwrap()
-        .insert_many_blocking(big_orders())
-        .unwrap();
+    let dir = big_store_dir();
     let data = dir.path().to_str().unwrap();
     let server = binary(&["--data-dir", data, "--write-stall-timeout", "10"]);
-    let rss_mib = || {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", server.pid())).unwrap();
-        let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-        line.split_whitespace()
-            .nth(1)
-            .unwrap()
-            .parse::<u64>()
-            .unwrap()
-            / 1024
-    };
+    let rss_mib = || proc_status(server.pid(), "VmRSS:") / 1024;
     let before = rss_mib();
     let mut stalled = Vec::new();
     for _ in 0..10 {

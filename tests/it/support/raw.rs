@@ -56,6 +56,15 @@ pub fn grpc_request(addr: SocketAddr, path: &str, extra: &[(&str, &str)]) -> Req
     request.body(()).unwrap()
 }
 
+/// The first `sent` bytes of a gRPC message announcing `announced` bytes:
+/// a message that never completes.
+pub fn partial_message(announced: u32, sent: usize) -> Vec<u8> {
+    let mut partial = vec![0u8];
+    partial.extend_from_slice(&announced.to_be_bytes());
+    partial.extend(std::iter::repeat_n(b'x', sent - 5));
+    partial
+}
+
 /// Sends `request` and `body` (ending the stream if `end_stream`; otherwise
 /// leaving it open, as a client still sending would) and reads the whole
 /// response.
