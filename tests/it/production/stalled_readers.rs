@@ -37,6 +37,20 @@ fn big_store() -> Arc<MemoryStore> {
     Arc::new(MemoryStore::with_orders(big_orders()))
 }
 
+/// How many orders a search for `query` streams, read to its end.
+async fn orders_found(client: &mut super::harness::Client, query: &str) -> usize {
+    let mut search = client
+        .search_orders(query.to_owned())
+        .await
+        .unwrap()
+        .into_inner();
+    let mut found = 0;
+    while search.message().await.unwrap().is_some() {
+        found += 1;
+    }
+    found
+}
+
 /// A data directory holding [`big_orders`], for the server binary.
 fn big_store_dir() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
@@ -228,18 +242,7 @@ async fn stalled_searches_count_against_the_buffer_budget_until_cut_off() {
     // A search that reads, started while the budget is full: it waits for
     // room, and ends whole once the stalled connection is cut off.
     let mut client = server.client().await;
-    let reader = tokio::spawn(async move {
-        let mut search = client
-            .search_orders("x".to_owned())
-            .await
-            .unwrap()
-            .into_inner();
-        let mut found = 0;
-        while search.message().await.unwrap().is_some() {
-            found += 1;
-        }
-        found
-    });
+    let reader = tokio::spawn(async move { orders_found(&mut client, "x").await });
     bounded("the stalled connection to be reset", async {
         let ping = h2_frame(6, 0, 0, &[0; 8]);
         while stalled.write_all(&ping).await.is_ok() {
@@ -318,16 +321,7 @@ async fn memory_of_streams_never_read() {
     let mut client = order_management::pb::order_management_client::OrderManagementClient::new(
         super::harness::connect(&url).await,
     );
-    let mut search = client
-        .search_orders("x".to_owned())
-        .await
-        .unwrap()
-        .into_inner();
-    let mut found = 0;
-    while search.message().await.unwrap().is_some() {
-        found += 1;
-    }
-    assert_eq!(found, 400);
+    assert_eq!(orders_found(&mut client, "x").await, 400);
     tokio::time::sleep(Duration::from_secs(15)).await;
     let later = rss_mib();
     eprintln!(
