@@ -150,15 +150,9 @@ pub fn held_bytes(order: &Order) -> usize {
 }
 
 impl PipeSender {
-    /// Sends one item once there is room; `Err` if the stream is gone.
-    pub async fn send(&self, item: Item) -> Result<(), ()> {
-        match item {
-            Ok(order) => {
-                let reserved = self.reserve().await?;
-                self.send_page(vec![order], reserved).await
-            }
-            Err(status) => self.tx.send(Err(status)).await.map_err(|_| ()),
-        }
+    /// Ends the stream with `status`; `Err` if the stream is gone.
+    pub async fn send_error(&self, status: Status) -> Result<(), ()> {
+        self.tx.send(Err(status)).await.map_err(|_| ())
     }
 
     /// Waits until the server's budget has room for a page
@@ -267,11 +261,11 @@ mod tests {
         let each = held_bytes(&big);
         let fits = PIPE_BYTES / each;
         for _ in 0..fits {
-            tx.send(Ok(big.clone())).await.unwrap();
+            tx.send_page(vec![big.clone()], Reserved(0)).await.unwrap();
         }
         let blocked = tokio::time::timeout(
             std::time::Duration::from_millis(50),
-            tx.send(Ok(big.clone())),
+            tx.send_page(vec![big.clone()], Reserved(0)),
         );
         assert!(
             blocked.await.is_err(),
@@ -279,7 +273,7 @@ mod tests {
         );
         let mut rx = Box::pin(rx);
         rx.next().await.unwrap().unwrap();
-        tx.send(Ok(big)).await.unwrap(); // room again
+        tx.send_page(vec![big], Reserved(0)).await.unwrap(); // room again
     }
 
     #[tokio::test]
@@ -373,7 +367,7 @@ mod tests {
         let sender = tokio::spawn(async move {
             let reserved = tx.reserve().await.unwrap();
             tx.send_page(many, reserved).await.unwrap();
-            tx.send(Err(Status::internal("end"))).await.unwrap();
+            tx.send_error(Status::internal("end")).await.unwrap();
         });
         let got: Vec<Item> = rx.collect().await;
         sender.await.unwrap();

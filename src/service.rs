@@ -304,7 +304,7 @@ async fn search(store: Arc<dyn OrderStore>, query: String, tx: PipeSender, call:
         let page = match page {
             Ok(page) => page,
             Err(e) => {
-                let _ = tx.send(Err(internal(e, &call))).await;
+                let _ = tx.send_error(internal(e, &call)).await;
                 return;
             }
         };
