@@ -65,11 +65,21 @@ pub struct Settings {
 
 impl Http {
     /// The settings tonic's `Server` gives hyper (tonic 0.14,
-    /// `serve_internal`), from `settings`, with two differences: each
+    /// `serve_internal`), from `settings`, with one difference: each
     /// stream's send buffer is ours to set (`--max-send-buffer-bytes`; tonic
-    /// leaves hyper's 400 KiB), and hyper's own limit on the streams a
-    /// connection makes us reset for its errors (1,024, its answer to
-    /// RUSTSEC-2024-0003) stays on, where tonic turns it off.
+    /// leaves hyper's 400 KiB).
+    ///
+    /// Like tonic, we turn off h2's cap on the streams it resets for a
+    /// client's frames (`max_local_error_reset_streams`, 1,024 by default).
+    /// That count never goes down, and an honest client adds to it each
+    /// time we refuse a call at once: we answer before its DATA frame
+    /// arrives, h2 resets the stream and soon forgets it (it remembers 50),
+    /// and the late DATA is then "for a closed stream", reset and counted.
+    /// After 1,024 refusals the client's whole connection got GOAWAY, its
+    /// calls in flight failing (`tests/it/production/refusals.rs`). What the
+    /// cap guards against, work going on for streams the client thinks are
+    /// gone, is bounded here anyway: hyper drops a call's future when its
+    /// stream is reset, which gives back its admission slot.
     pub fn new(settings: Settings) -> Self {
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder
@@ -78,6 +88,7 @@ impl Http {
             .max_concurrent_streams(settings.max_concurrent_streams)
             .max_header_list_size(settings.max_header_list_size)
             .max_send_buf_size(settings.max_send_buffer as usize)
+            .max_local_error_reset_streams(None)
             .keep_alive_interval(settings.keepalive_interval)
             .keep_alive_timeout(settings.keepalive_timeout)
             .adaptive_window(false);

@@ -27,6 +27,7 @@ mod observability;
 mod panics;
 mod readme_curl;
 mod reflection;
+mod refusals;
 mod rich_errors;
 mod shutdown;
 mod stalled_readers;
