@@ -120,6 +120,17 @@ impl ClientBench {
         })
     }
 
+    /// Failed calls whose status code is not `code` (as the report names
+    /// codes: `ResourceExhausted`).
+    pub fn errors_other_than(&self, code: &str) -> u64 {
+        self.raw["errors"].as_object().map_or(0, |m| {
+            m.iter()
+                .filter(|(k, _)| k.as_str() != code)
+                .filter_map(|(_, v)| v.as_u64())
+                .sum()
+        })
+    }
+
     /// Every call answered, and answered right.
     pub fn all_ok(&self) -> bool {
         self.ok > 0 && self.wrong == 0 && self.errors == 0 && self.ok == self.calls
@@ -136,6 +147,8 @@ mod tests {
         let r = ClientBench::parse(line).unwrap();
         assert_eq!((r.ok, r.errors, r.p99_us, r.ok_p99_us), (9, 1, 120, 119));
         assert!(!r.all_ok());
+        assert_eq!(r.errors_other_than("NotFound"), 0);
+        assert_eq!(r.errors_other_than("ResourceExhausted"), 1);
     }
 
     #[test]
