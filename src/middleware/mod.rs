@@ -192,7 +192,8 @@ where
     S::Error: Into<tonic::codegen::StdError>,
     B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
     B::Error: Into<tonic::codegen::StdError>,
-    ReqB: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    ReqB: http_body::Body<Data = bytes::Bytes> + Send + Unpin + 'static,
+    ReqB::Error: Into<tonic::codegen::StdError>,
 {
     // The body is handed on unboxed, as hyper takes it (`server/serve.rs`):
     // a box here would cost an allocation per call.
@@ -258,22 +259,6 @@ where
             if CallEnd::over_at_start(timeout) {
                 return Ok(respond(deadline::exceeded(), &info, record, protocol));
             }
-            let admitted = match shared.admit(&request, protocol) {
-                Ok(Admit::Now(permit)) => Ok(permit),
-                Ok(Admit::Wait(writes)) => {
-                    let deadline = info.end().deadline();
-                    writes.admit_queued(connection(&request), deadline).await
-                }
-                Err(status) => Err(status),
-            };
-            let permit = match admitted {
-                Ok(permit) => Some(permit),
-                Err(status) => {
-                    crate::metrics::refused(status.code());
-                    return Ok(respond(status, &info, record, protocol));
-                }
-            };
-            record.admitted();
             let policy = &shared.policy;
             let shape = match protocol {
                 Protocol::Grpc => {
@@ -281,10 +266,31 @@ where
                 }
                 Protocol::Http => request_body::Shape::Whole,
             };
-            let budget = Arc::clone(&policy.buffered);
-            let timeout = policy.message_timeout;
-            let request =
-                request.map(|body| RequestBody::new(body, shape, budget, started, timeout));
+            let bounded = |body| {
+                let budget = Arc::clone(&policy.buffered);
+                RequestBody::new(body, shape, budget, started, policy.message_timeout)
+            };
+            let admitted = match shared.admit(&request, protocol) {
+                Ok(Admit::Now(permit)) => Ok((permit, request.map(bounded))),
+                Ok(Admit::Wait(writes)) => {
+                    let (parts, body) = request.into_parts();
+                    let mut body = bounded(body);
+                    let conn = parts.extensions.get::<ConnInfo>();
+                    let waited = wait_in_line(writes, conn, info.end().deadline(), &mut body);
+                    waited
+                        .await
+                        .map(|permit| (permit, Request::from_parts(parts, body)))
+                }
+                Err(status) => Err(status),
+            };
+            let (permit, request) = match admitted {
+                Ok((permit, request)) => (Some(permit), request),
+                Err(status) => {
+                    crate::metrics::refused(status.code());
+                    return Ok(respond(status, &info, record, protocol));
+                }
+            };
+            record.admitted();
             // Boxed: the inner future is large, and each wrapper around it
             // (catch_unwind, timeout, this future) would move it whole.
             let handled = AssertUnwindSafe(Box::pin(inner.call(request))).catch_unwind();
@@ -425,6 +431,34 @@ fn is_grpc_path(path: &str) -> bool {
 
 /// The connection the request came on, plain or through TLS (`serve`
 /// puts it in every request's extensions).
+/// A write's wait for its slot (`--max-queued-writes`), reading its request
+/// ahead meanwhile so that what its client sent is counted against
+/// `--max-buffered-bytes` (`request_body`); a read-ahead that fails
+/// (budget, message timeout, broken stream) refuses the write at once.
+async fn wait_in_line<B>(
+    writes: &Admission,
+    conn: Option<&ConnInfo>,
+    deadline: Option<std::time::Instant>,
+    body: &mut RequestBody<B>,
+) -> Result<Permit, Status>
+where
+    B: http_body::Body<Data = bytes::Bytes> + Unpin,
+    B::Error: Into<tonic::codegen::StdError>,
+{
+    let waiting = writes.admit_queued(conn, deadline);
+    tokio::pin!(waiting);
+    let mut read = false;
+    loop {
+        tokio::select! {
+            permit = &mut waiting => return permit,
+            ahead = std::future::poll_fn(|cx| Pin::new(&mut *body).poll_read_ahead(cx)), if !read => {
+                ahead?;
+                read = true;
+            }
+        }
+    }
+}
+
 fn connection<B>(request: &Request<B>) -> Option<&ConnInfo> {
     request.extensions().get::<ConnInfo>()
 }

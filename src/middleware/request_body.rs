@@ -20,13 +20,21 @@
 //!   updateOrders keeps every order until its stream ends, so its messages
 //!   stay counted until the call ends, and one call may not send more than
 //!   `--max-update-bytes`.
+//! - **A write waiting in line** (`--max-queued-writes`) is not read by its
+//!   handler yet, and what its client sent would sit in h2, uncounted, up
+//!   to its connection's HTTP/2 window (1 MiB): 1,000 writes waiting on
+//!   1,000 connections, ~1 GiB. So while it waits, its request is read
+//!   ahead ([`RequestBody::poll_read_ahead`]), each chunk counted at its
+//!   size; a chunk that would go over the budget refuses the write at once
+//!   (nothing applied), and the handler later gets the chunks read ahead
+//!   first, counted then as any other.
 
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::{Buf, Bytes};
+use bytes::{Buf, Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};
 use tokio::time::{Instant, Sleep};
 use tonic::Status;
@@ -87,12 +95,21 @@ pin_project_lite::pin_project! {
         limit: Duration,
         sleep: Option<Pin<Box<Sleep>>>,
         ended: bool,
+        // The data read ahead while the call waited in line, counted
+        // against the budget at its size and handed on first, in one chunk
+        // (frame by frame, each message would be counted twice as it is
+        // handed on: at its announced length, and in the frames still
+        // here); then the trailers read ahead, if any.
+        ahead: BytesMut,
+        ahead_trailers: Option<http::HeaderMap>,
+        // `inner` has ended (seen while reading ahead).
+        inner_done: bool,
     }
 
     impl<B> PinnedDrop for RequestBody<B> {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
-            this.budget.give(*this.counted);
+            this.budget.give(*this.counted + this.ahead.len());
         }
     }
 }
@@ -123,8 +140,85 @@ impl<B> RequestBody<B> {
             limit: timeout.unwrap_or_default(),
             sleep: None,
             ended: false,
+            ahead: BytesMut::new(),
+            ahead_trailers: None,
+            inner_done: false,
         }
     }
+}
+
+impl<B> RequestBody<B>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    /// Reads the request on while the call waits in line for a write slot
+    /// (see the module docs): ready with `Ok` once the body has ended, or
+    /// once one message's worth (an updateOrders call: its
+    /// `--max-update-bytes`) is read ahead; the rest, if any, the call
+    /// fails on anyway. An `Err` refuses the call: over the budget or its
+    /// own bound, the message late, or the stream broken.
+    pub fn poll_read_ahead(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Status>> {
+        let mut this = self.project();
+        let cap = match *this.shape {
+            Shape::Kept { max_bytes } => max_bytes,
+            _ => 5 + this.budget.max_message(),
+        };
+        loop {
+            if *this.inner_done || this.ahead.len() >= cap {
+                return Poll::Ready(Ok(()));
+            }
+            let frame = match this.inner.as_mut().poll_frame(cx) {
+                Poll::Pending => {
+                    return match this.timed_out(cx) {
+                        Some(status) => Poll::Ready(Err(status)),
+                        None => Poll::Pending,
+                    };
+                }
+                Poll::Ready(None) => {
+                    *this.inner_done = true;
+                    *this.sleep = None;
+                    return Poll::Ready(Ok(()));
+                }
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(Status::from_error(e.into()))),
+                Poll::Ready(Some(Ok(frame))) => frame,
+            };
+            let data = match frame.into_data() {
+                Ok(data) => data,
+                Err(frame) => {
+                    // Trailers: the body's end.
+                    *this.ahead_trailers = frame.into_trailers().ok();
+                    *this.inner_done = true;
+                    *this.sleep = None;
+                    return Poll::Ready(Ok(()));
+                }
+            };
+            let n = data.len();
+            if let Shape::Kept { max_bytes } = *this.shape
+                && this.ahead.len() + n > max_bytes
+            {
+                return Poll::Ready(Err(update_too_large(max_bytes)));
+            }
+            if !this.budget.take(n) {
+                return Poll::Ready(Err(over_budget(this.budget.limit())));
+            }
+            this.ahead.extend_from_slice(&data);
+        }
+    }
+}
+
+fn update_too_large(max_bytes: usize) -> Status {
+    Status::resource_exhausted(format!(
+        "this updateOrders call sent more than {max_bytes} bytes \
+         (--max-update-bytes); none was updated"
+    ))
+}
+
+fn over_budget(limit: usize) -> Status {
+    Status::resource_exhausted(format!(
+        "the server is buffering its limit of {limit} request bytes \
+         (--max-buffered-bytes); retry later"
+    ))
 }
 
 impl<B> RequestBodyProj<'_, B> {
@@ -136,10 +230,7 @@ impl<B> RequestBodyProj<'_, B> {
         if let Shape::Kept { max_bytes } = *self.shape
             && *self.total > max_bytes
         {
-            return Err(Status::resource_exhausted(format!(
-                "this updateOrders call sent more than {max_bytes} bytes \
-                 (--max-update-bytes); none was updated"
-            )));
+            return Err(update_too_large(max_bytes));
         }
         let incoming = chunk.len();
         // Not gRPC-framed: nothing to parse, every byte is kept.
@@ -180,11 +271,7 @@ impl<B> RequestBodyProj<'_, B> {
         };
         if target > *self.counted {
             if !self.budget.take(target - *self.counted) {
-                return Err(Status::resource_exhausted(format!(
-                    "the server is buffering its limit of {} request bytes \
-                     (--max-buffered-bytes); retry later",
-                    self.budget.limit()
-                )));
+                return Err(over_budget(self.budget.limit()));
             }
         } else {
             self.budget.give(*self.counted - target);
@@ -234,16 +321,27 @@ where
         if *this.ended {
             return Poll::Ready(None);
         }
-        let frame = match this.inner.as_mut().poll_frame(cx) {
-            Poll::Ready(frame) => frame,
-            Poll::Pending => {
-                return match this.timed_out(cx) {
-                    Some(status) => {
-                        *this.ended = true;
-                        Poll::Ready(Some(Err(status)))
-                    }
-                    None => Poll::Pending,
-                };
+        let frame = if !this.ahead.is_empty() {
+            // Read ahead: no longer held here, now counted as it is read.
+            let data = std::mem::take(this.ahead).freeze();
+            this.budget.give(data.len());
+            Some(Ok(Frame::data(data)))
+        } else if let Some(trailers) = this.ahead_trailers.take() {
+            Some(Ok(Frame::trailers(trailers)))
+        } else if *this.inner_done {
+            None
+        } else {
+            match this.inner.as_mut().poll_frame(cx) {
+                Poll::Ready(frame) => frame,
+                Poll::Pending => {
+                    return match this.timed_out(cx) {
+                        Some(status) => {
+                            *this.ended = true;
+                            Poll::Ready(Some(Err(status)))
+                        }
+                        None => Poll::Pending,
+                    };
+                }
             }
         };
         let result = match frame {
@@ -265,7 +363,10 @@ where
     }
 
     fn is_end_stream(&self) -> bool {
-        self.ended || self.inner.is_end_stream()
+        self.ended
+            || (self.ahead.is_empty()
+                && self.ahead_trailers.is_none()
+                && (self.inner_done || self.inner.is_end_stream()))
     }
 
     fn size_hint(&self) -> SizeHint {
@@ -366,5 +467,81 @@ mod tests {
         assert!(err.message().contains("--max-update-bytes"), "{err:?}");
         drop(b);
         assert_eq!(budget.used(), 0);
+    }
+
+    /// A body of `chunks`, as h2 would hand them on.
+    fn chunked(
+        chunks: Vec<Vec<u8>>,
+        shape: Shape,
+        budget: &Arc<Budget>,
+    ) -> RequestBody<impl Body<Data = Bytes, Error = std::convert::Infallible> + Unpin> {
+        let frames = chunks
+            .into_iter()
+            .map(|c| Ok::<_, std::convert::Infallible>(Frame::data(Bytes::from(c))));
+        let inner = http_body_util::StreamBody::new(futures_util::stream::iter(frames));
+        RequestBody::new(
+            inner,
+            shape,
+            Arc::clone(budget),
+            std::time::Instant::now(),
+            None,
+        )
+    }
+
+    fn read_ahead<B>(b: &mut RequestBody<B>) -> Result<(), Status>
+    where
+        B: Body<Data = Bytes> + Unpin,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let waker = futures_util::task::noop_waker();
+        match Pin::new(b).poll_read_ahead(&mut Context::from_waker(&waker)) {
+            Poll::Ready(result) => result,
+            Poll::Pending => panic!("reading ahead a body that is all there waited"),
+        }
+    }
+
+    #[tokio::test]
+    async fn read_ahead_counts_what_arrived_and_hands_it_on_counted_once() {
+        use http_body_util::BodyExt as _;
+        let budget = Budget::new(1_000, 1 << 20);
+        let message = framed(300);
+        let chunks: Vec<Vec<u8>> = message.chunks(100).map(<[u8]>::to_vec).collect();
+        let mut b = chunked(chunks, Shape::Unary, &budget);
+        read_ahead(&mut b).unwrap();
+        assert_eq!(budget.used(), 305, "read ahead: counted at its size");
+        // Handed on in one chunk: the whole message, never counted twice
+        // (frame by frame, 305 read ahead + 305 announced would not fit a
+        // budget of 600).
+        let collected = b.collect().await.unwrap().to_bytes();
+        assert_eq!(collected.as_ref(), message.as_slice());
+        assert_eq!(budget.used(), 0);
+
+        let tight = Budget::new(600, 1 << 20);
+        let chunks: Vec<Vec<u8>> = message.chunks(100).map(<[u8]>::to_vec).collect();
+        let mut b = chunked(chunks, Shape::Unary, &tight);
+        read_ahead(&mut b).unwrap();
+        assert_eq!(b.collect().await.unwrap().to_bytes().len(), 305);
+        assert_eq!(tight.used(), 0);
+    }
+
+    #[test]
+    fn read_ahead_beyond_the_budget_or_the_update_bound_refuses_the_call() {
+        let budget = Budget::new(250, 1 << 20);
+        let mut b = chunked(vec![vec![0; 200], vec![0; 100]], Shape::Unary, &budget);
+        let err = read_ahead(&mut b).unwrap_err();
+        assert!(err.message().contains("--max-buffered-bytes"), "{err:?}");
+        assert_eq!(
+            budget.used(),
+            200,
+            "the chunk that did not fit: not counted"
+        );
+        drop(b);
+        assert_eq!(budget.used(), 0, "dropped: everything given back");
+
+        let budget = Budget::new(10_000, 1 << 20);
+        let kept = Shape::Kept { max_bytes: 250 };
+        let mut b = chunked(vec![vec![0; 200], vec![0; 100]], kept, &budget);
+        let err = read_ahead(&mut b).unwrap_err();
+        assert!(err.message().contains("--max-update-bytes"), "{err:?}");
     }
 }

@@ -633,6 +633,67 @@ async fn partial_messages_beyond_the_buffer_budget_are_refused() {
     assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
 }
 
+/// A write waiting in line for its slot has its request read meanwhile and
+/// counted against --max-buffered-bytes: otherwise what its client sent
+/// would sit in h2 uncounted, up to a connection's window each. The write
+/// that would go over is refused at once (and not applied); those counted
+/// are applied once a slot frees up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_waiting_in_line_count_their_requests_against_the_buffer_budget() {
+    let server = Prod::start(&[
+        "--max-concurrent-writes",
+        "1",
+        "--max-buffered-bytes",
+        "1000000",
+    ]);
+    let mut client = server.client().await;
+    let (hold, held) = held_update(&client);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // ~400 KB each: two fit in the budget, a third does not.
+    let large = |id: &str| {
+        let mut order = super::harness::order(id, "Seoul");
+        order.items = vec!["i".repeat(1_000); 400];
+        order
+    };
+    let mut waiting = Vec::new();
+    for id in ["first", "second"] {
+        let mut c = client.clone();
+        let order = large(id);
+        waiting.push(tokio::spawn(async move { c.add_order(order).await }));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let third = bounded(
+        "a write in line beyond the buffer budget",
+        client.add_order(large("third")),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(third.code(), Code::ResourceExhausted, "{third:?}");
+    assert!(
+        third.message().contains("max-buffered-bytes"),
+        "{}",
+        third.message()
+    );
+    assert!(
+        waiting.iter().all(|w| !w.is_finished()),
+        "a write took the held slot"
+    );
+
+    drop(hold);
+    bounded("the held update", held).await.unwrap().unwrap();
+    for (id, write) in ["first", "second"].into_iter().zip(waiting) {
+        bounded(id, write).await.unwrap().unwrap();
+        let stored = client.get_order(id.to_owned()).await.unwrap().into_inner();
+        assert_eq!(stored, large(id));
+    }
+    let status = client.get_order("third".to_owned()).await.unwrap_err();
+    assert_eq!(
+        status.code(),
+        Code::NotFound,
+        "the refused write was applied"
+    );
+}
+
 /// One updateOrders call may send at most --max-update-bytes; beyond it the
 /// call fails at once with RESOURCE_EXHAUSTED and nothing is applied.
 #[tokio::test]
