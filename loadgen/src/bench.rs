@@ -148,7 +148,7 @@ pub async fn run(clients: Vec<OrderClient>, config: &BenchConfig) -> Result<Benc
     let mut client = clients[0].clone();
     // The reference answer every getOrder must match.
     let expected = match config.rpc {
-        Rpc::Get | Rpc::Process => Some(client.get_order(config.key.clone()).await?.into_inner()),
+        Rpc::Get | Rpc::Process => Some(reference(&mut client, config).await?),
         _ => None,
     };
     let run_id = uuid::Uuid::now_v7().simple().to_string();
@@ -218,6 +218,27 @@ pub async fn run(clients: Vec<OrderClient>, config: &BenchConfig) -> Result<Benc
         ok_p99_us: percentile(&all.ok_latencies_us, 0.99),
         wrong: all.wrong,
     })
+}
+
+/// The order every getOrder must return, fetched before the run. A server
+/// already over its limit (another load beside this one) refuses calls at
+/// once: tried again, with backoff, for up to `give_up`.
+async fn reference(client: &mut OrderClient, config: &BenchConfig) -> Result<Order, Status> {
+    let started = Instant::now();
+    let mut backoff = FIRST_BACKOFF;
+    loop {
+        match client.get_order(config.key.clone()).await {
+            Ok(order) => return Ok(order.into_inner()),
+            Err(status)
+                if status.code() == tonic::Code::ResourceExhausted
+                    && started.elapsed() < config.give_up =>
+            {
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+            }
+            Err(status) => return Err(status),
+        }
+    }
 }
 
 /// The `p` quantile (nearest rank) of `sorted`; 0 when empty.
