@@ -119,6 +119,51 @@ impl Budget {
     }
 }
 
+/// What one stream's producer has counted against the budget and not yet
+/// given back (`search_pipe`, `shipment_pipe`): what is left when both
+/// ends of its pipe are gone (items never taken) is given back then.
+#[derive(Debug)]
+pub struct Held {
+    budget: Arc<Budget>,
+    bytes: AtomicUsize,
+}
+
+impl Held {
+    pub fn new(budget: Arc<Budget>) -> Self {
+        Self {
+            budget,
+            bytes: AtomicUsize::new(0),
+        }
+    }
+
+    pub fn budget(&self) -> &Budget {
+        &self.budget
+    }
+
+    /// `n` bytes this stream counted (taken or reserved from the budget).
+    pub fn add(&self, n: usize) {
+        self.bytes.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Counts `n` bytes already held, over the limit or not.
+    pub fn force(&self, n: usize) {
+        self.budget.force(n);
+        self.add(n);
+    }
+
+    /// Gives back `n` of this stream's bytes.
+    pub fn give(&self, n: usize) {
+        self.bytes.fetch_sub(n, Ordering::Relaxed);
+        self.budget.give(n);
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.budget.give(*self.bytes.get_mut());
+    }
+}
+
 /// One producer counted in `Budget::waiting` while it waits (also when its
 /// wait is dropped).
 struct Waiting<'a>(&'a AtomicUsize);

@@ -21,6 +21,7 @@ pub mod search_pipe;
 pub mod seed;
 pub mod server;
 pub mod service;
+pub mod shipment_pipe;
 pub mod shipments;
 pub mod store;
 pub mod tls_files;

@@ -34,14 +34,13 @@
 //! is as before.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use futures_util::{Stream, StreamExt as _};
 use tokio::sync::{Semaphore, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 
-use crate::buffer_budget::Budget;
+use crate::buffer_budget::{Budget, Held};
 use crate::pb::Order;
 
 /// Bytes of encoded orders a search's channel holds, and about the most a
@@ -62,32 +61,7 @@ pub type Page = Result<Vec<Order>, Status>;
 pub struct PipeSender {
     tx: mpsc::Sender<Page>,
     room: Arc<Semaphore>,
-    counted: Option<Arc<Counted>>,
-}
-
-/// What one pipe has counted against the server's budget: reserved for the
-/// step in progress, or in the pipe. Whatever is left when both ends are
-/// gone (orders never taken) is given back then.
-struct Counted {
-    budget: Arc<Budget>,
-    bytes: AtomicUsize,
-}
-
-impl Counted {
-    fn add(&self, n: usize) {
-        self.bytes.fetch_add(n, Ordering::Relaxed);
-    }
-
-    fn give(&self, n: usize) {
-        self.bytes.fetch_sub(n, Ordering::Relaxed);
-        self.budget.give(n);
-    }
-}
-
-impl Drop for Counted {
-    fn drop(&mut self) {
-        self.budget.give(*self.bytes.get_mut());
-    }
+    counted: Option<Arc<Held>>,
 }
 
 /// Bytes of the budget counted for a step before its page is found
@@ -103,12 +77,7 @@ pub fn pipe(
 ) -> (PipeSender, impl Stream<Item = Item> + Send + 'static) {
     let (tx, rx) = mpsc::channel(slots);
     let room = Arc::new(Semaphore::new(PIPE_BYTES));
-    let counted = budget.map(|budget| {
-        Arc::new(Counted {
-            budget,
-            bytes: AtomicUsize::new(0),
-        })
-    });
+    let counted = budget.map(|budget| Arc::new(Held::new(budget)));
     let freed = Arc::clone(&room);
     let given = counted.clone();
     let rx = ReceiverStream::new(rx)
@@ -143,10 +112,15 @@ fn cost(item: &Item) -> usize {
 /// held ~2 MiB each: `cargo xtask attacks`.) At most [`PIPE_BYTES`], so
 /// one larger order still goes, alone.
 pub fn held_bytes(order: &Order) -> usize {
+    order_bytes(order).min(PIPE_BYTES)
+}
+
+/// The memory `order` holds, decoded: the struct and its strings' buffers.
+pub fn order_bytes(order: &Order) -> usize {
     let strings = order.id.capacity() + order.description.capacity() + order.destination.capacity();
     let items = order.items.capacity() * std::mem::size_of::<String>()
         + order.items.iter().map(String::capacity).sum::<usize>();
-    (std::mem::size_of::<Order>() + strings + items).min(PIPE_BYTES)
+    std::mem::size_of::<Order>() + strings + items
 }
 
 impl PipeSender {
@@ -163,7 +137,7 @@ impl PipeSender {
         };
         tokio::select! {
             biased;
-            n = counted.budget.reserve(PIPE_BYTES) => {
+            n = counted.budget().reserve(PIPE_BYTES) => {
                 counted.add(n);
                 Ok(Reserved(n))
             }
@@ -179,8 +153,7 @@ impl PipeSender {
         if let Some(counted) = &self.counted {
             let bytes: usize = orders.iter().map(held_bytes).sum();
             if bytes > reserved.0 {
-                counted.budget.force(bytes - reserved.0);
-                counted.add(bytes - reserved.0);
+                counted.force(bytes - reserved.0);
             } else {
                 counted.give(reserved.0 - bytes);
             }

@@ -3,9 +3,10 @@
 //!
 //! The store is async and owns its own ordering and blocking: writes are
 //! applied in call order and never stall the runtime (see `crate::store`).
-//! Streams are produced by a task feeding a small bounded channel: the task
-//! waits while the client is slow (backpressure) and stops when the client
-//! goes away (the channel closes).
+//! Streams are produced by a task feeding a channel bounded in bytes and
+//! counted against `--max-buffered-bytes` (`search_pipe`, `shipment_pipe`):
+//! the task waits while the client is slow (backpressure) and stops when the
+//! client goes away (the channel closes).
 
 use std::collections::HashSet;
 use std::panic::AssertUnwindSafe;
@@ -18,7 +19,6 @@ use tonic_types::{ErrorDetails, StatusExt as _};
 
 use tokio::sync::mpsc;
 use tokio_stream::Stream;
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::buffer_budget::Budget;
@@ -28,6 +28,7 @@ use crate::metrics::rpc::{self, Method};
 use crate::pb::order_management_server::OrderManagement;
 use crate::pb::{CombinedShipment, Order};
 use crate::search_pipe::{self, PipeSender};
+use crate::shipment_pipe::{self, ShipmentSender};
 use crate::shipments::Batcher;
 use crate::store::{OrderStore, StoreError};
 use crate::validate::{self, Violation};
@@ -60,7 +61,7 @@ impl Default for ServiceConfig {
     }
 }
 
-/// Messages buffered between a stream's producer and the connection.
+/// Pages a search's pipe holds at most (it is bounded in bytes too).
 const STREAM_BUFFER: usize = 32;
 
 type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
@@ -146,16 +147,17 @@ impl OrderManagement for OrderService {
     ) -> Result<Response<Self::processOrdersStream>, Status> {
         let call = CallInfo::of(&request);
         let end = call.end().clone();
-        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        let (tx, rx) = shipment_pipe::pipe(self.config.buffered.clone());
+        let raw = tx.raw();
         let producer = process(
             Arc::clone(&self.store),
             self.config.batch_size,
             request.into_inner(),
-            tx.clone(),
+            tx,
             Arc::clone(&call),
         );
-        spawn_producer(tx, producer, call);
-        Ok(Response::new(Box::pin(end.bound(ReceiverStream::new(rx)))))
+        spawn_producer(raw, producer, call);
+        Ok(Response::new(Box::pin(end.bound(rx))))
     }
 }
 
@@ -334,7 +336,7 @@ async fn process(
     store: Arc<dyn OrderStore>,
     batch_size: usize,
     mut inbound: Streaming<String>,
-    tx: mpsc::Sender<Result<CombinedShipment, Status>>,
+    tx: ShipmentSender,
     call: Arc<CallInfo>,
 ) {
     let mut batcher = Batcher::new(batch_size);
@@ -356,16 +358,13 @@ async fn process(
     }
     .await;
     if let Err(status) = outcome {
-        let _ = tx.send(Err(status)).await;
+        let _ = tx.send_error(status).await;
     }
 }
 
-async fn send_all(
-    tx: &mpsc::Sender<Result<CombinedShipment, Status>>,
-    shipments: Vec<CombinedShipment>,
-) -> Result<(), Status> {
+async fn send_all(tx: &ShipmentSender, shipments: Vec<CombinedShipment>) -> Result<(), Status> {
     for shipment in shipments {
-        tx.send(Ok(shipment))
+        tx.send(shipment)
             .await
             .map_err(|_| Status::cancelled("the client went away"))?;
         rpc::stream_sent(Method::ProcessOrders);

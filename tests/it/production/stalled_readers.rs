@@ -93,6 +93,14 @@ fn hpack(headers: &[(&str, &str)]) -> Vec<u8> {
 /// A client that opens `streams` searchOrders calls with the largest
 /// windows HTTP/2 allows, and then never reads a byte.
 async fn stalled_client(addr: SocketAddr, streams: u32) -> TcpStream {
+    let query = raw::frame(&"x".to_owned().encode_to_vec());
+    stalled_calls(addr, streams, "searchOrders", &query).await
+}
+
+/// [`stalled_client`] for any method: `streams` calls of `method`, each
+/// sending `body` (gRPC-framed messages, at most one HTTP/2 frame's worth;
+/// all of them within the connection's first window, 65,535 bytes).
+async fn stalled_calls(addr: SocketAddr, streams: u32, method: &str, body: &[u8]) -> TcpStream {
     let mut bytes = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
     let max_window = (1u32 << 31) - 1;
     // SETTINGS: INITIAL_WINDOW_SIZE = 2^31 - 1; then the connection's window too.
@@ -101,26 +109,71 @@ async fn stalled_client(addr: SocketAddr, streams: u32) -> TcpStream {
     bytes.extend(h2_frame(4, 0, 0, &settings));
     bytes.extend(h2_frame(8, 0, 0, &(max_window - 65_535).to_be_bytes()));
     let authority = addr.to_string();
+    let path = format!("/ecommerce.OrderManagement/{method}");
     let headers = hpack(&[
         (":method", "POST"),
         (":scheme", "http"),
-        (":path", "/ecommerce.OrderManagement/searchOrders"),
+        (":path", &path),
         (":authority", &authority),
         ("content-type", "application/grpc"),
         ("te", "trailers"),
     ]);
-    let query = "x".to_owned().encode_to_vec();
-    let mut message = vec![0];
-    message.extend((query.len() as u32).to_be_bytes());
-    message.extend(query);
     for n in 0..streams {
         let id = 1 + 2 * n;
         bytes.extend(h2_frame(1, 0x4, id, &headers)); // END_HEADERS
-        bytes.extend(h2_frame(0, 0x1, id, &message)); // END_STREAM
+        bytes.extend(h2_frame(0, 0x1, id, body)); // END_STREAM
     }
     let mut tcp = TcpStream::connect(addr).await.unwrap();
     tcp.write_all(&bytes).await.unwrap();
     tcp
+}
+
+/// Waits until a partial addOrder message of 300,000 bytes, which an empty
+/// budget of 2,000,000 would take, is refused with `RESOURCE_EXHAUSTED`
+/// naming `--max-buffered-bytes`: the budget is full.
+async fn refused_for_the_budget(addr: SocketAddr) {
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let (h2, connection) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(connection);
+    // 200,000 of its bytes are sent: it counts at its announced length.
+    let partial = raw::partial_message(300_000, 200_000);
+    let refused = bounded(
+        "a partial message refused beside the stalled streams",
+        async {
+            loop {
+                let mut h2 = h2.clone().ready().await.unwrap();
+                let request = raw::grpc_request(addr, "/ecommerce.OrderManagement/addOrder", &[]);
+                let (response, mut send) = h2.send_request(request, false).unwrap();
+                send.reserve_capacity(partial.len());
+                send.send_data(bytes::Bytes::from(partial.clone()), false)
+                    .unwrap();
+                // Taken, the call waits for the rest of its message: no answer.
+                match tokio::time::timeout(Duration::from_millis(300), response).await {
+                    Ok(answer) => return answer.unwrap(),
+                    Err(_) => send.send_reset(h2::Reason::CANCEL),
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        },
+    )
+    .await;
+    let grpc = |name: &str| {
+        refused
+            .headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    assert_eq!(
+        grpc("grpc-status").as_deref(),
+        Some("8"),
+        "{:?}",
+        grpc("grpc-message")
+    );
+    assert!(
+        grpc("grpc-message").unwrap().contains("max-buffered-bytes"),
+        "{:?}",
+        grpc("grpc-message")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -194,50 +247,7 @@ async fn stalled_searches_count_against_the_buffer_budget_until_cut_off() {
     // each holds its pipe and its next page (up to ~512 KiB) on the server.
     let mut stalled = stalled_client(server.addr, 16).await;
 
-    let tcp = TcpStream::connect(server.addr).await.unwrap();
-    let (h2, connection) = h2::client::handshake(tcp).await.unwrap();
-    tokio::spawn(connection);
-    // A 300,000-byte addOrder message of which 200,000 are sent: it counts
-    // at its announced length, and fits an empty budget of 2,000,000.
-    let partial = raw::partial_message(300_000, 200_000);
-    let refused = bounded(
-        "a partial message refused beside the stalled searches",
-        async {
-            loop {
-                let mut h2 = h2.clone().ready().await.unwrap();
-                let request =
-                    raw::grpc_request(server.addr, "/ecommerce.OrderManagement/addOrder", &[]);
-                let (response, mut send) = h2.send_request(request, false).unwrap();
-                send.reserve_capacity(partial.len());
-                send.send_data(bytes::Bytes::from(partial.clone()), false)
-                    .unwrap();
-                // Taken, the call waits for the rest of its message: no answer.
-                match tokio::time::timeout(Duration::from_millis(300), response).await {
-                    Ok(answer) => return answer.unwrap(),
-                    Err(_) => send.send_reset(h2::Reason::CANCEL),
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        },
-    )
-    .await;
-    let grpc = |name: &str| {
-        refused
-            .headers()
-            .get(name)
-            .map(|v| v.to_str().unwrap().to_owned())
-    };
-    assert_eq!(
-        grpc("grpc-status").as_deref(),
-        Some("8"),
-        "{:?}",
-        grpc("grpc-message")
-    );
-    assert!(
-        grpc("grpc-message").unwrap().contains("max-buffered-bytes"),
-        "{:?}",
-        grpc("grpc-message")
-    );
+    refused_for_the_budget(server.addr).await;
 
     // A search that reads, started while the budget is full: it waits for
     // room, and ends whole once the stalled connection is cut off.
@@ -254,6 +264,49 @@ async fn stalled_searches_count_against_the_buffer_budget_until_cut_off() {
 
     // Every byte the stalled searches held was given back: a 900 KB order
     // fits the budget again (and is refused by validation alone).
+    let mut client = server.client().await;
+    let mut big = super::harness::order("big", "Seoul");
+    big.description = "y".repeat(900_000);
+    let status = bounded("a 900 KB order", client.add_order(big))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+}
+
+/// Stalled processOrders streams count against `--max-buffered-bytes` too
+/// (their channel was bounded in shipments, not bytes: up to 32 shipments
+/// of whole orders each): while their shipments fill it, a partial message
+/// that an empty budget would take is refused; once the stalled connection
+/// is cut off, every byte is given back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_process_streams_count_against_the_buffer_budget_until_cut_off() {
+    let server = Prod::with_store(
+        &[
+            "--max-buffered-bytes",
+            "2000000",
+            "--write-stall-timeout",
+            "3",
+        ],
+        big_store(),
+    );
+    // 16 streams, each asking for 200 orders of ~50 KB: 10 MB each. (All
+    // the streams' ids fit the connection's first window, 65,535 bytes.)
+    let ids: Vec<u8> = big_orders()
+        .into_iter()
+        .take(200)
+        .flat_map(|o| raw::frame(&o.id.encode_to_vec()))
+        .collect();
+    let mut stalled = stalled_calls(server.addr, 16, "processOrders", &ids).await;
+    refused_for_the_budget(server.addr).await;
+
+    bounded("the stalled connection to be reset", async {
+        let ping = h2_frame(6, 0, 0, &[0; 8]);
+        while stalled.write_all(&ping).await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    // Every byte given back: a 900 KB order fits the budget again.
     let mut client = server.client().await;
     let mut big = super::harness::order("big", "Seoul");
     big.description = "y".repeat(900_000);
