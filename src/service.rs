@@ -349,7 +349,10 @@ async fn process(
             };
             let Some(id) = next else { break };
             rpc::stream_received(Method::ProcessOrders);
+            // Read only while the budget has room; counted from then on.
+            tx.room().await.map_err(|()| gone())?;
             let order = get(store.as_ref(), &id, &call).await?;
+            tx.hold(&order);
             if let Some(batch) = batcher.add(order) {
                 send_all(&tx, batch).await?;
             }
@@ -364,12 +367,15 @@ async fn process(
 
 async fn send_all(tx: &ShipmentSender, shipments: Vec<CombinedShipment>) -> Result<(), Status> {
     for shipment in shipments {
-        tx.send(shipment)
-            .await
-            .map_err(|_| Status::cancelled("the client went away"))?;
+        tx.send(shipment).await.map_err(|()| gone())?;
         rpc::stream_sent(Method::ProcessOrders);
     }
     Ok(())
+}
+
+/// A stream's end when its client has gone: no one will read it.
+fn gone() -> Status {
+    Status::cancelled("the client went away")
 }
 
 /// A fresh order id: a UUIDv7, unique and roughly ordered by creation time.
