@@ -13,7 +13,9 @@
 //!    (~1 GB each);
 //! 4. 900 searchOrders streams (each matching 100,000 orders) on peers
 //!    that stop reading their sockets, so the server's writes stall;
-//! 5. 5,000 health `Watch` streams (they need no token).
+//! 5. 5,000 health `Watch` streams (they need no token);
+//! 6. 30 processOrders streams asking again and again for one ~1 MB order,
+//!    on peers that stop reading.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -39,7 +41,7 @@ use crate::bench::stores::bulk_load;
 pub struct AttackOptions {
     /// Also write ATTACKS.md into docs/bench/.
     pub write_report: bool,
-    /// Only these attacks (1 to 5); all when empty.
+    /// Only these attacks (1 to 6); all when empty.
     pub only: Vec<usize>,
     /// Extra server arguments, to try other limits than the defaults.
     pub server_args: Vec<String>,
@@ -79,7 +81,7 @@ pub fn run_attacks(root: &Path, options: &AttackOptions) -> Result<()> {
     let wanted = |n: usize| options.only.is_empty() || options.only.contains(&n);
     let mut figures = Vec::new();
     if wanted(1) {
-        println!("1/5 5,000 connections that never speak ...");
+        println!("1/6 5,000 connections that never speak ...");
         figures.push(measure(
             &servers,
             &extra,
@@ -89,7 +91,7 @@ pub fn run_attacks(root: &Path, options: &AttackOptions) -> Result<()> {
         )?);
     }
     if wanted(2) {
-        println!("2/5 1,000 partial 4 MB messages ...");
+        println!("2/6 1,000 partial 4 MB messages ...");
         figures.push(measure(
             &servers,
             &extra,
@@ -99,7 +101,7 @@ pub fn run_attacks(root: &Path, options: &AttackOptions) -> Result<()> {
         )?);
     }
     if wanted(3) {
-        println!("3/5 3 updateOrders calls of ~1 GB ...");
+        println!("3/6 3 updateOrders calls of ~1 GB ...");
         figures.push(measure(
             &servers,
             &extra,
@@ -109,7 +111,7 @@ pub fn run_attacks(root: &Path, options: &AttackOptions) -> Result<()> {
         )?);
     }
     if wanted(4) {
-        println!("4/5 900 searchOrders streams whose peers stop reading (~40 s) ...");
+        println!("4/6 900 searchOrders streams whose peers stop reading (~40 s) ...");
         figures.push(measure(
             &servers,
             &extra,
@@ -119,13 +121,25 @@ pub fn run_attacks(root: &Path, options: &AttackOptions) -> Result<()> {
         )?);
     }
     if wanted(5) {
-        println!("5/5 5,000 health watches ...");
+        println!("5/6 5,000 health watches ...");
         figures.push(measure(
             &servers,
             &extra,
             None,
             "5,000 health Watch streams",
             |s| runtime.block_on(health_watches(s.addr, 50, 100)),
+        )?);
+    }
+    if wanted(6) {
+        println!(
+            "6/6 30 processOrders streams of ~1 MB orders whose peers stop reading (~40 s) ..."
+        );
+        figures.push(measure(
+            &servers,
+            &extra,
+            None,
+            "30 processOrders streams, each asking 300 times for one ~1 MB order, on peers that stop reading",
+            |s| runtime.block_on(stalled_processing(s.addr, 3, 10)),
         )?);
     }
 
@@ -538,13 +552,64 @@ impl AsyncWrite for Freezable {
     }
 }
 
-/// `connections` x `streams` searchOrders calls matching every order; once
+/// `connections` x `streams` searchOrders calls matching every order, on
+/// peers that stop reading ([`stalled_streams`]).
+async fn stalled_searches(addr: SocketAddr, connections: usize, streams: usize) -> Result<String> {
+    let gadget = grpc_message(&[0x0a, 6, b'g', b'a', b'd', b'g', b'e', b't']);
+    let path = "/ecommerce.OrderManagement/searchOrders";
+    stalled_streams(addr, connections, streams, path, gadget).await
+}
+
+/// The id of the large order [`stalled_processing`] adds.
+const LARGE_ORDER: usize = 9_999_999;
+
+/// Adds one order of 1,000 items of 1,000 bytes (~1 MB, as large as
+/// validation allows), then opens `connections` x `streams` processOrders
+/// calls, each sending its id 300 times, on peers that stop reading
+/// ([`stalled_streams`]): every shipment is ~3 MB.
+async fn stalled_processing(
+    addr: SocketAddr,
+    connections: usize,
+    streams: usize,
+) -> Result<String> {
+    let mut h2 = connect(TcpStream::connect(addr).await?)
+        .await?
+        .ready()
+        .await?;
+    let request = grpc_request(addr, "/ecommerce.OrderManagement/addOrder");
+    let (response, mut send) = h2.send_request(request, false)?;
+    if !send_paced(&mut send, grpc_message(&huge_order(LARGE_ORDER))).await {
+        bail!("the large order's addOrder was ended before it was sent");
+    }
+    send.send_data(Bytes::new(), true)?;
+    let mut body = response.await?.into_body();
+    while let Some(data) = body.data().await {
+        let _ = body.flow_control().release_capacity(data?.len());
+    }
+    let status = body.trailers().await?.unwrap_or_default();
+    if status.get("grpc-status").is_none_or(|s| s != "0") {
+        bail!("adding the large order failed: {status:?}");
+    }
+    let id = format!("bulk-{LARGE_ORDER:07}");
+    let mut value = vec![0x0a, id.len() as u8];
+    value.extend_from_slice(id.as_bytes());
+    let ids: Vec<u8> = (0..300).flat_map(|_| grpc_message(&value)).collect();
+    let path = "/ecommerce.OrderManagement/processOrders";
+    stalled_streams(addr, connections, streams, path, ids.into()).await
+}
+
+/// `connections` x `streams` calls of `path` sending `request_body`; once
 /// each has its first answer, the peers stop reading their sockets. The
 /// server's RSS is sampled while they stall, and the connections are
 /// watched until the server resets them (`--write-stall-timeout`).
-async fn stalled_searches(addr: SocketAddr, connections: usize, streams: usize) -> Result<String> {
+async fn stalled_streams(
+    addr: SocketAddr,
+    connections: usize,
+    streams: usize,
+    path: &str,
+    request_body: Bytes,
+) -> Result<String> {
     let freeze = Arc::new(Freeze::default());
-    let request_body = grpc_message(&[0x0a, 6, b'g', b'a', b'd', b'g', b'e', b't']);
     let mut connections_held = Vec::new();
     let mut answered = tokio::task::JoinSet::new();
     for _ in 0..connections {
@@ -556,7 +621,7 @@ async fn stalled_searches(addr: SocketAddr, connections: usize, streams: usize) 
         .await?;
         for _ in 0..streams {
             let mut h2 = h2.clone().ready().await?;
-            let request = grpc_request(addr, "/ecommerce.OrderManagement/searchOrders");
+            let request = grpc_request(addr, path);
             let (response, mut send) = h2.send_request(request, false)?;
             send.send_data(request_body.clone(), true)?;
             answered.spawn(async move {
@@ -570,7 +635,7 @@ async fn stalled_searches(addr: SocketAddr, connections: usize, streams: usize) 
     let bodies = all_within(
         answered,
         Duration::from_secs(60),
-        "the searches did not all start",
+        "the streams did not all start",
     )
     .await?;
     freeze.set(true);

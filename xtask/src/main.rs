@@ -77,8 +77,8 @@ enum Command {
         /// Also write ATTACKS.md into docs/bench/.
         #[arg(long)]
         write_report: bool,
-        /// Only these attacks (1 to 5, comma-separated).
-        #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u64).range(1..=5))]
+        /// Only these attacks (1 to 6, comma-separated).
+        #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u64).range(1..=6))]
         only: Vec<u64>,
         /// An extra server argument, to try other limits than the defaults
         /// (repeat for several, e.g. `--server-arg=--max-buffered-bytes=33554432`).
