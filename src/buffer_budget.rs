@@ -1,17 +1,19 @@
 //! The server-wide budget of bytes held for clients (`--max-buffered-bytes`).
 //!
-//! Two kinds of memory wait on a client, and a hostile one can make either
-//! grow with the number of its streams:
+//! Memory waits on a client in several places, and a hostile one can make
+//! each grow with the number of its streams:
 //!
 //! - request messages not yet complete (tonic reserves a message's whole
-//!   announced length from its prefix on), and updateOrders' orders until
-//!   the call ends: counted by `middleware::request_body`, which refuses
-//!   the call that would go over (`RESOURCE_EXHAUSTED`);
-//! - searchOrders results decoded and waiting for a client to read them:
-//!   counted by [`crate::search_pipe`], whose producer *waits* for room
-//!   before its next step instead (a search already streaming is not
-//!   failed; it pauses until readers drain, or stalled readers are cut off
-//!   by `--write-stall-timeout`).
+//!   announced length from its prefix on), updateOrders' orders until the
+//!   call ends, and the requests of writes waiting in line for a slot, read
+//!   ahead: counted by `middleware::request_body`, which refuses the call
+//!   that would go over (`RESOURCE_EXHAUSTED`);
+//! - response streams' results decoded and waiting for a client to read
+//!   them: searchOrders' orders ([`crate::search_pipe`]) and processOrders'
+//!   shipments ([`crate::shipment_pipe`]), each stream's count kept in a
+//!   [`Held`]. Their producers *wait* for room instead (a stream already
+//!   under way is not failed; it pauses until readers drain, or stalled
+//!   readers are cut off by `--write-stall-timeout`).
 //!
 //! Counting is a compare-and-swap on one atomic; a giver wakes waiting
 //! producers only when some are waiting.

@@ -96,7 +96,7 @@ impl ServerGauges {
         );
         registry.register(
             "order_management_buffered_request_bytes",
-            "Bytes held for clients now against --max-buffered-bytes (incomplete request messages, requests of writes waiting in line, searchOrders results not yet sent)",
+            "Bytes held for clients now against --max-buffered-bytes (incomplete request messages, requests of writes waiting in line, searchOrders results and processOrders shipments not yet sent)",
             g.buffered.clone(),
         );
         registry.register(

@@ -176,6 +176,30 @@ async fn refused_for_the_budget(addr: SocketAddr) {
     );
 }
 
+/// Waits until the server resets `stalled` (`--write-stall-timeout`): a
+/// PING written every 100 ms fails then.
+async fn until_reset(stalled: &mut TcpStream) {
+    bounded("the stalled connection to be reset", async {
+        let ping = h2_frame(6, 0, 0, &[0; 8]);
+        while stalled.write_all(&ping).await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+}
+
+/// Every byte stalled streams held was given back: a 900 KB order fits a
+/// budget of 2,000,000 again (and is refused by validation alone).
+async fn budget_is_free_again(server: &Prod) {
+    let mut client = server.client().await;
+    let mut big = super::harness::order("big", "Seoul");
+    big.description = "y".repeat(900_000);
+    let status = bounded("a 900 KB order", client.add_order(big))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_never_reads_is_cut_off_and_its_call_slots_freed() {
     let server = Prod::with_store(
@@ -188,13 +212,7 @@ async fn a_client_that_never_reads_is_cut_off_and_its_call_slots_freed() {
     // Its 8 streams take every call slot (not asserted: on a busy machine
     // the reset may come before a probe would see them all), until the
     // server, its writes stuck for 1 s, resets the connection.
-    bounded("the stalled connection to be reset", async {
-        let ping = h2_frame(6, 0, 0, &[0; 8]);
-        while stalled.write_all(&ping).await.is_ok() {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    })
-    .await;
+    until_reset(&mut stalled).await;
     // Its calls are gone, and their slots with them (without the reset they
     // would hold all 8 for --max-call-seconds).
     bounded("getOrder once the slots are free", async {
@@ -253,24 +271,10 @@ async fn stalled_searches_count_against_the_buffer_budget_until_cut_off() {
     // room, and ends whole once the stalled connection is cut off.
     let mut client = server.client().await;
     let reader = tokio::spawn(async move { orders_found(&mut client, "x").await });
-    bounded("the stalled connection to be reset", async {
-        let ping = h2_frame(6, 0, 0, &[0; 8]);
-        while stalled.write_all(&ping).await.is_ok() {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    })
-    .await;
+    until_reset(&mut stalled).await;
     assert_eq!(bounded("the waiting search", reader).await.unwrap(), 400);
 
-    // Every byte the stalled searches held was given back: a 900 KB order
-    // fits the budget again (and is refused by validation alone).
-    let mut client = server.client().await;
-    let mut big = super::harness::order("big", "Seoul");
-    big.description = "y".repeat(900_000);
-    let status = bounded("a 900 KB order", client.add_order(big))
-        .await
-        .unwrap_err();
-    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    budget_is_free_again(&server).await;
 }
 
 /// Stalled processOrders streams count against `--max-buffered-bytes` too
@@ -299,21 +303,8 @@ async fn stalled_process_streams_count_against_the_buffer_budget_until_cut_off()
     let mut stalled = stalled_calls(server.addr, 16, "processOrders", &ids).await;
     refused_for_the_budget(server.addr).await;
 
-    bounded("the stalled connection to be reset", async {
-        let ping = h2_frame(6, 0, 0, &[0; 8]);
-        while stalled.write_all(&ping).await.is_ok() {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    })
-    .await;
-    // Every byte given back: a 900 KB order fits the budget again.
-    let mut client = server.client().await;
-    let mut big = super::harness::order("big", "Seoul");
-    big.description = "y".repeat(900_000);
-    let status = bounded("a 900 KB order", client.add_order(big))
-        .await
-        .unwrap_err();
-    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    until_reset(&mut stalled).await;
+    budget_is_free_again(&server).await;
 }
 
 /// A burst of searches (here 600 streams opened in one write) must not
