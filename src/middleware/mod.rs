@@ -429,8 +429,6 @@ fn is_grpc_path(path: &str) -> bool {
     }
 }
 
-/// The connection the request came on, plain or through TLS (`serve`
-/// puts it in every request's extensions).
 /// A write's wait for its slot (`--max-queued-writes`), reading its request
 /// ahead meanwhile so that what its client sent is counted against
 /// `--max-buffered-bytes` (`request_body`); a read-ahead that fails
@@ -459,6 +457,8 @@ where
     }
 }
 
+/// The connection the request came on, plain or through TLS (`serve`
+/// puts it in every request's extensions).
 fn connection<B>(request: &Request<B>) -> Option<&ConnInfo> {
     request.extensions().get::<ConnInfo>()
 }
