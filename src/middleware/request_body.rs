@@ -95,23 +95,33 @@ pin_project_lite::pin_project! {
         limit: Duration,
         sleep: Option<Pin<Box<Sleep>>>,
         ended: bool,
-        // The data read ahead while the call waited in line, counted
-        // against the budget at its size and handed on first, in one chunk
-        // (frame by frame, each message would be counted twice as it is
-        // handed on: at its announced length, and in the frames still
-        // here); then the trailers read ahead, if any.
-        ahead: BytesMut,
-        ahead_trailers: Option<http::HeaderMap>,
-        // `inner` has ended (seen while reading ahead).
-        inner_done: bool,
+        // What was read ahead while the call waited in line; boxed, as
+        // few calls wait: every call's body (and the futures holding it)
+        // stays as small as before.
+        ahead: Option<Box<Ahead>>,
     }
 
     impl<B> PinnedDrop for RequestBody<B> {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
-            this.budget.give(*this.counted + this.ahead.len());
+            let ahead = this.ahead.as_ref().map_or(0, |a| a.data.len());
+            this.budget.give(*this.counted + ahead);
         }
     }
+}
+
+/// What a call waiting in line read ahead ([`RequestBody::poll_read_ahead`]).
+#[derive(Default)]
+struct Ahead {
+    /// The data, counted against the budget at its size and handed on
+    /// first, in one chunk: frame by frame, each message would be counted
+    /// twice as it is handed on (at its announced length, and in the frames
+    /// still here).
+    data: BytesMut,
+    /// Then the trailers, if any.
+    trailers: Option<http::HeaderMap>,
+    /// The inner body has ended.
+    inner_done: bool,
 }
 
 impl<B> RequestBody<B> {
@@ -140,9 +150,7 @@ impl<B> RequestBody<B> {
             limit: timeout.unwrap_or_default(),
             sleep: None,
             ended: false,
-            ahead: BytesMut::new(),
-            ahead_trailers: None,
-            inner_done: false,
+            ahead: None,
         }
     }
 }
@@ -164,8 +172,9 @@ where
             Shape::Kept { max_bytes } => max_bytes,
             _ => 5 + this.budget.max_message(),
         };
+        let ahead = this.ahead.get_or_insert_with(Box::default);
         loop {
-            if *this.inner_done || this.ahead.len() >= cap {
+            if ahead.inner_done || ahead.data.len() >= cap {
                 return Poll::Ready(Ok(()));
             }
             let frame = match this.inner.as_mut().poll_frame(cx) {
@@ -176,7 +185,7 @@ where
                     };
                 }
                 Poll::Ready(None) => {
-                    *this.inner_done = true;
+                    ahead.inner_done = true;
                     *this.sleep = None;
                     return Poll::Ready(Ok(()));
                 }
@@ -187,22 +196,22 @@ where
                 Ok(data) => data,
                 Err(frame) => {
                     // Trailers: the body's end.
-                    *this.ahead_trailers = frame.into_trailers().ok();
-                    *this.inner_done = true;
+                    ahead.trailers = frame.into_trailers().ok();
+                    ahead.inner_done = true;
                     *this.sleep = None;
                     return Poll::Ready(Ok(()));
                 }
             };
             let n = data.len();
             if let Shape::Kept { max_bytes } = *this.shape
-                && this.ahead.len() + n > max_bytes
+                && ahead.data.len() + n > max_bytes
             {
                 return Poll::Ready(Err(update_too_large(max_bytes)));
             }
             if !this.budget.take(n) {
                 return Poll::Ready(Err(over_budget(this.budget.limit())));
             }
-            this.ahead.extend_from_slice(&data);
+            ahead.data.extend_from_slice(&data);
         }
     }
 }
@@ -321,17 +330,18 @@ where
         if *this.ended {
             return Poll::Ready(None);
         }
-        let frame = if !this.ahead.is_empty() {
-            // Read ahead: no longer held here, now counted as it is read.
-            let data = std::mem::take(this.ahead).freeze();
-            this.budget.give(data.len());
-            Some(Ok(Frame::data(data)))
-        } else if let Some(trailers) = this.ahead_trailers.take() {
-            Some(Ok(Frame::trailers(trailers)))
-        } else if *this.inner_done {
-            None
-        } else {
-            match this.inner.as_mut().poll_frame(cx) {
+        let frame = match this.ahead.as_deref_mut() {
+            Some(ahead) if !ahead.data.is_empty() => {
+                // Read ahead: no longer held here, now counted as it is read.
+                let data = std::mem::take(&mut ahead.data).freeze();
+                this.budget.give(data.len());
+                Some(Ok(Frame::data(data)))
+            }
+            Some(ahead) if ahead.trailers.is_some() => {
+                ahead.trailers.take().map(|t| Ok(Frame::trailers(t)))
+            }
+            Some(ahead) if ahead.inner_done => None,
+            _ => match this.inner.as_mut().poll_frame(cx) {
                 Poll::Ready(frame) => frame,
                 Poll::Pending => {
                     return match this.timed_out(cx) {
@@ -342,7 +352,7 @@ where
                         None => Poll::Pending,
                     };
                 }
-            }
+            },
         };
         let result = match frame {
             None => {
@@ -364,9 +374,14 @@ where
 
     fn is_end_stream(&self) -> bool {
         self.ended
-            || (self.ahead.is_empty()
-                && self.ahead_trailers.is_none()
-                && (self.inner_done || self.inner.is_end_stream()))
+            || match &self.ahead {
+                Some(a) => {
+                    a.data.is_empty()
+                        && a.trailers.is_none()
+                        && (a.inner_done || self.inner.is_end_stream())
+                }
+                None => self.inner.is_end_stream(),
+            }
     }
 
     fn size_hint(&self) -> SizeHint {
