@@ -97,9 +97,9 @@ impl ShipmentSender {
         };
         tokio::select! {
             biased;
+            // Room for one byte is room; nothing is kept counted.
             one = held.budget().reserve(1) => {
-                held.add(one);
-                held.give(one);
+                held.budget().give(one);
                 Ok(())
             }
             () = self.tx.closed() => Err(()),

@@ -99,7 +99,7 @@ async fn a_connection_survives_more_refused_calls_than_h2s_reset_cap() {
         // still in flight when the refusal and the reset came.
         let mut out = Vec::new();
         for &id in &ids {
-            push_frame(&mut out, DATA, END_STREAM, id, &request);
+            out.extend(raw::h2_frame(DATA, END_STREAM, id, &request));
         }
         conn.send(&out, "a batch of DATA").await;
         conn.refusals += BATCH;
@@ -162,7 +162,7 @@ impl RawConn {
             refusal_resets: BTreeMap::new(),
         };
         let mut out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
-        push_frame(&mut out, SETTINGS, 0, 0, &[]);
+        out.extend(raw::h2_frame(SETTINGS, 0, 0, &[]));
         conn.send(&out, "the preface").await;
         conn
     }
@@ -181,25 +181,9 @@ impl RawConn {
     /// A getOrder's HEADERS: HPACK literals without indexing, new names,
     /// no Huffman (RFC 7541 6.2.2), so no encoder state.
     fn push_request_headers(&self, out: &mut Vec<u8>, id: u32, end_stream: bool) {
-        let mut block = Vec::new();
-        for (name, value) in [
-            (":method", "POST"),
-            (":scheme", "http"),
-            (":path", GET_ORDER),
-            (":authority", &self.authority),
-            ("content-type", "application/grpc"),
-            ("te", "trailers"),
-        ] {
-            block.push(0x00);
-            for s in [name, value] {
-                // Lengths under 127 fit the 7-bit prefix in one byte.
-                assert!(s.len() < 127);
-                block.push(s.len() as u8);
-                block.extend_from_slice(s.as_bytes());
-            }
-        }
+        let block = raw::grpc_headers_block(&self.authority, GET_ORDER);
         let flags = END_HEADERS | if end_stream { END_STREAM } else { 0 };
-        push_frame(out, HEADERS, flags, id, &block);
+        out.extend(raw::h2_frame(HEADERS, flags, id, &block));
     }
 
     /// The next frame but for SETTINGS and PING, which it answers; fails the
@@ -222,12 +206,12 @@ impl RawConn {
             match frame.kind {
                 SETTINGS if frame.flags & ACK == 0 => {
                     let mut ack = Vec::new();
-                    push_frame(&mut ack, SETTINGS, ACK, 0, &[]);
+                    ack.extend(raw::h2_frame(SETTINGS, ACK, 0, &[]));
                     self.send(&ack, "a SETTINGS ACK").await;
                 }
                 PING if frame.flags & ACK == 0 => {
                     let mut ack = Vec::new();
-                    push_frame(&mut ack, PING, ACK, 0, &frame.payload);
+                    ack.extend(raw::h2_frame(PING, ACK, 0, &frame.payload));
                     self.send(&ack, "a PING ACK").await;
                 }
                 GOAWAY => self.goaway(&frame.payload),
@@ -321,7 +305,7 @@ impl RawConn {
     /// Sends a PING and waits for its ACK.
     async fn ping(&mut self, payload: [u8; 8]) {
         let mut out = Vec::new();
-        push_frame(&mut out, PING, 0, 0, &payload);
+        out.extend(raw::h2_frame(PING, 0, 0, &payload));
         self.send(&out, "a PING").await;
         loop {
             let frame = self.frame("the PING's ACK").await;
@@ -335,7 +319,7 @@ impl RawConn {
     async fn get_order(&mut self, id: u32, request: &[u8]) -> Order {
         let mut out = Vec::new();
         self.push_request_headers(&mut out, id, false);
-        push_frame(&mut out, DATA, END_STREAM, id, request);
+        out.extend(raw::h2_frame(DATA, END_STREAM, id, request));
         self.send(&out, "a getOrder").await;
         let mut body = Vec::new();
         loop {
@@ -377,13 +361,6 @@ impl Drop for RawConn {
             self.stream_closed
         );
     }
-}
-
-fn push_frame(out: &mut Vec<u8>, kind: u8, flags: u8, stream: u32, payload: &[u8]) {
-    out.extend_from_slice(&(payload.len() as u32).to_be_bytes()[1..]);
-    out.extend_from_slice(&[kind, flags]);
-    out.extend_from_slice(&stream.to_be_bytes());
-    out.extend_from_slice(payload);
 }
 
 fn be32(bytes: &[u8]) -> u32 {

@@ -68,28 +68,6 @@ fn proc_status(pid: u32, field: &str) -> u64 {
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
-/// One HTTP/2 frame.
-fn h2_frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
-    let mut frame = (payload.len() as u32).to_be_bytes()[1..].to_vec();
-    frame.extend([kind, flags]);
-    frame.extend(stream.to_be_bytes());
-    frame.extend(payload);
-    frame
-}
-
-/// HPACK: each header a literal without indexing, no Huffman coding.
-fn hpack(headers: &[(&str, &str)]) -> Vec<u8> {
-    let mut block = Vec::new();
-    for (name, value) in headers {
-        block.push(0);
-        block.push(name.len() as u8);
-        block.extend(name.as_bytes());
-        block.push(value.len() as u8);
-        block.extend(value.as_bytes());
-    }
-    block
-}
-
 /// A client that opens `streams` searchOrders calls with the largest
 /// windows HTTP/2 allows, and then never reads a byte.
 async fn stalled_client(addr: SocketAddr, streams: u32) -> TcpStream {
@@ -106,26 +84,33 @@ async fn stalled_calls(addr: SocketAddr, streams: u32, method: &str, body: &[u8]
     // SETTINGS: INITIAL_WINDOW_SIZE = 2^31 - 1; then the connection's window too.
     let mut settings = 4u16.to_be_bytes().to_vec();
     settings.extend(max_window.to_be_bytes());
-    bytes.extend(h2_frame(4, 0, 0, &settings));
-    bytes.extend(h2_frame(8, 0, 0, &(max_window - 65_535).to_be_bytes()));
+    bytes.extend(raw::h2_frame(4, 0, 0, &settings));
+    bytes.extend(raw::h2_frame(8, 0, 0, &(max_window - 65_535).to_be_bytes()));
     let authority = addr.to_string();
     let path = format!("/ecommerce.OrderManagement/{method}");
-    let headers = hpack(&[
-        (":method", "POST"),
-        (":scheme", "http"),
-        (":path", &path),
-        (":authority", &authority),
-        ("content-type", "application/grpc"),
-        ("te", "trailers"),
-    ]);
+    let headers = raw::grpc_headers_block(&authority, &path);
     for n in 0..streams {
         let id = 1 + 2 * n;
-        bytes.extend(h2_frame(1, 0x4, id, &headers)); // END_HEADERS
-        bytes.extend(h2_frame(0, 0x1, id, body)); // END_STREAM
+        bytes.extend(raw::h2_frame(1, 0x4, id, &headers)); // END_HEADERS
+        bytes.extend(raw::h2_frame(0, 0x1, id, body)); // END_STREAM
     }
     let mut tcp = TcpStream::connect(addr).await.unwrap();
     tcp.write_all(&bytes).await.unwrap();
     tcp
+}
+
+/// A server of [`big_orders`] with a budget of 2,000,000 bytes, cutting
+/// off stalled connections after 3 s.
+fn budget_server() -> Prod {
+    Prod::with_store(
+        &[
+            "--max-buffered-bytes",
+            "2000000",
+            "--write-stall-timeout",
+            "3",
+        ],
+        big_store(),
+    )
 }
 
 /// Waits until a partial addOrder message of 300,000 bytes, which an empty
@@ -180,7 +165,7 @@ async fn refused_for_the_budget(addr: SocketAddr) {
 /// PING written every 100 ms fails then.
 async fn until_reset(stalled: &mut TcpStream) {
     bounded("the stalled connection to be reset", async {
-        let ping = h2_frame(6, 0, 0, &[0; 8]);
+        let ping = raw::h2_frame(6, 0, 0, &[0; 8]);
         while stalled.write_all(&ping).await.is_ok() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -252,15 +237,7 @@ async fn a_slow_reader_is_not_cut_off() {
 /// off, every byte is given back and the waiting search ends whole.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalled_searches_count_against_the_buffer_budget_until_cut_off() {
-    let server = Prod::with_store(
-        &[
-            "--max-buffered-bytes",
-            "2000000",
-            "--write-stall-timeout",
-            "3",
-        ],
-        big_store(),
-    );
+    let server = budget_server();
     // 16 streams of 20 MB each: far more than both ends' socket buffers, so
     // each holds its pipe and its next page (up to ~512 KiB) on the server.
     let mut stalled = stalled_client(server.addr, 16).await;
@@ -284,15 +261,7 @@ async fn stalled_searches_count_against_the_buffer_budget_until_cut_off() {
 /// is cut off, every byte is given back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalled_process_streams_count_against_the_buffer_budget_until_cut_off() {
-    let server = Prod::with_store(
-        &[
-            "--max-buffered-bytes",
-            "2000000",
-            "--write-stall-timeout",
-            "3",
-        ],
-        big_store(),
-    );
+    let server = budget_server();
     // 16 streams, each asking for 200 orders of ~50 KB: 10 MB each. (All
     // the streams' ids fit the connection's first window, 65,535 bytes.)
     let ids: Vec<u8> = big_orders()
@@ -349,7 +318,7 @@ async fn memory_of_streams_never_read() {
     }
     tokio::time::sleep(Duration::from_secs(5)).await;
     let during = rss_mib();
-    let ping = h2_frame(6, 0, 0, &[0; 8]);
+    let ping = raw::h2_frame(6, 0, 0, &[0; 8]);
     for mut tcp in stalled {
         bounded("the reset", async {
             while tcp.write_all(&ping).await.is_ok() {

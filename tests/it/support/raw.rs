@@ -45,6 +45,40 @@ pub fn frame(payload: &[u8]) -> Vec<u8> {
     out
 }
 
+/// One HTTP/2 frame (RFC 9113 4.1), for tests that write frames by hand:
+/// what the h2 client will not send, or before the server's SETTINGS.
+pub fn h2_frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let mut frame = (payload.len() as u32).to_be_bytes()[1..].to_vec();
+    frame.extend([kind, flags]);
+    frame.extend(stream.to_be_bytes());
+    frame.extend(payload);
+    frame
+}
+
+/// The HPACK block of a gRPC call of `path` to `authority`: each header a
+/// literal without indexing, new name, no Huffman (RFC 7541 6.2.2), so no
+/// encoder state.
+pub fn grpc_headers_block(authority: &str, path: &str) -> Vec<u8> {
+    let mut block = Vec::new();
+    for (name, value) in [
+        (":method", "POST"),
+        (":scheme", "http"),
+        (":path", path),
+        (":authority", authority),
+        ("content-type", "application/grpc"),
+        ("te", "trailers"),
+    ] {
+        block.push(0);
+        for s in [name, value] {
+            // Lengths under 127 fit the 7-bit prefix in one byte.
+            assert!(s.len() < 127);
+            block.push(s.len() as u8);
+            block.extend(s.as_bytes());
+        }
+    }
+    block
+}
+
 /// Standard gRPC request headers for `path`, plus `extra`.
 pub fn grpc_request(addr: SocketAddr, path: &str, extra: &[(&str, &str)]) -> Request<()> {
     let mut request = Request::post(format!("http://{addr}{path}"))
